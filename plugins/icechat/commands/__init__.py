@@ -1,0 +1,4 @@
+"""Sub-commands of the ``icechat`` console script, one module each (see ``icechat.cli``)."""
+
+COMMANDS: tuple[str, ...] = (
+)

@@ -1,0 +1,53 @@
+"""Every error the connector raises, in one place.
+
+Each message names the object that failed (file, line, row, item, mailbox) and what to
+do about it; the cause is chained with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class IceChatError(Exception):
+    """Base of every error raised by icechat."""
+
+
+class ExportFormatError(IceChatError):
+    """An export part is not well-formed XML of the configured profile."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        line: int | None = None,
+        column: int | None = None,
+        items_read: int = 0,
+    ) -> None:
+        where = file if line is None else f"{file}:{line}:{column or 0}"
+        super().__init__(
+            f"{where}: {message} ({items_read} chat items were read before this point)"
+        )
+        self.file = file
+        self.line = line
+        self.column = column
+        self.items_read = items_read
+
+
+class HostileInputError(ExportFormatError):
+    """A part tries something the format never needs (DTD, entities, path escape, bomb)."""
+
+
+class ArchiveError(IceChatError):
+    """A .gz or .zip part cannot be opened safely."""
+
+
+class ArchiveLimitError(ArchiveError):
+    """A compressed part expands beyond the configured size or ratio limit."""
+
+
+class UnsafePathError(ArchiveError):
+    """An archive member or remote name would land outside its target directory."""
+
+
+class RenderError(IceChatError):
+    """A chat item cannot be rendered as an email."""
