@@ -12,11 +12,11 @@ import io
 import os
 import shutil
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from icechat.exceptions import ArchiveError, ArchiveLimitError, UnsafePathError
 
@@ -43,7 +43,13 @@ class LimitedReader(io.RawIOBase):
     expansion ratio is measured on the real data, not on what the headers declare.
     """
 
-    def __init__(self, raw: BinaryIO, name: str, limits: Limits, compressed_pos: object) -> None:
+    def __init__(
+        self,
+        raw: IO[bytes] | gzip.GzipFile,
+        name: str,
+        limits: Limits,
+        compressed_pos: Callable[[], int],
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._name = name
@@ -70,7 +76,7 @@ class LimitedReader(io.RawIOBase):
                 "if the file is genuine, raise the limit, else report it to ICE"
             )
         if self._out > lim.ratio_floor:
-            consumed = max(1, int(self._pos_fn()))  # type: ignore[operator]
+            consumed = max(1, self._pos_fn())
             if self._out / consumed > lim.max_ratio:
                 raise ArchiveLimitError(
                     f"{self._name}: expands more than {lim.max_ratio}:1 "
@@ -150,7 +156,8 @@ class ZipAttachments:
         if info is None or info.is_dir():
             return None
         with _open_member(self._zf, info, self._part, self._limits) as stream:
-            return stream.read()
+            data: bytes = stream.read()
+            return data
 
 
 @dataclass
@@ -170,7 +177,7 @@ def _open_member(
     start = info.header_offset
 
     def pos() -> int:
-        return max(1, consumed.tell() - start)
+        return max(1, int(consumed.tell()) - start)
 
     name = f"{part}!{info.filename}"
     return io.BufferedReader(LimitedReader(raw, name, limits, pos), buffer_size=1 << 16)
@@ -218,7 +225,7 @@ def open_part(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> 
         with p.open("rb") as raw:
             gz = gzip.GzipFile(fileobj=raw, mode="rb")
             reader = io.BufferedReader(
-                LimitedReader(gz, name, limits, raw.tell),  # type: ignore[arg-type]
+                LimitedReader(gz, name, limits, raw.tell),
                 buffer_size=1 << 16,
             )
             try:
@@ -234,7 +241,7 @@ def open_part(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> 
         info = _xml_member(zf, name)
         attachments = ZipAttachments(zf, name, limits)
         with _open_member(zf, info, name, limits) as xml:
-            yield OpenPart(f"{name}!{info.filename}", xml, attachments)  # type: ignore[arg-type]
+            yield OpenPart(f"{name}!{info.filename}", xml, attachments)
 
 
 def unpack(path: Path, dest: Path, limits: Limits = DEFAULT_LIMITS) -> Path:

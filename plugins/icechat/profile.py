@@ -79,7 +79,5 @@ def load_profile(path: str | Path) -> Profile:
     known = {f.name for f in fields(Profile)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(
-            f"{path}: unknown profile keys {unknown}; valid keys are {sorted(known)}"
-        )
+        raise ValueError(f"{path}: unknown profile keys {unknown}; valid keys are {sorted(known)}")
     return replace(DEFAULT_PROFILE, **{k: str(v) for k, v in data.items()})
