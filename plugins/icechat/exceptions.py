@@ -51,3 +51,7 @@ class UnsafePathError(ArchiveError):
 
 class RenderError(IceChatError):
     """A chat item cannot be rendered as an email."""
+
+
+class SampleError(IceChatError):
+    """The sample generator was asked for a day it cannot write (bad size, parts or key)."""
