@@ -181,7 +181,9 @@ class SampleDay:
         rng = random.Random(f"{self.firm}:{self.seed}:{self.day}:conversation:{plan.index}")
         room, start, end, presence = self._room(rng, plan)
         span = int((end - start) / timedelta(milliseconds=1))
-        offsets = sorted(rng.randrange(span + 1) for _ in range(plan.size))
+        # Some producers only keep whole seconds: a share of conversations do too.
+        grain = 1000 if rng.random() < 0.25 else 1
+        offsets = sorted(rng.randrange(span + 1) // grain * grain for _ in range(plan.size))
         kinds = self._kinds(rng, plan)
         recent: deque[ChatItem] = deque(maxlen=32)
         items = []

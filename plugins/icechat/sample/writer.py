@@ -113,8 +113,14 @@ class XmlPartWriter:
         }
         with self._xf.element(p.root, attrs):
             for conversation in slices:
+                self._xf.write("\n")
                 self._conversation(conversation)
+            self._xf.write("\n")
         return self.stats
+
+    def _line(self) -> None:
+        """Indent a conversation's children, as producers that pretty-print do."""
+        self._xf.write("\n  ")
 
     def _text(self, tag: str, value: str | None) -> None:
         if value is None:
@@ -130,11 +136,18 @@ class XmlPartWriter:
         p = self._p
         self.stats.conversations += 1
         with self._xf.element(p.conversation):
+            self._line()
             self._text(p.room_id, c.room.room_id)
-            self._text(p.room_name, c.room.room_name)
+            if c.room.room_name is not None:
+                self._line()
+                self._text(p.room_name, c.room.room_name)
+            self._line()
             self._text(p.room_type, c.room.room_type)
-            self._time(p.start_time, c.start)
+            if c.start is not None:
+                self._line()
+                self._time(p.start_time, c.start)
             for kind, payload in _in_time_order(c):
+                self._line()
                 if kind == 0:
                     who, when = payload
                     self._presence(p.participant_entered, who, when)
@@ -143,7 +156,10 @@ class XmlPartWriter:
                 else:
                     who, when = payload
                     self._presence(p.participant_left, who, when)
-            self._time(p.end_time, c.end)
+            if c.end is not None:
+                self._line()
+                self._time(p.end_time, c.end)
+            self._xf.write("\n")
 
     def _person(self, who: Participant, email_tag: str) -> None:
         p = self._p
