@@ -60,8 +60,14 @@ def looks_like_disclaimer(text: str, profile: Profile = DEFAULT_PROFILE) -> bool
     """Whether ``text`` starts with the ``***Disclaimer`` convention some producers use."""
     if not text.startswith(profile.disclaimer_prefix):
         return False
-    rest = text[len(profile.disclaimer_prefix) :].lstrip()
-    return rest.lower().startswith(profile.disclaimer_word.lower())
+    start = len(profile.disclaimer_prefix)
+    word = text[start : start + len(profile.disclaimer_word)]
+    return word.lower() == profile.disclaimer_word.lower()
+
+
+def text_starts_with_prefix(text: str, profile: Profile = DEFAULT_PROFILE) -> bool:
+    """Whether a reader's disclaimer heuristic could fire on ``text`` (leading ``***``)."""
+    return text.lstrip().startswith(profile.disclaimer_prefix)
 
 
 class _Clock:
@@ -197,7 +203,7 @@ class XmlPartWriter:
                     self._person(recipient, p.recipient_email)
             if item.attachment is not None:
                 self._attachment(item)
-            else:
+            if item.attachment is None or item.text:
                 self._content(item.text)
 
     def _type_attr(self, item: ChatItem) -> dict[str, str]:
@@ -208,8 +214,10 @@ class XmlPartWriter:
             if looks_like_disclaimer(item.text, p):
                 return {}
             return {p.message_type_attr: p.type_disclaimer}
-        # Chat is the default: write it explicitly on every other chat message.
-        return {p.message_type_attr: p.type_chat} if self.stats.items % 2 else {}
+        # Chat is the default: say so on every other message, and always where the text
+        # starts like a disclaimer, so no reader mistakes it for one.
+        explicit = self.stats.items % 2 or text_starts_with_prefix(item.text, p)
+        return {p.message_type_attr: p.type_chat} if explicit else {}
 
     def _content(self, text: str) -> None:
         with self._xf.element(self._p.content):
