@@ -15,10 +15,23 @@ from pathlib import Path
 
 import gnupg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from icechat.model import ItemKind, RoomType, TransferStatus, Update
+from icechat.exceptions import SampleError
+from icechat.model import (
+    Attachment,
+    ChatItem,
+    ConversationSlice,
+    ItemKind,
+    Participant,
+    Room,
+    RoomType,
+    TransferStatus,
+    Update,
+)
 from icechat.parser import read_part
-from icechat.sample import SampleDay, generate_day, marker_name, write_day
+from icechat.sample import SampleDay, generate_day, marker_name, write_day, write_part
 from icechat.sample.writer import looks_like_disclaimer
 from tests.fixtures.pgp import PgpKeyPair
 
@@ -147,8 +160,6 @@ def test_encrypted_parts_decrypt_to_the_plain_parts(
 def test_a_file_that_holds_no_public_key_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "not-a-key.asc"
     bogus.write_text("hello")
-    from icechat.exceptions import SampleError
-
     with pytest.raises(SampleError, match="not-a-key.asc: holds no OpenPGP public key"):
         write_day(tmp_path / "out", FIRM, DAY, 10, encrypt_to=bogus)
     assert list((tmp_path / "out").iterdir()) == []
@@ -308,3 +319,104 @@ def test_cli_reports_bad_input_and_usage_errors(tmp_path: Path) -> None:
     )
     assert no_key.returncode == 1
     assert "missing.asc: public key file not found" in no_key.stderr
+
+
+# -- round trip of arbitrary content: write_part -> read_part gives the same objects --------
+
+# Every character XML 1.0 can carry (no surrogates, no C0 controls but TAB, LF and CR).
+XML_CHAR = st.characters(
+    blacklist_categories=("Cs",),
+    blacklist_characters=[chr(c) for c in range(0x20) if c not in (0x9, 0xA, 0xD)]
+    + ["\ufffe", "\uffff"],
+)
+TEXT = st.text(XML_CHAR, max_size=80)
+# The parser strips identifiers and names (as it should: they are values, not prose).
+NAME = st.text(XML_CHAR, min_size=1, max_size=30).map(str.strip).filter(bool)
+MOMENT = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+).map(lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000))
+PARTICIPANT = st.builds(
+    Participant,
+    im_id=NAME,
+    display_name=NAME | st.just(""),
+    company=NAME | st.just(""),
+    email=NAME | st.none(),
+)
+
+
+@st.composite
+def chat_items(draw: st.DrawFn, room: Room) -> ChatItem:
+    kind = draw(st.sampled_from(ItemKind))
+    text = draw(TEXT)
+    attachment = None
+    if kind is ItemKind.FILE_TRANSFER:
+        attachment = draw(
+            st.builds(
+                Attachment,
+                user_file_name=NAME,
+                path=NAME | st.none(),
+                size=st.integers(0, 10**12) | st.none(),
+                status=st.sampled_from(TransferStatus),
+            )
+        )
+    elif kind in (ItemKind.DISCLAIMER, ItemKind.CHAT) and draw(st.booleans()):
+        # A disclaimer in the prefix form, or a chat message that merely starts like one.
+        text = draw(st.sampled_from(["***Disclaimer", " ***DISCLAIMER", "***"])) + text
+    update = draw(st.sampled_from([None, *Update]))
+    return ChatItem(
+        room=room,
+        message_id=draw(NAME),
+        kind=kind,
+        time=draw(MOMENT),
+        sender=draw(PARTICIPANT),
+        recipients=tuple(draw(st.lists(PARTICIPANT, max_size=3))),
+        text=text,
+        update=update,
+        original_id=draw(NAME) if update else draw(NAME | st.none()),
+        attachment=attachment,
+    )
+
+
+@st.composite
+def conversation_slices(draw: st.DrawFn, firm: str) -> ConversationSlice:
+    room = Room(
+        firm=firm,
+        room_id=draw(NAME),
+        room_name=draw(NAME | st.none()),
+        room_type=draw(st.sampled_from([t.value for t in RoomType]) | NAME),
+    )
+    presence = st.lists(st.tuples(PARTICIPANT, MOMENT | st.none()), max_size=3)
+    items = draw(st.lists(chat_items(room), max_size=5))
+    return ConversationSlice(
+        room=room,
+        start=draw(MOMENT | st.none()),
+        end=draw(MOMENT | st.none()),
+        entered=tuple(draw(presence)),
+        left=tuple(draw(presence)),
+        items=tuple(sorted(items, key=lambda i: i.time)),
+    )
+
+
+@st.composite
+def parts(draw: st.DrawFn) -> tuple[str, list[ConversationSlice]]:
+    firm = draw(st.text(XML_CHAR, min_size=1, max_size=12))
+    return firm, draw(st.lists(conversation_slices(firm), min_size=1, max_size=3))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(part=parts(), packaging=st.sampled_from(["xml", "xml.gz", "zip"]))
+def test_any_content_round_trips_through_write_and_parse(
+    tmp_path: Path, part: tuple[str, list[ConversationSlice]], packaging: str
+) -> None:
+    firm, slices = part
+    target = tmp_path / f"part.{packaging}"
+    stats = write_part(target, slices, firm=firm, day=DAY, packaging=packaging)  # type: ignore[arg-type]
+    with read_part(target) as reader:
+        parsed = list(reader.slices())
+    assert parsed == slices
+    assert reader.stats.items == stats.items == sum(len(s.items) for s in slices)
+    assert reader.stats.firm == firm
+    with read_part(target) as reader:
+        assert list(reader.items()) == [i for s in slices for i in s.items]
