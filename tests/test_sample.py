@@ -85,6 +85,17 @@ def test_part_names_follow_the_spec(tmp_path: Path, pgp_keypair: PgpKeyPair) -> 
     assert marker_name(FIRM, DAY) == "ACME01_ICECHAT_20261126.done"
 
 
+@pytest.mark.parametrize("messages", [7, 40, 333, 5000])
+def test_parts_split_whole_conversations_and_none_is_empty(messages: int) -> None:
+    sample = SampleDay(FIRM, DAY, messages, 2)
+    for parts in range(1, min(len(sample.plan), 10) + 1):
+        runs = sample.split(parts)
+        assert len(runs) == parts
+        assert all(runs)
+        assert [plan for run in runs for plan in run] == list(sample.plan)
+    assert sum(plan.size for plan in sample.plan) == messages
+
+
 def test_marker_lines_match_the_delivered_files(tmp_path: Path) -> None:
     day = write_day(tmp_path, FIRM, DAY, 777, 3, parts=3, packaging="zip", marker=True)
     assert day.marker is not None
@@ -302,6 +313,11 @@ def test_cli_reports_bad_input_and_usage_errors(tmp_path: Path) -> None:
     )
     assert too_split.returncode == 1
     assert "cannot fill 5 parts" in too_split.stderr
+    bad_firm = _cli(
+        "--firm", "../x", "--day", "2026-11-26", "--messages", "2", "--out", str(tmp_path)
+    )
+    assert bad_firm.returncode == 1
+    assert "--firm must be letters and digits" in bad_firm.stderr
     bad_day = _cli("--firm", FIRM, "--day", "26/11/2026", "--messages", "2", "--out", str(tmp_path))
     assert bad_day.returncode == 2
     assert "not a YYYY-MM-DD date" in bad_day.stderr

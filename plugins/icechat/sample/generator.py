@@ -98,7 +98,7 @@ class SampleDay:
     def __init__(self, firm: str, day: date, messages: int, seed: int = 0) -> None:
         if messages < 0:
             raise SampleError(f"--messages must be 0 or more, got {messages}")
-        if not firm or not firm.isalnum():
+        if not (firm.isascii() and firm.isalnum()):
             raise SampleError(f"--firm must be letters and digits (an ICE firm code), got {firm!r}")
         self.firm = firm
         self.day = day
@@ -159,12 +159,12 @@ class SampleDay:
         cuts = [0]
         done = 0
         for j, plan in enumerate(plans):
-            k = len(cuts)
-            if k < parts and done >= k * self.messages / parts and j > cuts[-1]:
-                cuts.append(j)
+            k = len(cuts)  # the part a cut here would start
+            if k < parts and j > cuts[-1]:
+                due = done >= k * self.messages / parts
+                if due or len(plans) - j <= parts - k:  # or just enough left for the rest
+                    cuts.append(j)
             done += plan.size
-        while len(cuts) < parts:
-            cuts.append(max(cuts[-1] + 1, len(plans) - (parts - len(cuts))))
         cuts.append(len(plans))
         return [plans[a:b] for a, b in itertools.pairwise(cuts)]
 
