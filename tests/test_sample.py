@@ -420,7 +420,7 @@ def parts(draw: st.DrawFn) -> tuple[str, list[ConversationSlice]]:
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(part=parts(), packaging=st.sampled_from(["xml", "xml.gz", "zip"]))
 def test_any_content_round_trips_through_write_and_parse(
