@@ -53,3 +53,7 @@ class UnsafePathError(ArchiveError):
 
 class RenderError(IceChatError):
     """A chat item cannot be rendered as an email."""
+
+
+class MappingFileError(IceChatError):
+    """The custom user-mapping CSV has problems (each named with its line)."""

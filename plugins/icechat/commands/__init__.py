@@ -1,3 +1,6 @@
 """Sub-commands of the ``icechat`` console script, one module each (see ``icechat.cli``)."""
 
-COMMANDS: tuple[str, ...] = ("inspect",)
+COMMANDS: tuple[str, ...] = (
+    "inspect",
+    "validate-mapping",
+)
