@@ -57,3 +57,7 @@ class RenderError(IceChatError):
 
 class MappingFileError(IceChatError):
     """The custom user-mapping CSV has problems (each named with its line)."""
+
+
+class MarkerMismatchError(IceChatError):
+    """What was delivered does not match the day's ``.done`` marker."""
