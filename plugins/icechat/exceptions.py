@@ -51,3 +51,7 @@ class UnsafePathError(ArchiveError):
 
 class RenderError(IceChatError):
     """A chat item cannot be rendered as an email."""
+
+
+class GraphEmulatorError(IceChatError):
+    """The Graph emulator cannot start: a bad users file, setting or state directory."""
