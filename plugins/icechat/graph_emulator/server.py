@@ -263,7 +263,10 @@ class GraphEmulator:
     def start(self) -> GraphEmulator:
         """Serve in a background thread until ``stop()``."""
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"graph-emulator-{self.port}", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"graph-emulator-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
