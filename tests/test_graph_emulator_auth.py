@@ -170,3 +170,21 @@ def test_app_without_mail_permission_gets_access_denied(
     assert user.status_code == 200
     assert folders.status_code == 403
     assert folders.json()["error"]["code"] == "ErrorAccessDenied"
+
+
+def test_thumbprint_registration_trusts_the_sent_certificate(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    cert = make_app_certificate("by-thumbprint")
+    directory = {"apps": [{"client_id": "thumb-app", "thumbprint": cert.thumbprint}]}
+    with graph_emulator.session() as session:
+        added = session.post(
+            f"{graph_emulator.authority_host}/_emulator/users", json=directory, timeout=10
+        )
+    assert added.json() == {"users": 0, "apps": 1}
+    with_x5c = {"private_key": cert.private_key_pem, "public_certificate": cert.certificate_pem}
+    result = graph_emulator.msal_app("thumb-app", with_x5c).acquire_token_for_client(GRAPH_SCOPE)
+    assert "access_token" in result, result.get("error_description")
+    without_x5c = {"private_key": cert.private_key_pem, "thumbprint": cert.thumbprint}
+    result = graph_emulator.msal_app("thumb-app", without_x5c).acquire_token_for_client(GRAPH_SCOPE)
+    assert result["error_codes"] == [700027]

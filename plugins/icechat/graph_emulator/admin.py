@@ -123,6 +123,7 @@ class Admin:
                 "permissions": list(app.permissions),
                 "has_secret": app.secret is not None,
                 "certificates": len(app.certificates),
+                "thumbprints": list(app.thumbprints),
             }
             for app in self.store.apps()
         ]
