@@ -209,6 +209,7 @@ def test_cli_serves_until_terminated(tmp_path: Path) -> None:
         )
     )
     env = dict(os.environ, PYTHONPATH=str(PLUGINS))
+    env["ICECHAT_GRAPH_EMULATOR_FAULTS"] = json.dumps({"rate_503": 0.1, "latency_ms": 5})
     command = [sys.executable, "-m", "icechat", "graph-emulator", "--port", "0"]
     command += ["--users", str(users), "--state", str(tmp_path / "state"), "--rate-503", "0.5"]
     process = subprocess.Popen(
@@ -222,7 +223,7 @@ def test_cli_serves_until_terminated(tmp_path: Path) -> None:
             session.verify = info["ca_bundle"]
             config = session.get(f"{info['admin']}/config", timeout=10).json()
             state = session.get(f"{info['admin']}/state", timeout=10).json()
-        assert config["rate_503"] == 0.5
+        assert (config["rate_503"], config["latency_ms"]) == (0.5, 5)
         assert [u["userPrincipalName"] for u in state["users"]] == [ALICE]
     finally:
         process.terminate()
