@@ -338,3 +338,17 @@ def test_batch_limits(graph_emulator: GraphEmulatorHandle) -> None:
     response = graph_emulator.graph("POST", "/$batch", json={"requests": no_type})
     assert response.status_code == 400
     assert "Content-Type" in response.json()["error"]["message"]
+
+
+def test_message_posted_to_the_mailbox_is_a_draft_and_delete_moves_it(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    item = graph_emulator.graph("POST", f"/users/{ALICE}/messages", json={"subject": "note"})
+    assert item.status_code == 201
+    drafts = graph_emulator.graph("GET", f"/users/{ALICE}/mailFolders/drafts").json()
+    assert item.json()["parentFolderId"] == drafts["id"]
+    assert item.json()["isDraft"] is True
+    deleted = graph_emulator.graph("DELETE", f"/users/{ALICE}/messages/{item.json()['id']}")
+    assert deleted.status_code == 204
+    assert graph_emulator.message_count(ALICE, "Deleted Items") == 1
+    assert graph_emulator.message_count(ALICE, "Drafts") == 0

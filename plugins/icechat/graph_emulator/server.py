@@ -159,7 +159,13 @@ class GraphEmulator:
         self.recorder = Recorder()
         self.graph = GraphApi(self.store, self.limiter, self.recorder)
         self.admin = Admin(
-            self.store, self.limiter, self.recorder, self.config, self.configure_with, self.info
+            self.store,
+            self.limiter,
+            self.recorder,
+            self.config,
+            self.configure_with,
+            self.info,
+            lambda: self.authority.tenant_id,
         )
         self.configure_with(self.config)
         self._httpd = _Server((host, port), self)
