@@ -61,3 +61,7 @@ class MappingFileError(IceChatError):
 
 class MarkerMismatchError(IceChatError):
     """What was delivered does not match the day's ``.done`` marker."""
+
+
+class GraphEmulatorError(IceChatError):
+    """The Graph emulator cannot start: a bad users file, setting or state directory."""

@@ -3,4 +3,5 @@
 COMMANDS: tuple[str, ...] = (
     "inspect",
     "validate-mapping",
+    "graph-emulator",
 )
