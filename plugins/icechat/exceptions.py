@@ -23,7 +23,9 @@ class ExportFormatError(IceChatError):
         column: int | None = None,
         items_read: int = 0,
     ) -> None:
-        where = file if line is None else f"{file}:{line}:{column or 0}"
+        where = file if line is None else f"{file}:{line}"
+        if line is not None and column is not None:
+            where += f":{column}"
         super().__init__(
             f"{where}: {message} ({items_read} chat items were read before this point)"
         )
