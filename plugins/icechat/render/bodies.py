@@ -166,18 +166,17 @@ def transcript_bodies(
             plain.append(f"{time}  {who_text} {what}")
             html.append(_EVENT.format(time, _html_label(who), f"<em>{what}</em>"))
             continue
-        notes = [*markers(item)]
+        notes = markers(item)
         note = file_notes.get(id(item))
         text = body_text(item.text)
         plain.append(f"{time}  {who_text}  [{body_text(item.message_id)}]")
-        plain += [f"    {line}" for line in notes]
-        plain += [f"    {line}" for line in text.split("\n")]
+        lines = [*notes, *(text.split("\n") if text else ()), *((note,) if note else ())]
+        plain += [f"    {line}" for line in lines]
+        cells = [f"<strong>{escape(n)}</strong>" for n in notes]
+        if text:
+            cells.append(_html_text(text))
         if note is not None:
-            plain.append(f"    {note}")
-        cell = "".join(f"<strong>{escape(n)}</strong><br>\n" for n in notes)
-        cell += _html_text(text)
-        if note is not None:
-            cell += f"<br>\n<em>{escape(note)}</em>"
-        html.append(_EVENT.format(time, _html_label(who), cell))
+            cells.append(f"<em>{escape(note)}</em>")
+        html.append(_EVENT.format(time, _html_label(who), "<br>\n".join(cells)))
     html += ["</table>\n", HTML_TAIL]
     return "\n".join(plain) + "\n", "".join(html)

@@ -39,6 +39,7 @@ REASON_FAILED = "the transfer failed, so ICE holds no file"
 REASON_UNNAMED = "the export does not say where the file is"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _SUBJECT_NAMES = 4
+_NOT_WRITTEN = frozenset({ItemKind.SYSTEM, ItemKind.DISCLAIMER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +222,9 @@ def build_message(item: ChatItem, attachments: AttachmentSource) -> MailItem:
 def build_transcript(slice_: ConversationSlice, attachments: AttachmentSource) -> MailItem:
     """One conversation-day as one mail item (transcript mode).
 
-    From is the first writer of the day (else the first to enter); To is everyone else who
-    entered, wrote, was written to or left, each ImId once.
+    From is the first to write that day (system messages and disclaimers count only when
+    nobody else wrote), else the first to enter; To is everyone else who entered, wrote,
+    was written to or left, each ImId once.
     """
     time = _slice_time(slice_)
     items = tuple(_utc_item(i) for i in slice_.items)
@@ -230,8 +232,9 @@ def build_transcript(slice_: ConversationSlice, attachments: AttachmentSource) -
         slice_ = replace(slice_, items=items)
     ordered = sorted(items, key=lambda i: i.time)
     people: dict[str, Participant] = {}
-    if ordered:
-        people[ordered[0].sender.im_id] = ordered[0].sender
+    writers = [i for i in ordered if i.kind not in _NOT_WRITTEN] or ordered
+    if writers:
+        people[writers[0].sender.im_id] = writers[0].sender
     for who, _ in slice_.entered:
         people.setdefault(who.im_id, who)
     for i in ordered:
