@@ -232,9 +232,13 @@ def build_transcript(slice_: ConversationSlice, attachments: AttachmentSource) -
         slice_ = replace(slice_, items=items)
     ordered = sorted(items, key=lambda i: i.time)
     people: dict[str, Participant] = {}
-    writers = [i for i in ordered if i.kind not in _NOT_WRITTEN] or ordered
-    if writers:
-        people[writers[0].sender.im_id] = writers[0].sender
+    first = (
+        [i.sender for i in ordered if i.kind not in _NOT_WRITTEN][:1]
+        or [who for who, _ in slice_.entered][:1]
+        or [i.sender for i in ordered][:1]
+    )
+    for who in first:
+        people[who.im_id] = who
     for who, _ in slice_.entered:
         people.setdefault(who.im_id, who)
     for i in ordered:
