@@ -29,7 +29,7 @@ _PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
 _MAX_RAW = 900  # longest value written unfolded (a line may hold 998 characters)
 _WORD_BYTES = 39  # UTF-8 bytes per encoded-word: "Subject: " plus one word fits 78 columns
-_PARAM_CHUNK = 60
+_PARAM_CHUNK = 50
 
 
 def _is_plain(value: str) -> bool:

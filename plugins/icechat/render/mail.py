@@ -152,7 +152,11 @@ def _file_of(
     if att is None:
         absent = AbsentFile("(no file name)", "the export gives no details of the file")
         return None, absent, f"File: not attached: {absent.reason}."
-    name = header_text(att.user_file_name or basename(att.path or "")) or "(no file name)"
+    name = (
+        header_text(att.user_file_name).strip()
+        or header_text(basename(att.path or "")).strip()
+        or "(no file name)"
+    )
     size = f" ({att.size} bytes)" if att.size is not None else ""
     data: bytes | None = None
     if att.status is TransferStatus.FAILED:
