@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from icechat.model import Attachment, ItemKind, Participant, Room, TransferStatus
 from icechat.render import build_message, placeholder_address, to_eml
-from icechat.render.eml import encoded_words, file_parameter
+from icechat.render.headers import encoded_words, file_parameter
 from tests.fixtures.chat_items import ANN, BASE_ITEM, EXTERNAL, T0, MemoryAttachments
 
 NO_FILES = MemoryAttachments()

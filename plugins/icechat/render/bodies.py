@@ -14,16 +14,20 @@ from html import escape
 from typing import NamedTuple
 
 from icechat.model import ChatItem, ConversationSlice, ItemKind, Participant, Room, Update
-from icechat.render.text import body_text, label, room_label, shown_time
+from icechat.render.people import shown
+from icechat.render.text import body_text, room_label, shown_time
 
 HTML_HEAD = (
-    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head>'
-    '<body style="font-family:Segoe UI,Arial,sans-serif;font-size:10pt">\n'
+    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>'
+    "body{font-family:Segoe UI,Arial,sans-serif;font-size:10pt}"
+    "th{text-align:left;vertical-align:top;padding-right:1em}td{vertical-align:top}"
+    ".t td,.t th{border:1px solid #ccc;padding:3px}</style></head><body>\n"
 )
 HTML_TAIL = "</body></html>\n"
-_EVENT = '<tr><td valign="top" nowrap>{}</td><td valign="top">{}</td><td>{}</td></tr>\n'
+NOBODY = "(nobody else)"
+_EVENT = "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ROW = '<tr><th align="left" valign="top" style="padding-right:1em">{}</th><td>{}</td></tr>\n'
+_ROW = "<tr><th>{}</th><td>{}</td></tr>\n"
 
 
 def markers(item: ChatItem) -> tuple[str, ...]:
@@ -43,11 +47,6 @@ def markers(item: ChatItem) -> tuple[str, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=65536)
-def _html_label(participant: Participant) -> str:
-    return escape(label(participant))
-
-
 @lru_cache(maxsize=16384)
 def _html_room(room: Room) -> str:
     return escape(room_label(room))
@@ -57,47 +56,39 @@ def _html_text(text: str) -> str:
     return escape(text).replace("\n", "<br>\n")
 
 
-def _recipients_text(recipients: Sequence[Participant]) -> str:
-    return "; ".join(label(p) for p in recipients) or "(nobody else)"
-
-
 def message_bodies(item: ChatItem, file_note: str | None) -> tuple[str, str]:
     """(text, HTML) bodies of one chat item; ``file_note`` states its file's fate."""
     time = shown_time(item.time)
     text = body_text(item.text)
-    notes = markers(item)
     message_id = body_text(item.message_id)
-    lines = [
-        f"Room:    {room_label(item.room)}",
-        f"From:    {label(item.sender)}",
-        f"To:      {_recipients_text(item.recipients)}",
-        f"Time:    {time}",
-        f"Message: {message_id}",
-        *notes,
-        "",
-        text,
-    ]
+    sender = shown(item.sender)
+    recipients = [shown(p) for p in item.recipients]
+    notes = markers(item) if item.kind is not ItemKind.CHAT or item.update else ()
+    notes_text = notes_html = file_text = file_html = ""
+    if notes:
+        notes_text = "".join(f"{n}\n" for n in notes)
+        notes_html = "".join(f"<p><strong>{escape(n)}</strong></p>\n" for n in notes)
     if file_note is not None:
-        lines += ["", file_note]
-    plain = "\n".join(lines) + "\n"
-
-    to_html = "; ".join(_html_label(p) for p in item.recipients) or "(nobody else)"
-    parts = [
-        HTML_HEAD,
-        "<table>\n",
-        _ROW.format("Room", _html_room(item.room)),
-        _ROW.format("From", _html_label(item.sender)),
-        _ROW.format("To", to_html),
-        _ROW.format("Time", time),
-        _ROW.format("Message", escape(message_id)),
-        "</table>\n",
-    ]
-    parts += [f"<p><strong>{escape(n)}</strong></p>\n" for n in notes]
-    parts.append(f"<div>{_html_text(text)}</div>\n")
-    if file_note is not None:
-        parts.append(f"<p><em>{escape(file_note)}</em></p>\n")
-    parts.append(HTML_TAIL)
-    return plain, "".join(parts)
+        file_text = f"\n{file_note}\n"
+        file_html = f"<p><em>{escape(file_note)}</em></p>\n"
+    plain = (
+        f"Room:    {room_label(item.room)}\n"
+        f"From:    {sender.label}\n"
+        f"To:      {'; '.join([r.label for r in recipients]) or NOBODY}\n"
+        f"Time:    {time}\n"
+        f"Message: {message_id}\n"
+        f"{notes_text}\n{text}\n{file_text}"
+    )
+    rich = (
+        f"{HTML_HEAD}<table>\n"
+        f"<tr><th>Room</th><td>{_html_room(item.room)}</td></tr>\n"
+        f"<tr><th>From</th><td>{sender.html_label}</td></tr>\n"
+        f"<tr><th>To</th><td>{'; '.join([r.html_label for r in recipients]) or NOBODY}</td></tr>\n"
+        f"<tr><th>Time</th><td>{time}</td></tr>\n"
+        f"<tr><th>Message</th><td>{escape(message_id)}</td></tr>\n"
+        f"</table>\n{notes_html}<div>{_html_text(text)}</div>\n{file_html}{HTML_TAIL}"
+    )
+    return plain, rich
 
 
 def _timed(time: datetime | None) -> str:
@@ -141,7 +132,7 @@ def transcript_bodies(
     """(text, HTML) bodies of a conversation-day; ``file_notes`` maps id(item) to its file note."""
     count = len(slice_.items)
     room = room_label(slice_.room)
-    everyone = "; ".join(label(p) for p in participants)
+    everyone = "; ".join(shown(p).label for p in participants)
     plain = [
         f"ICE Chat transcript of {room}",
         f"Day:          {day.isoformat()} (UTC)",
@@ -155,16 +146,17 @@ def transcript_bodies(
         _ROW.format("Day", f"{day.isoformat()} (UTC)"),
         _ROW.format("Messages", count),
         _ROW.format("Participants", escape(everyone)),
-        '</table>\n<table border="1" cellpadding="4" style="border-collapse:collapse">\n',
+        "</table>\n<table class=t>\n",
         "<tr><th>Time</th><th>Who</th><th>What</th></tr>\n",
     ]
     for kind, who, when, item in transcript_events(slice_):
         time = _timed(when)
-        who_text = label(who)
+        who_text = shown(who).label
+        who_html = shown(who).html_label
         if item is None:
             what = "entered the room" if kind == "entered" else "left the room"
             plain.append(f"{time}  {who_text} {what}")
-            html.append(_EVENT.format(time, _html_label(who), f"<em>{what}</em>"))
+            html.append(_EVENT.format(time, who_html, f"<em>{what}</em>"))
             continue
         notes = markers(item)
         note = file_notes.get(id(item))
@@ -177,6 +169,6 @@ def transcript_bodies(
             cells.append(_html_text(text))
         if note is not None:
             cells.append(f"<em>{escape(note)}</em>")
-        html.append(_EVENT.format(time, _html_label(who), "<br>\n".join(cells)))
+        html.append(_EVENT.format(time, who_html, "<br>\n".join(cells)))
     html += ["</table>\n", HTML_TAIL]
     return "\n".join(plain) + "\n", "".join(html)

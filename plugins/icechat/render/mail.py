@@ -28,7 +28,8 @@ from icechat.model import (
     TransferStatus,
 )
 from icechat.render.bodies import message_bodies, transcript_bodies
-from icechat.render.text import display_name, header_text, utc
+from icechat.render.people import shown
+from icechat.render.text import header_text, utc
 
 MESSAGE = "message"
 TRANSCRIPT = "transcript"
@@ -96,7 +97,7 @@ class MailItem:
 
 def _digest(*fields: str) -> str:
     """SHA-256 hex over length-prefixed fields, so no two field lists share a key."""
-    joined = "".join(f"{len(f)}:{f}" for f in fields)
+    joined = "".join([f"{len(f)}:{f}" for f in fields])
     return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -118,16 +119,14 @@ def message_id_for(key: str) -> str:
 
 
 @lru_cache(maxsize=16384)
-def _subject_base(room: Room, parties: tuple[Participant, ...]) -> str:
-    if room.room_name:
-        return header_text(room.room_name)
-    unique = {p.im_id: p for p in parties}
-    names = [display_name(unique[k]) for k in sorted(unique)]
+def _subject(room_name: str | None, room_id: str, names: tuple[str, ...]) -> str:
+    if room_name:
+        return "ICE Chat: " + header_text(room_name)
     if not names:
-        return header_text(room.room_id)
-    shown = " / ".join(names[:_SUBJECT_NAMES])
+        return "ICE Chat: " + header_text(room_id)
+    listed = " / ".join(names[:_SUBJECT_NAMES])
     more = len(names) - _SUBJECT_NAMES
-    return f"{shown} (+{more} more)" if more > 0 else shown
+    return f"ICE Chat: {listed} (+{more} more)" if more > 0 else f"ICE Chat: {listed}"
 
 
 def subject_for(room: Room, parties: tuple[Participant, ...]) -> str:
@@ -136,7 +135,10 @@ def subject_for(room: Room, parties: tuple[Participant, ...]) -> str:
     Participants are listed by ImId, so both directions of a 1:1 chat share one subject
     and mail clients thread them together.
     """
-    return "ICE Chat: " + _subject_base(room, () if room.room_name else parties)
+    if room.room_name:
+        return _subject(room.room_name, room.room_id, ())
+    unique = {p.im_id: p for p in parties}
+    return _subject(None, room.room_id, tuple(shown(unique[k]).name for k in sorted(unique)))
 
 
 def _content_type(name: str) -> str:

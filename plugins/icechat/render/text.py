@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from icechat.exceptions import RenderError
-from icechat.model import Participant, Room
+from icechat.model import Room
 
 # C0 controls, DEL, NEL, the Unicode line/paragraph separators and lone surrogates.
 _HEADER_BAD = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]+")
@@ -48,28 +48,13 @@ def utc(value: datetime, what: str) -> datetime:
 
 def iso_z(value: datetime) -> str:
     """ISO 8601 UTC with ``Z``: milliseconds when the time has them (Graph and MAPI times)."""
-    if value.microsecond:
-        return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
-    return f"{value:%Y-%m-%dT%H:%M:%S}Z"
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")[:-6] + "Z"
 
 
 def shown_time(value: datetime) -> str:
     """The time as bodies show it: ``2026-11-26 08:35:02.123 UTC``."""
-    if value.microsecond:
-        return f"{value:%Y-%m-%d %H:%M:%S}.{value.microsecond // 1000:03d} UTC"
-    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
-
-
-@lru_cache(maxsize=65536)
-def label(participant: Participant) -> str:
-    """``Name (Company, ImId)`` on one line, for bodies."""
-    return header_text(participant.label)
-
-
-@lru_cache(maxsize=65536)
-def display_name(participant: Participant) -> str:
-    """The name mail clients show for a participant: display name, else the ImId."""
-    return header_text(participant.display_name or participant.im_id)
+    stamp = value.isoformat(" ", "milliseconds" if value.microsecond else "seconds")
+    return stamp[:-6] + " UTC"
 
 
 @lru_cache(maxsize=16384)
