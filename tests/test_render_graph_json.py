@@ -19,7 +19,7 @@ from icechat.graph_properties import (
     SUBMIT_TIME,
 )
 from icechat.model import Attachment, ItemKind, Participant, Room, TransferStatus
-from icechat.render import build_message, placeholder_address, to_graph_json
+from icechat.render import build_message, graph_json_line, placeholder_address, to_graph_json
 from tests.fixtures.chat_items import ANN, BASE_ITEM, EXTERNAL, JOHN, MemoryAttachments
 
 NO_FILES = MemoryAttachments()
@@ -64,7 +64,9 @@ def test_file_is_a_base64_file_attachment(make_item):
         kind=ItemKind.FILE_TRANSFER,
         attachment=Attachment("axes.pdf", "attachments/a.pdf", 256, TransferStatus.COMPLETED),
     )
-    payload = to_graph_json(build_message(item, MemoryAttachments({"attachments/a.pdf": data})))
+    mail = build_message(item, MemoryAttachments({"attachments/a.pdf": data}))
+    payload = to_graph_json(mail)
+    assert json.loads(graph_json_line(mail)) == payload
     [attachment] = payload["attachments"]
     assert attachment["@odata.type"] == "#microsoft.graph.fileAttachment"
     assert attachment["name"] == "axes.pdf"
@@ -97,7 +99,9 @@ def test_any_unicode_survives_the_json(name, room_name, text):
         recipients=(JOHN,),
         text=text,
     )
-    payload = json.loads(json.dumps(to_graph_json(build_message(item, NO_FILES))))
+    mail = build_message(item, NO_FILES)
+    payload = json.loads(json.dumps(to_graph_json(mail)))
+    assert json.loads(graph_json_line(mail)) == payload
     assert payload["subject"] == f"ICE Chat: {room_name}"
     assert payload["from"]["emailAddress"]["name"] == name
     assert f"<div>{html.escape(text)}</div>" in payload["body"]["content"]

@@ -2,7 +2,7 @@
 
 from icechat.render.addresses import PLACEHOLDER_DOMAIN, address_of, placeholder_address
 from icechat.render.eml import to_eml
-from icechat.render.graph_json import to_graph_json
+from icechat.render.graph_json import graph_json_line, to_graph_json
 from icechat.render.mail import (
     MESSAGE,
     MODES,
@@ -28,6 +28,7 @@ __all__ = [
     "address_of",
     "build_message",
     "build_transcript",
+    "graph_json_line",
     "item_key",
     "message_id_for",
     "placeholder_address",
