@@ -76,8 +76,9 @@ def test_file_is_a_base64_file_attachment(make_item):
 
 def test_placeholder_addresses_are_deterministic_and_distinct():
     assert placeholder_address("jdoe1") == "jdoe1@ice.icechat-archiver.invalid"
-    odd = {placeholder_address(x) for x in ("a b", "a_b", "a/b", "é", "", "x" * 300)}
-    assert len(odd) == 6
+    assert placeholder_address("ext.trader") == "ext.trader@ice.icechat-archiver.invalid"
+    odd = {placeholder_address(x) for x in ("a b", "a_b", "a/b", "é", "", "x" * 300, "a..b", ".a")}
+    assert len(odd) == 8
     assert all(len(a.split("@")[0]) <= 64 and a.isascii() and " " not in a for a in odd)
     bad_email = Participant("u", "U", "", "not an address")
     assert to_graph_json(build_message(replace(BASE_ITEM, sender=bad_email), NO_FILES))["from"] == {
@@ -103,7 +104,7 @@ def test_any_unicode_survives_the_json(name, room_name, text):
     payload = json.loads(json.dumps(to_graph_json(mail)))
     assert json.loads(graph_json_line(mail)) == payload
     assert payload["subject"] == f"ICE Chat: {room_name}"
-    assert payload["from"]["emailAddress"]["name"] == name
+    assert payload["from"]["emailAddress"]["name"] == (name.strip() or "u1")
     assert f"<div>{html.escape(text)}</div>" in payload["body"]["content"]
 
 

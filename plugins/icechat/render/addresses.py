@@ -20,7 +20,7 @@ PLACEHOLDER_DOMAIN = f"ice.{MESSAGE_ID_DOMAIN}"
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z")
-_UNSAFE_LOCAL = re.compile(r"[^A-Za-z0-9_+-]+")
+_UNSAFE_LOCAL = re.compile(r"[^A-Za-z0-9._+-]+|\.{2,}")
 _MAX_LOCAL = 64
 
 
@@ -29,7 +29,7 @@ def placeholder_address(im_id: str) -> str:
 
     The suffix keeps two ImIds that differ only in unsafe characters apart.
     """
-    local = _UNSAFE_LOCAL.sub("_", im_id).strip("_")
+    local = _UNSAFE_LOCAL.sub("_", im_id).strip("._")
     if local != im_id or not local or len(local) > _MAX_LOCAL:
         digest = hashlib.sha256(im_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
         local = f"{local[: _MAX_LOCAL - 11] or 'ice'}.{digest}"

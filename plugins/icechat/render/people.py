@@ -23,7 +23,7 @@ _MAX_CACHED = 200_000
 class Shown:
     """A participant's name, address and labels, each safe for where it goes."""
 
-    name: str  # display name, else ImId; one header line
+    name: str  # display name, else ImId; one header line, no outer spaces
     address: str  # export email, or the placeholder (see icechat.render.addresses)
     label: str  # "Name (Company, ImId)" for text bodies
     html_label: str  # the same, HTML-escaped
@@ -42,7 +42,7 @@ def shown(participant: Participant) -> Shown:
     if found is None:
         if len(_cache) >= _MAX_CACHED:
             _cache.clear()
-        name = header_text(p.display_name or p.im_id)
+        name = header_text(p.display_name).strip() or header_text(p.im_id).strip()
         address = address_of(p)
         label = header_text(p.label)
         graph = json.dumps({"emailAddress": {"name": name, "address": address}})
