@@ -103,3 +103,22 @@ def test_broken_part_exits_1_naming_the_file(tmp_path):
 def test_usage_error_exits_2(tmp_path):
     result = icechat("render", str(SPEC), "--eml", str(tmp_path), "--mode", "daily")
     assert result.returncode == 2
+
+
+def test_same_room_and_day_in_two_parts_is_reported(tmp_path):
+    second = tmp_path / "ACME01_ICECHAT_20261126_02.xml"
+    second.write_bytes(SPEC.read_bytes())
+    out = tmp_path / "out"
+    result = icechat("render", str(SPEC), str(second), "--eml", str(out), "--mode", "transcript")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["same_day_replaced"] == 1
+    assert f"PCHAT-7f3a91 on 2026-11-26 was already rendered from {SPEC}" in result.stderr
+    assert len(list(out.iterdir())) == 1
+
+
+def test_unwritable_output_exits_1(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = icechat("render", str(SPEC), "--eml", str(blocker))
+    assert result.returncode == 1
+    assert f"{blocker}: cannot create the output folder" in result.stderr

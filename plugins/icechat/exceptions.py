@@ -53,3 +53,7 @@ class UnsafePathError(ArchiveError):
 
 class RenderError(IceChatError):
     """A chat item cannot be rendered as an email."""
+
+
+class RenderOutputError(RenderError):
+    """Rendered emails cannot be written to the folder asked for."""

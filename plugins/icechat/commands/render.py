@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from icechat.exceptions import RenderOutputError
 from icechat.parser import PartReader, read_part
 from icechat.render import (
     MESSAGE,
@@ -63,31 +64,48 @@ def _write(path: Path, data: bytes) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.eml
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, str] = {}
-    repeated = absent = items = 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RenderOutputError(
+            f"{out}: cannot create the output folder ({exc.strerror}); choose a writable folder"
+        ) from exc
+    # Conversation-days seen, to tell when two parts hold slices of the same room and day.
+    days: dict[str, str] = {}
+    written = repeated = absent = items = 0
     for name in args.files:
         with read_part(name) as part:
             for mail in _mails(part, args.mode):
-                if mail.key in written:
-                    repeated += 1
-                    log.warning(
-                        "%s: %s has the same key as one from %s; its .eml replaces that one",
-                        name,
-                        mail.internet_message_id,
-                        written[mail.key],
-                    )
-                _write(out / f"{mail.key}.eml", to_eml(mail))
-                written[mail.key] = name
+                if mail.mode == TRANSCRIPT:
+                    if mail.key in days:
+                        repeated += 1
+                        log.warning(
+                            "%s: room %s on %s was already rendered from %s; this slice's "
+                            ".eml replaces that one",
+                            name,
+                            mail.room.room_id,
+                            mail.day,
+                            days[mail.key],
+                        )
+                    days[mail.key] = name
+                target = out / f"{mail.key}.eml"
+                try:
+                    _write(target, to_eml(mail))
+                except OSError as exc:
+                    raise RenderOutputError(
+                        f"{target}: cannot write ({exc.strerror}); {written} .eml files were "
+                        "written before this one"
+                    ) from exc
+                written += 1
                 items += mail.item_count
                 absent += len(mail.absent_files)
-        log.info("%s: rendered, %d .eml files so far", name, len(written))
+        log.info("%s: rendered, %d .eml files so far", name, written)
     summary = {
         "mode": args.mode,
         "files": len(args.files),
         "chat_items": items,
-        "eml_written": len(written),
-        "same_key_replaced": repeated,
+        "eml_written": written,
+        "same_day_replaced": repeated,
         "files_not_attached": absent,
         "dir": str(out),
     }
