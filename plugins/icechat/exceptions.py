@@ -57,3 +57,11 @@ class RenderError(IceChatError):
 
 class RenderOutputError(RenderError):
     """Rendered emails cannot be written to the folder asked for."""
+
+
+class MappingFileError(IceChatError):
+    """The custom user-mapping CSV has problems (each named with its line)."""
+
+
+class MarkerMismatchError(IceChatError):
+    """What was delivered does not match the day's ``.done`` marker."""

@@ -1,3 +1,7 @@
 """Sub-commands of the ``icechat`` console script, one module each (see ``icechat.cli``)."""
 
-COMMANDS: tuple[str, ...] = ("inspect", "render")
+COMMANDS: tuple[str, ...] = (
+    "inspect",
+    "render",
+    "validate-mapping",
+)
