@@ -17,6 +17,16 @@ from tests.fixtures.chat_items import ANN, BASE_ITEM, EXTERNAL, T0, MemoryAttach
 
 NO_FILES = MemoryAttachments()
 # Printable Unicode: controls and line/paragraph separators are replaced by design.
+HEADERS = [
+    "Date",
+    "From",
+    "To",
+    "Subject",
+    "Message-ID",
+    "X-IceChat-Dedupe-Key",
+    "MIME-Version",
+    "Content-Type",
+]
 PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"))
 
 
@@ -158,3 +168,46 @@ def test_any_unicode_survives_the_eml(name, room_name, text, file_name):
 def test_encoders_keep_lines_short():
     assert all(len(line) <= 76 for line in encoded_words("日本語" * 200).split("\r\n"))
     assert all(len(line) <= 78 for line in file_parameter("filename", "é" * 300).split("\r\n"))
+
+
+HOSTILE = st.lists(
+    st.text(st.characters(codec="utf-8"), max_size=8)
+    | st.sampled_from(["\r\n", "\n", "\r", "\x00", "\x85", "\u2028", "\r\nBcc: x@y"]),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=HOSTILE,
+    company=HOSTILE,
+    im_id=HOSTILE,
+    email_=HOSTILE,
+    room_name=HOSTILE,
+    file_name=HOSTILE,
+)
+def test_no_field_adds_a_header(name, company, im_id, email_, room_name, file_name):
+    who = Participant(im_id, name, company, email_)
+    item = replace(
+        BASE_ITEM,
+        room=Room("F", im_id, room_name, "GroupChat"),
+        kind=ItemKind.FILE_TRANSFER,
+        sender=who,
+        recipients=(who, ANN),
+        attachment=Attachment(file_name, "p", 1, TransferStatus.COMPLETED),
+    )
+    message = parse(to_eml(build_message(item, MemoryAttachments({"p": b"1"}))))
+    assert list(message.keys()) == [
+        "Date",
+        "From",
+        "To",
+        "Subject",
+        "Message-ID",
+        "X-IceChat-Dedupe-Key",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    assert not any(c in str(message["Subject"]) for c in "\r\n\x00")
+    assert len(message["To"].addresses) == 2
+    [part] = list(message.iter_attachments())
+    assert part.get_content() == b"1"
