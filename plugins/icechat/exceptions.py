@@ -55,6 +55,10 @@ class RenderError(IceChatError):
     """A chat item cannot be rendered as an email."""
 
 
+class RenderOutputError(RenderError):
+    """Rendered emails cannot be written to the folder asked for."""
+
+
 class MappingFileError(IceChatError):
     """The custom user-mapping CSV has problems (each named with its line)."""
 

@@ -2,6 +2,7 @@
 
 COMMANDS: tuple[str, ...] = (
     "inspect",
+    "render",
     "validate-mapping",
     "graph-emulator",
 )
