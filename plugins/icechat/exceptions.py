@@ -55,5 +55,21 @@ class RenderError(IceChatError):
     """A chat item cannot be rendered as an email."""
 
 
+class RenderOutputError(RenderError):
+    """Rendered emails cannot be written to the folder asked for."""
+
+
+class MappingFileError(IceChatError):
+    """The custom user-mapping CSV has problems (each named with its line)."""
+
+
+class MarkerMismatchError(IceChatError):
+    """What was delivered does not match the day's ``.done`` marker."""
+
+
+class GraphEmulatorError(IceChatError):
+    """The Graph emulator cannot start: a bad users file, setting or state directory."""
+
+
 class SampleError(IceChatError):
     """The sample generator was asked for a day it cannot write (bad size, parts or key)."""

@@ -38,6 +38,7 @@ from icechat.model import (
 from icechat.profile import DEFAULT_PROFILE, Profile
 from icechat.timestamps import parse_timestamp
 
+_PEOPLE_CACHE = 100_000
 _ROOT_START = re.compile(rb"<[A-Za-z_:]")
 Element = Any  # lxml's _Element; lxml-stubs types it too loosely to be worth the casts
 
@@ -136,6 +137,7 @@ class ExportParser:
             | self._conversation_children
             | {p.root, p.conversation}
         )
+        self._people: dict[bytes, Participant] = {}
         self._kinds = {
             p.type_chat: ItemKind.CHAT,
             p.type_system: ItemKind.SYSTEM,
@@ -170,32 +172,56 @@ class ExportParser:
 
     # -- building -------------------------------------------------------------------------
 
-    def _participant(self, elem: Element) -> tuple[Participant, datetime | None]:
+    def _person(self, elem: Element) -> Participant:
+        """A sender or recipient, from a cache keyed on its exact markup.
+
+        The same people appear in thousands of items a day; building each once keeps the
+        per-item cost near lxml's own. Markup with anything unusual is never cached, so
+        unknown elements and attributes are counted at every occurrence.
+        """
+        key = etree.tostring(elem, with_tail=False)
+        person = self._people.get(key)
+        if person is None:
+            person, _, plain = self._participant(elem)
+            if plain:
+                if len(self._people) >= _PEOPLE_CACHE:
+                    self._people.clear()
+                self._people[key] = person
+        self.stats.participants.add(person.im_id)
+        return person
+
+    def _participant(self, elem: Element) -> tuple[Participant, datetime | None, bool]:
+        """The participant, their event time, and whether the markup held nothing unusual."""
+        plain = not elem.attrib
+        if not plain:
+            self._check_attributes(elem)
         values: dict[str, str] = {}
         when: datetime | None = None
+        fields = self._participant_fields
         for child in elem:
-            name = self._participant_fields.get(child.tag)
-            if name is None:  # counted as unknown when its own end event passed
+            name = fields.get(child.tag)
+            if name is None:
+                self._count_unknown(child)
+                plain = False
                 continue
+            if child.attrib:
+                self._check_attributes(child)
+                plain = False
             if name == "time":
                 when = self._time(child)
             else:
-                values[name] = self._text(child)
-            if child.attrib:
-                self._check_attributes(child)
+                values[name] = (child.text or "").strip()
         im_id = values.get("im_id", "")
         if not im_id:
             raise self._error(f"<{elem.tag}> has no <{self.profile.im_id}>", elem)
         self.stats.participants.add(im_id)
-        return (
-            Participant(
-                im_id=im_id,
-                display_name=values.get("display_name", ""),
-                company=values.get("company", ""),
-                email=values.get("email") or None,
-            ),
-            when,
+        participant = Participant(
+            im_id=im_id,
+            display_name=values.get("display_name", ""),
+            company=values.get("company", ""),
+            email=values.get("email") or None,
         )
+        return participant, when, plain
 
     def _item(self, elem: Element, conv: _Conversation) -> ChatItem:
         p = self.profile
@@ -222,13 +248,13 @@ class ExportParser:
             if child.attrib:
                 self._check_attributes(child)
             if tag == p.message_id:
-                message_id = self._text(child)
+                message_id = (child.text or "").strip()
             elif tag == p.date_time:
                 time = self._time(child)
             elif tag == p.sender:
-                sender = self._participant(child)[0]
+                sender = self._person(child)
             elif tag == p.recipient:
-                recipients.append(self._participant(child)[0])
+                recipients.append(self._person(child))
             elif tag == p.content:
                 text = child.text or ""
             elif tag == p.updated_type:
@@ -243,6 +269,8 @@ class ExportParser:
                 size = self._text(child)
             elif tag == p.status:
                 status = self._text(child)
+            else:
+                self._count_unknown(child)
         if not message_id:
             raise self._error(f"<{elem.tag}> has no <{p.message_id}>", elem)
         if time is None:
@@ -329,9 +357,11 @@ class ExportParser:
     def run(self, source: Any, *, keep_items: bool) -> Iterator[ChatItem | ConversationSlice]:
         """Yield chat items (``keep_items=False``) or whole slices (``keep_items=True``)."""
         p = self.profile
+        conversation_level = self._conversation_children | {p.conversation, p.root}
         events = etree.iterparse(
             source,
             events=("end",),
+            tag=sorted(conversation_level),
             resolve_entities=False,
             load_dtd=False,
             no_network=True,
@@ -369,9 +399,12 @@ class ExportParser:
                     if keep_items:
                         yield self._slice(elem, conv or _Conversation())
                     conv = None
+                    self._count_unknown_children(elem, self._conversation_children)
                     self._drop(elem)
-                elif tag not in self._known and isinstance(tag, str):
-                    self.stats.unknown_elements[tag] += 1
+                elif tag == p.root and parent is None:
+                    self._count_unknown_children(elem, {p.conversation})
+            if first:
+                self._start(events.root)
         except etree.XMLSyntaxError as exc:
             line, column = exc.position if exc.position else (None, None)
             if "entit" in exc.msg.lower():
@@ -397,8 +430,6 @@ class ExportParser:
                 file=self.name,
                 items_read=self.stats.items,
             ) from exc
-        if first:
-            raise ExportFormatError("the part is empty", file=self.name)
 
     def _refuse_doctype(self, source: Any) -> None:
         """Reject a DOCTYPE in the prolog before libxml2 sees its declarations."""
@@ -451,7 +482,7 @@ class ExportParser:
         elif tag == p.end_time:
             conv.end = self._time(elem)
         elif tag in participant_tags:
-            entry = self._participant(elem)
+            entry = self._participant(elem)[:2]
             (conv.entered if tag == p.participant_entered else conv.left).append(entry)
         elif isinstance(tag, str):
             self.stats.unknown_elements[tag] += 1
@@ -479,14 +510,26 @@ class ExportParser:
         if stats.last is None or item.time > stats.last:
             stats.last = item.time
 
-    @staticmethod
-    def _drop(elem: Element) -> None:
-        """Free a consumed element and everything before it."""
+    def _drop(self, elem: Element) -> None:
+        """Free a consumed element and everything before it (counting what was unknown)."""
         elem.clear(keep_tail=False)
         parent = elem.getparent()
         if parent is not None:
-            while elem.getprevious() is not None:
+            while (previous := elem.getprevious()) is not None:
+                if previous.tag not in self._known:
+                    self._count_unknown(previous)
                 del parent[0]
+
+    def _count_unknown_children(self, elem: Element, known: set[str]) -> None:
+        for child in elem:
+            if child.tag not in known:
+                self._count_unknown(child)
+
+    def _count_unknown(self, elem: Element) -> None:
+        """Count an element the profile does not know, and everything inside it."""
+        for node in elem.iter():
+            if isinstance(node.tag, str):
+                self.stats.unknown_elements[node.tag] += 1
 
 
 class PartReader:

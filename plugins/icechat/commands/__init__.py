@@ -1,3 +1,9 @@
 """Sub-commands of the ``icechat`` console script, one module each (see ``icechat.cli``)."""
 
-COMMANDS: tuple[str, ...] = ("inspect", "sample")
+COMMANDS: tuple[str, ...] = (
+    "inspect",
+    "render",
+    "validate-mapping",
+    "graph-emulator",
+    "sample",
+)
