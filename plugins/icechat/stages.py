@@ -6,10 +6,10 @@ JSON-able summaries (what the DAG passes between tasks).
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ from icechat.profile import DEFAULT_PROFILE, Profile
 from icechat.render import (
     MESSAGE,
     TRANSCRIPT,
+    MailItem,
     build_message,
     build_transcript,
-    to_graph_json,
+    graph_json_line,
+    message_id_for,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,22 @@ def _transcript_people(slice_: ConversationSlice) -> list[Participant]:
     return list(seen.values())
 
 
+def _distinct(mail: MailItem, seen: set[str]) -> MailItem:
+    """A transcript whose room-day already came from another slice gets its own key.
+
+    ICE may split one room's day over two parts; both slices are archived, never one
+    silently replacing the other.
+    """
+    key, n = mail.key, 1
+    while key in seen:
+        n += 1
+        key = hashlib.sha256(f"{mail.key}/{n}".encode()).hexdigest()
+    seen.add(key)
+    if key == mail.key:
+        return mail
+    return replace(mail, key=key, internet_message_id=message_id_for(key))
+
+
 def render_part(
     xml: Path,
     out_dir: Path,
@@ -79,28 +97,29 @@ def render_part(
     mode: str = MESSAGE,
     profile: Profile = DEFAULT_PROFILE,
     expected_items: int | None = None,
+    seen_transcripts: set[str] | None = None,
 ) -> dict[str, Any]:
     """Parse one unpacked part and write its rendered items to ``out_dir``.
 
     ``expected_items`` is the marker's count for the part: a shortfall fails the day.
+    ``seen_transcripts`` carries transcript keys across the parts of one day.
     """
     attachments = DirAttachments(xml.parent)
+    seen = seen_transcripts if seen_transcripts is not None else set()
     absent = 0
     with read_part(xml, profile) as part, ItemsWriter(out_dir) as writer:
         if mode == TRANSCRIPT:
             for slice_ in part.slices():
-                mail = build_transcript(slice_, attachments)
+                mail = _distinct(build_transcript(slice_, attachments), seen)
                 absent += len(mail.absent_files)
                 people = _transcript_people(slice_)
-                writer.add(mail.key, _pairs(people), json.dumps(to_graph_json(mail)))
+                writer.add(mail.key, _pairs(people), graph_json_line(mail))
         else:
             item: ChatItem
             for item in part.items():
                 mail = build_message(item, attachments)
                 absent += len(mail.absent_files)
-                writer.add(
-                    mail.key, _pairs(list(item.participants)), json.dumps(to_graph_json(mail))
-                )
+                writer.add(mail.key, _pairs(list(item.participants)), graph_json_line(mail))
         stats = part.stats
         mail_items = writer.count
     if expected_items is not None and stats.items != expected_items:
