@@ -17,14 +17,8 @@ from icechat.exceptions import (
     PgpPassphraseError,
     PgpWrongKeyError,
 )
-from icechat.pgp import (
-    GpgSession,
-    PgpKey,
-    decrypt_part,
-    decrypt_parts,
-    remove_plaintext,
-    work_day_dir,
-)
+from icechat.pgp import GpgSession, PgpKey, decrypt_part, decrypt_parts
+from icechat.workdir import work_day_dir
 
 PLAIN = b"<FileDump>" + b"<Conversation/>" * 4000 + b"</FileDump>"
 DAY = date(2026, 11, 26)
@@ -198,12 +192,3 @@ def test_session_leaves_no_keyring_or_agent_behind(key):
 def test_key_repr_hides_secrets(pgp_keypair):
     text = repr(PgpKey(pgp_keypair.secret_armored, pgp_keypair.passphrase))
     assert pgp_keypair.passphrase not in text and "PRIVATE KEY" not in text
-
-
-def test_remove_plaintext_after_reconcile(encrypt, key, tmp_path):
-    data = tmp_path / "data"
-    decrypt_part(encrypt("P.xml.pgp"), work_day_dir(data, DAY), key)
-    removed = remove_plaintext(data, DAY)
-    assert [p.name for p in removed] == ["P.xml"]
-    assert not work_day_dir(data, DAY).exists()
-    assert remove_plaintext(data, DAY) == ()

@@ -12,9 +12,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from types import TracebackType
 
@@ -246,19 +245,3 @@ def decrypt_parts(paths: Iterable[Path], out_dir: Path, key: PgpKey | None) -> l
     """Decrypt a day's parts with one keyring; unencrypted parts pass through unchanged."""
     with GpgSession(key) as session:
         return [session.decrypt(p, out_dir) for p in paths]
-
-
-def work_day_dir(data_dir: Path, day: date) -> Path:
-    """``{data_dir}/work/{YYYY-MM-DD}``: the day's plaintext, owner-only."""
-    return data_dir / "work" / day.isoformat()
-
-
-def remove_plaintext(data_dir: Path, day: date) -> Sequence[Path]:
-    """Delete the day's decrypted and unpacked files once the day is reconciled."""
-    day_dir = work_day_dir(data_dir, day)
-    if not day_dir.exists():
-        return ()
-    removed = sorted(p for p in day_dir.rglob("*") if p.is_file())
-    shutil.rmtree(day_dir)
-    log.info("removed %d plaintext files under %s", len(removed), day_dir)
-    return removed
