@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from icechat.exceptions import MarkerFormatError
+from icechat.exceptions import DeliveryTimeoutError, MarkerFormatError
 
 PACKAGINGS = ("xml.gz", "xml", "zip")
 ENCRYPTIONS = ("pgp", "gpg", "asc")
@@ -237,4 +237,34 @@ def timeout_message(
         f"Expected {expected_names(firm, day)}; {completion.describe()}. "
         "Check with ICE that the day was exported, and that the icechat_remote_dir variable "
         "and the icechat_sftp login (the firm code) are right; then clear this task to look again."
+    )
+
+
+def enforce_deadline(
+    completion: Completion,
+    *,
+    now: datetime,
+    deadline: datetime,
+    first_look: bool,
+    site: str,
+    remote_dir: str,
+    firm: str,
+    day: date,
+) -> None:
+    """Fail an incomplete day once the deadline has passed.
+
+    The first look after the deadline never fails: a day fetched late (a backfill) still gets
+    the second look the completion rule needs.
+    """
+    if completion.complete or first_look or now < deadline:
+        return
+    raise DeliveryTimeoutError(
+        timeout_message(
+            site=site,
+            remote_dir=remote_dir,
+            firm=firm,
+            day=day,
+            deadline=deadline,
+            completion=completion,
+        )
     )

@@ -7,6 +7,7 @@ only ever read, never changed.
 
 from __future__ import annotations
 
+import json
 import logging
 import posixpath
 from contextlib import AbstractContextManager
@@ -108,6 +109,27 @@ class FetchResult:
             "bytes_transferred": self.bytes_transferred,
             "unlisted": list(self.unlisted),
         }
+
+
+def look_state_path(data_dir: Path, day: date) -> Path:
+    """Where the sensor keeps its previous look between pokes (it runs in reschedule mode)."""
+    return data_dir / "work" / day.isoformat() / "sftp-look.json"
+
+
+def load_look(path: Path) -> tuple[RemoteFile, ...] | None:
+    """The previous look saved by :func:`save_look`, or ``None`` before the first."""
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return tuple(RemoteFile.from_dict(row) for row in data["look"])
+
+
+def save_look(path: Path, files: tuple[RemoteFile, ...]) -> None:
+    """Keep this look for the next poke."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps({"look": [f.to_dict() for f in files]}), encoding="utf-8")
+    tmp.replace(path)
 
 
 def read_marker(transport: Transport, remote_dir: str, marker: RemoteFile) -> str:
