@@ -109,3 +109,7 @@ class PgpIntegrityError(PgpError):
 
 class NotOpenPgpError(PgpError):
     """A part named as encrypted holds no OpenPGP data."""
+
+
+class OnboardingError(IceChatError):
+    """Onboarding keys cannot be made or written."""
