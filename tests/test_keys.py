@@ -11,7 +11,6 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import gnupg
 import pytest
 
 from icechat.fetch import fetch_day
@@ -47,7 +46,9 @@ def env_values(env_file):
     return values
 
 
-def test_keys_work_end_to_end_with_sftp_and_gpg(sftp_server, tmp_path, monkeypatch, make_day):
+def test_keys_work_end_to_end_with_sftp_and_gpg(
+    sftp_server, tmp_path, monkeypatch, make_day, encryptor
+):
     out = tmp_path / "onboarding"
     done = icechat(
         "keys", "--out", out, "--firm", sftp_server.username, "--host", sftp_server.host,
@@ -75,9 +76,7 @@ def test_keys_work_end_to_end_with_sftp_and_gpg(sftp_server, tmp_path, monkeypat
         monkeypatch.setenv(name, value)
     # ICE encrypts to the public key
     public = (out / "icechat_pgp_public.asc").read_text()
-    home = tmp_path / "ice-gpg"
-    home.mkdir(mode=0o700)
-    fingerprint = gnupg.GPG(gnupghome=str(home)).import_keys(public).fingerprints[0]
+    fingerprint = encryptor.gpg.import_keys(public).fingerprints[0]
     recipient = PgpKeyPair(fingerprint, "", "", public, "", out, out)
     make_day(sftp_server.served, sftp_server.username, date(2026, 11, 26), encrypt_to=recipient)
     with open_site(connect_attempts=1) as site:
