@@ -73,3 +73,63 @@ class GraphEmulatorError(IceChatError):
 
 class SampleError(IceChatError):
     """The sample generator was asked for a day it cannot write (bad size, parts or key)."""
+
+
+class DeliveryError(IceChatError):
+    """The day's export on the SFTP site cannot be found, trusted or fetched."""
+
+
+class MarkerFormatError(DeliveryError):
+    """A ``.done`` completion marker has a line that does not follow the spec."""
+
+
+class DeliveryTimeoutError(DeliveryError):
+    """The day's parts did not arrive complete before the deadline."""
+
+
+class SftpConnectError(DeliveryError):
+    """The SFTP site refused the connection or the login."""
+
+
+class HostKeyError(DeliveryError):
+    """The SFTP server's host key is not pinned, or is not the pinned one."""
+
+
+class TransferError(DeliveryError):
+    """A download ended with bytes that differ from what the site or the marker announced."""
+
+
+class PgpError(IceChatError):
+    """An export part cannot be decrypted."""
+
+
+class PgpKeyMissingError(PgpError):
+    """A part is encrypted but no ``icechat_pgp`` key is configured."""
+
+
+class PgpKeyError(PgpError):
+    """The configured ``icechat_pgp`` key cannot be imported as a secret key."""
+
+
+class PgpWrongKeyError(PgpError):
+    """A part is encrypted to a key other than the configured one."""
+
+
+class PgpPassphraseError(PgpError):
+    """The configured passphrase does not unlock the secret key."""
+
+
+class PgpCorruptError(PgpError):
+    """An encrypted part is damaged or truncated."""
+
+
+class PgpIntegrityError(PgpError):
+    """An encrypted part fails or lacks its integrity check (MDC): it may have been altered."""
+
+
+class NotOpenPgpError(PgpError):
+    """A part named as encrypted holds no OpenPGP data."""
+
+
+class OnboardingError(IceChatError):
+    """Onboarding keys cannot be made or written."""
