@@ -6,9 +6,15 @@ do about it; the cause is chained with ``raise ... from``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class IceChatError(Exception):
     """Base of every error raised by icechat."""
+
+    #: Whether trying again later may succeed (network, throttling, a delivery still
+    #: arriving). The DAG retries only these; anything else needs a person.
+    transient: ClassVar[bool] = False
 
 
 class ExportFormatError(IceChatError):
@@ -78,13 +84,19 @@ class SampleError(IceChatError):
 class DeliveryError(IceChatError):
     """The day's export on the SFTP site cannot be found, trusted or fetched."""
 
+    transient = True
+
 
 class MarkerFormatError(DeliveryError):
     """A ``.done`` completion marker has a line that does not follow the spec."""
 
+    transient = False
+
 
 class DeliveryTimeoutError(DeliveryError):
     """The day's parts did not arrive complete before the deadline."""
+
+    transient = False
 
 
 class SftpConnectError(DeliveryError):
@@ -93,6 +105,8 @@ class SftpConnectError(DeliveryError):
 
 class HostKeyError(DeliveryError):
     """The SFTP server's host key is not pinned, or is not the pinned one."""
+
+    transient = False
 
 
 class TransferError(DeliveryError):
@@ -133,3 +147,7 @@ class NotOpenPgpError(PgpError):
 
 class OnboardingError(IceChatError):
     """Onboarding keys cannot be made or written."""
+
+
+class SettingsError(IceChatError):
+    """An Airflow Variable of the connector has a value it cannot use."""

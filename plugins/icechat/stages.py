@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,32 +32,6 @@ from icechat.render import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RenderSummary:
-    """What parse+render read and wrote for the day."""
-
-    items: int = 0
-    mail_items: int = 0
-    conversations: int = 0
-    by_kind: Counter[str] = field(default_factory=Counter)
-    unknown_elements: Counter[str] = field(default_factory=Counter)
-    unknown_attributes: Counter[str] = field(default_factory=Counter)
-    absent_files: int = 0
-    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "mail_items": self.mail_items,
-            "conversations": self.conversations,
-            "by_kind": dict(self.by_kind),
-            "unknown_elements": dict(self.unknown_elements),
-            "unknown_attributes": dict(self.unknown_attributes),
-            "absent_files": self.absent_files,
-            "parts": self.parts,
-        }
 
 
 def _pairs(people: list[Participant]) -> list[tuple[str, str | None]]:
@@ -145,3 +121,49 @@ def render_part(
         "absent_files": absent,
         "firm": stats.firm,
     }
+
+
+def render_day(
+    parts: list[Mapping[str, Any]],
+    out_dir: Path,
+    *,
+    mode: str = MESSAGE,
+    profile: Profile = DEFAULT_PROFILE,
+) -> dict[str, Any]:
+    """Render every part of a day (``{"name", "xml", "items_expected"}`` each).
+
+    Returns the day's totals and, under ``part_dirs``, where each part's items went.
+    """
+    totals: dict[str, Any] = {
+        "items": 0,
+        "mail_items": 0,
+        "conversations": 0,
+        "absent_files": 0,
+        "firm": None,
+    }
+    counters: dict[str, Counter[str]] = {
+        "by_kind": Counter(),
+        "unknown_elements": Counter(),
+        "unknown_attributes": Counter(),
+    }
+    seen: set[str] = set()
+    part_dirs = []
+    for n, part in enumerate(parts, start=1):
+        target = out_dir / f"{n:03d}"
+        if target.exists():
+            shutil.rmtree(target)  # a re-run renders afresh from the raw files
+        result = render_part(
+            Path(part["xml"]),
+            target,
+            mode=mode,
+            profile=profile,
+            expected_items=part.get("items_expected"),
+            seen_transcripts=seen,
+        )
+        for key in ("items", "mail_items", "conversations", "absent_files"):
+            totals[key] += result[key]
+        for key, counter in counters.items():
+            counter.update(result[key])
+        totals["firm"] = totals["firm"] or result["firm"]
+        part_dirs.append(str(target))
+    return {**totals, **{k: dict(v) for k, v in counters.items()}, "part_dirs": part_dirs}
