@@ -184,8 +184,11 @@ class Ledger:
     def _ensure_schema(self) -> None:
         try:
             with self.engine.begin() as conn:
+                # One writer creates the schema; the others wait and then find it complete.
                 if self.engine.dialect.name == "postgresql":
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_ID)))
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 self._metadata.create_all(conn, checkfirst=True)
                 conn.execute(
                     self._insert(self._version)
@@ -194,13 +197,7 @@ class Ledger:
                 )
                 found = conn.execute(sa.select(sa.func.max(self._version.c.version))).scalar()
         except sa.exc.OperationalError as exc:
-            if "already exists" not in str(exc):
-                raise LedgerError(
-                    f"ledger at {self.engine.url!r} cannot be opened: {exc.orig}"
-                ) from exc
-            log.info("ledger tables were created concurrently; re-reading the schema version")
-            with self.engine.connect() as conn:
-                found = conn.execute(sa.select(sa.func.max(self._version.c.version))).scalar()
+            raise LedgerError(f"ledger at {self.engine.url!r} cannot be opened: {exc.orig}") from exc
         if found != SCHEMA_VERSION:
             raise LedgerError(
                 f"ledger at {self.engine.url!r} has schema version {found}; this icechat "
