@@ -171,6 +171,11 @@ class Ledger:
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
         self._ensure_schema()
 
+    @property
+    def where(self) -> str:
+        """The ledger's URL with any password hidden, for messages and logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     def close(self) -> None:
         """Release the ledger's database connections."""
         self.engine.dispose()
@@ -197,10 +202,10 @@ class Ledger:
                 )
                 found = conn.execute(sa.select(sa.func.max(self._version.c.version))).scalar()
         except sa.exc.OperationalError as exc:
-            raise LedgerError(f"ledger at {self.engine.url!r} cannot be opened: {exc.orig}") from exc
+            raise LedgerError(f"ledger at {self.where} cannot be opened: {exc.orig}") from exc
         if found != SCHEMA_VERSION:
             raise LedgerError(
-                f"ledger at {self.engine.url!r} has schema version {found}; this icechat "
+                f"ledger at {self.where} has schema version {found}; this icechat "
                 f"writes version {SCHEMA_VERSION}: upgrade icechat or use a new ledger"
             )
 
