@@ -292,6 +292,7 @@ class GraphClient:
                 else [self._transmit(pending[0].request, mailbox)]
             )
             retry: list[_Pending] = []
+            skipped_only = True
             waits: list[float] = []
             for item, answer in zip(pending, transmitted, strict=True):
                 if isinstance(answer, GraphResponse) and (
@@ -306,10 +307,15 @@ class GraphClient:
                         item.index, item.request, item.uncertain or _may_have_run(item, answer)
                     )
                 )
+                skipped_only = skipped_only and _skipped(answer)
                 if isinstance(answer, GraphResponse) and answer.retry_after is not None:
                     waits.append(answer.retry_after)
             if not retry:
                 break
+            if skipped_only:
+                # Only parts a failed batch neighbour kept from running: send them again now.
+                pending = retry
+                continue
             attempt += 1
             delay = self.policy.delay(attempt, max(waits) if waits else None, self._jitter())
             if not self.policy.allows(self._clock() - started, delay):
@@ -407,6 +413,9 @@ class GraphClient:
         parts: list[dict[str, Any]] = []
         for n, request in enumerate(requests_):
             part: dict[str, Any] = {"id": str(n), "method": request.method, "url": request.path}
+            if n >= self.per_mailbox:
+                # per_mailbox chains run side by side: Exchange admits that many per mailbox.
+                part["dependsOn"] = [str(n - self.per_mailbox)]
             if request.body is not None:
                 part["body"] = request.body
                 part["headers"] = {"Content-Type": "application/json"}
@@ -427,10 +436,14 @@ class GraphClient:
         return [by_id.get(str(n), missing) for n in range(len(requests_))]
 
 
+def _skipped(answer: GraphResponse | Exception) -> bool:
+    """Whether a batch part was not run because the part it depended on failed."""
+    return isinstance(answer, GraphResponse) and answer.status == NOT_EXECUTED
+
+
 def _may_have_run(item: _Pending, answer: GraphResponse | Exception) -> bool:
     """Whether a failed non-GET could still have taken effect (all but a skipped batch part)."""
-    skipped = isinstance(answer, GraphResponse) and answer.status == NOT_EXECUTED
-    return item.request.method != "GET" and not skipped
+    return item.request.method != "GET" and not _skipped(answer)
 
 
 def _json(content: bytes) -> Mapping[str, Any]:
