@@ -1,0 +1,1 @@
+"""The thin Airflow layer: connections to core objects, operators and sensors calling the core."""
