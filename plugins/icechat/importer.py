@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from icechat.exceptions import GraphError
-from icechat.graph_attachments import fit_attachments
+from icechat.graph_attachments import REQUEST_LIMIT, fit_attachments
 from icechat.graph_client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse, Outcome
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
 from icechat.mailbox import (
@@ -107,6 +107,7 @@ class _Work:
     copy: Copy
     dedupe: str
     payload: Mapping[str, Any]
+    size: int
     notices: tuple[str, ...]
 
 
@@ -267,8 +268,7 @@ class Importer:
             for mark in marks:
                 settled[mark.item_key] = self._present(mailbox, known[mark.item_key], mark.graph_id)
         to_create = [w for w in work if w.copy.key not in found]
-        for start in range(0, len(to_create), MAX_BATCH):
-            group = to_create[start : start + MAX_BATCH]
+        for group in _groups(to_create):
             for outcome in self._create(mailbox, folder, group, singles):
                 settled[outcome.key] = outcome
 
@@ -286,7 +286,7 @@ class Importer:
                 invalid.append((copy, "the rendered item carries no dedupe key property"))
                 continue
             fitted = fit_attachments(copy.payload, copy.attachment_sources)
-            work.append(_Work(copy, key, fitted.payload, fitted.notices))
+            work.append(_Work(copy, key, fitted.payload, fitted.size, fitted.notices))
         return work, invalid
 
     def _folder(self, mailbox: str) -> str:
@@ -366,3 +366,17 @@ class Importer:
             return self.client.send(request, mailbox=mailbox, recover=recover)
         except GraphError as exc:
             return exc
+
+
+def _groups(work: Sequence[_Work]) -> Iterator[list[_Work]]:
+    """Consecutive groups of at most 20 items whose JSON fits one Graph request."""
+    group: list[_Work] = []
+    size = 0
+    for w in work:
+        if group and (len(group) == MAX_BATCH or size + w.size > REQUEST_LIMIT):
+            yield group
+            group, size = [], 0
+        group.append(w)
+        size += w.size
+    if group:
+        yield group
