@@ -108,3 +108,7 @@ class GraphUnavailableError(GraphError):
 
 class LedgerError(IceChatError):
     """The import ledger cannot be opened or has a schema this version does not know."""
+
+
+class GraphEmulatorError(IceChatError):
+    """The Graph emulator cannot start: a bad users file, setting or state directory."""

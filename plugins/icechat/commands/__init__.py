@@ -1,3 +1,3 @@
 """Sub-commands of the ``icechat`` console script, one module each (see ``icechat.cli``)."""
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("graph_emulator",)
