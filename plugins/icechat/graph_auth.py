@@ -15,6 +15,7 @@ import msal
 
 from icechat.exceptions import GraphAuthError
 from icechat.graph_settings import GraphSettings
+from icechat.tls_session import VerifyingSession
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ def msal_app(settings: GraphSettings) -> msal.ConfidentialClientApplication:
                 client_credential=_credential(settings),
                 authority=settings.authority,
                 instance_discovery=None if settings.is_microsoft_authority else False,
-                verify=settings.ca_bundle or True,
-                timeout=TOKEN_TIMEOUT,
+                # Our session: verify=ca_bundle even with REQUESTS_CA_BUNDLE set, and a timeout.
+                http_client=VerifyingSession(settings.ca_bundle or True, TOKEN_TIMEOUT),
             )
             _apps[settings] = app
     return app

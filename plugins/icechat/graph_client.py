@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from icechat.exceptions import (
     GraphError,
@@ -35,6 +34,7 @@ from icechat.exceptions import (
 from icechat.graph_auth import access_token
 from icechat.graph_settings import GraphSettings
 from icechat.retry import RetryPolicy, parse_retry_after
+from icechat.tls_session import VerifyingSession
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +214,7 @@ class GraphClient:
         self._clock = clock
         self._jitter = jitter
         self._base = settings.graph_url.rstrip("/")
-        self._session = requests.Session()
-        self._session.verify = settings.ca_bundle or True
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-        self._session.mount("https://", adapter)
+        self._session = VerifyingSession(settings.ca_bundle or True, timeout, pool_size)
         self._gates: dict[str, MailboxGate] = {}
         self._gates_lock = threading.Lock()
 
@@ -374,7 +371,8 @@ class GraphClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body, ensure_ascii=False).encode()
-        with self.gate(mailbox).slot(cost):
+        gate = self.gate(mailbox)
+        with gate.slot(cost):
             try:
                 raw = self._session.request(
                     method, self._base + path, data=data, headers=headers, timeout=self._timeout
@@ -382,6 +380,10 @@ class GraphClient:
             except requests.RequestException as exc:
                 log.info("Graph %s %s for %s failed: %s", method, path, mailbox, type(exc).__name__)
                 return exc
+            wait = parse_retry_after(raw.headers.get("Retry-After"))
+            if wait is not None:
+                # Hold the other threads at once, before they send into the wait.
+                gate.hold(wait)
         response = GraphResponse(
             raw.status_code,
             _json(raw.content),
