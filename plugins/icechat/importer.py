@@ -27,7 +27,14 @@ from typing import Any
 
 from icechat.exceptions import GraphError
 from icechat.graph_attachments import REQUEST_LIMIT, fit_attachments
-from icechat.graph_client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse, Outcome
+from icechat.graph_client import (
+    MAX_BATCH,
+    GraphClient,
+    GraphRequest,
+    GraphResponse,
+    Outcome,
+    Recover,
+)
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
 from icechat.mailbox import (
     create_request,
@@ -140,6 +147,7 @@ class Importer:
         self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
         self._result = ImportResult()
+        self._singles: ThreadPoolExecutor | None = None  # while run() runs, unbatched only
 
     # Driving the shard
 
@@ -151,13 +159,14 @@ class Importer:
         slots = threading.BoundedSemaphore(self.workers * 2)
         futures: list[Future[None]] = []
         with ThreadPoolExecutor(self.workers, thread_name_prefix="icechat-import") as pool:
-            singles = ThreadPoolExecutor(
-                self.workers * self.client.per_mailbox, thread_name_prefix="icechat-create"
-            )
+            if not self.batch:
+                self._singles = ThreadPoolExecutor(
+                    self.workers * self.client.per_mailbox, thread_name_prefix="icechat-send"
+                )
 
             def submit(mailbox: str, lane: list[Copy]) -> None:
                 slots.acquire()
-                future = pool.submit(self._lane, mailbox, lane, singles)
+                future = pool.submit(self._lane, mailbox, lane)
                 future.add_done_callback(lambda _f: slots.release())
                 futures.append(future)
 
@@ -172,7 +181,9 @@ class Importer:
                 for future in futures:
                     future.result()
             finally:
-                singles.shutdown()
+                if self._singles is not None:
+                    self._singles.shutdown()
+                    self._singles = None
         self._result.seconds = time.monotonic() - started
         log.info(
             "imported %s copies in %.1fs: %s",
@@ -194,11 +205,11 @@ class Importer:
 
     # One mailbox lane
 
-    def _lane(self, mailbox: str, copies: list[Copy], singles: ThreadPoolExecutor) -> None:
+    def _lane(self, mailbox: str, copies: list[Copy]) -> None:
         settled: dict[str, CopyOutcome] = {}
         with self._lanes[mailbox.casefold()]:
             try:
-                self._import_lane(mailbox, copies, singles, settled)
+                self._import_lane(mailbox, copies, settled)
             except GraphError as exc:
                 self._fail_rest(mailbox, copies, settled, str(exc))
         first: set[str] = set()
@@ -231,7 +242,6 @@ class Importer:
         self,
         mailbox: str,
         copies: list[Copy],
-        singles: ThreadPoolExecutor,
         settled: dict[str, CopyOutcome],
     ) -> None:
         known = self.ledger.lookup(mailbox, [c.key for c in copies])
@@ -269,7 +279,7 @@ class Importer:
                 settled[mark.item_key] = self._present(mailbox, known[mark.item_key], mark.graph_id)
         to_create = [w for w in work if w.copy.key not in found]
         for group in _groups(to_create):
-            for outcome in self._create(mailbox, folder, group, singles):
+            for outcome in self._create(mailbox, folder, group):
                 settled[outcome.key] = outcome
 
     def _present(self, mailbox: str, row: CopyRecord, graph_id: str | None = None) -> CopyOutcome:
@@ -304,11 +314,7 @@ class Importer:
         for start in range(0, len(work), MAX_BATCH):
             group = work[start : start + MAX_BATCH]
             requests_ = [lookup_request(mailbox, folder, w.dedupe) for w in group]
-            outcomes: Sequence[Outcome] = (
-                self.client.batch(requests_, mailbox=mailbox)
-                if self.batch
-                else [self.client.send(r, mailbox=mailbox) for r in requests_]
-            )
+            outcomes = self._send_all(requests_, mailbox)
             for w, outcome in zip(group, outcomes, strict=True):
                 if isinstance(outcome, GraphError):
                     raise outcome
@@ -318,9 +324,7 @@ class Importer:
         log.info("%s: %s of %s copies sent earlier were in Graph", mailbox, len(found), len(work))
         return found
 
-    def _create(
-        self, mailbox: str, folder: str, group: Sequence[_Work], singles: ThreadPoolExecutor
-    ) -> list[CopyOutcome]:
+    def _create(self, mailbox: str, folder: str, group: Sequence[_Work]) -> list[CopyOutcome]:
         def recover(request: GraphRequest) -> GraphResponse | None:
             key = dedupe_key(request.body or {})
             graph_id = find_item(self.client, mailbox, folder, key) if key else None
@@ -328,11 +332,7 @@ class Importer:
 
         self.ledger.mark_sent(mailbox, [Mark(w.copy.key, w.copy.day) for w in group], self.run_id)
         requests_ = [create_request(mailbox, folder, w.payload) for w in group]
-        outcomes: Sequence[Outcome]
-        if self.batch:
-            outcomes = self.client.batch(requests_, mailbox=mailbox, recover=recover)
-        else:
-            outcomes = list(singles.map(lambda r: self._send_one(r, mailbox, recover), requests_))
+        outcomes = self._send_all(requests_, mailbox, recover)
         done: list[Mark] = []
         failed: list[Mark] = []
         results: list[CopyOutcome] = []
@@ -356,16 +356,20 @@ class Importer:
         self.ledger.mark_failed(mailbox, failed, self.run_id)
         return results
 
-    def _send_one(
-        self,
-        request: GraphRequest,
-        mailbox: str,
-        recover: Callable[[GraphRequest], GraphResponse | None],
-    ) -> Outcome:
-        try:
-            return self.client.send(request, mailbox=mailbox, recover=recover)
-        except GraphError as exc:
-            return exc
+    def _send_all(
+        self, requests_: Sequence[GraphRequest], mailbox: str, recover: Recover | None = None
+    ) -> list[Outcome]:
+        """Up to 20 requests for one mailbox: one ``$batch``, or singles side by side."""
+        if self._singles is None:
+            return self.client.batch(requests_, mailbox=mailbox, recover=recover)
+
+        def one(request: GraphRequest) -> Outcome:
+            try:
+                return self.client.send(request, mailbox=mailbox, recover=recover)
+            except GraphError as exc:
+                return exc
+
+        return list(self._singles.map(one, requests_))
 
 
 def _groups(work: Sequence[_Work]) -> Iterator[list[_Work]]:
