@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -11,6 +12,18 @@ from typing import Any
 
 from icechat.exceptions import GraphEmulatorError
 from icechat.graph_emulator import FaultConfig, GraphEmulator
+
+ENV_FAULTS = "ICECHAT_GRAPH_EMULATOR_FAULTS"
+_FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("--latency-ms", int, "delay before each Graph answer"),
+    ("--max-concurrent", int, "requests in flight per app and mailbox; 0 = no limit"),
+    ("--window-requests", int, "requests per window per app and mailbox"),
+    ("--window-seconds", float, "length of that window"),
+    ("--retry-after", int, "seconds given in Retry-After"),
+    ("--rate-503", float, "fraction of mailbox requests answered 503"),
+    ("--rate-429-after-success", float, "fraction of creates stored but answered 429"),
+    ("--seed", int, "seed for the random faults"),
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,23 +44,14 @@ def add_parser(subparsers: Any) -> None:
         "--state", type=Path, default=Path("graph-emulator-state"), help="state directory"
     )
     defaults = FaultConfig()
-    parser.add_argument("--latency-ms", type=int, default=defaults.latency_ms)
-    parser.add_argument(
-        "--max-concurrent",
-        type=int,
-        default=defaults.max_concurrent,
-        help="requests in flight per app and mailbox (0: no limit)",
+    faults = parser.add_argument_group(
+        "limits and faults",
+        f"also settable as a JSON object in ${ENV_FAULTS} (flags win) and at run time with"
+        " POST /_emulator/config",
     )
-    parser.add_argument(
-        "--window-requests", type=int, help="requests per window per app and mailbox"
-    )
-    parser.add_argument("--window-seconds", type=float, default=defaults.window_seconds)
-    parser.add_argument("--retry-after", type=int, default=defaults.retry_after)
-    parser.add_argument("--rate-503", type=float, default=defaults.rate_503)
-    parser.add_argument(
-        "--rate-429-after-success", type=float, default=defaults.rate_429_after_success
-    )
-    parser.add_argument("--seed", type=int)
+    for flag, kind, text in _FAULT_FLAGS:
+        name = flag.removeprefix("--").replace("-", "_")
+        faults.add_argument(flag, type=kind, help=f"{text} (default {getattr(defaults, name)})")
     parser.set_defaults(func=run)
 
 
@@ -63,6 +67,23 @@ def _directory(path: Path | None) -> Any:
         ) from exc
 
 
+def _fault_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings from the environment, then from the flags given."""
+    settings: dict[str, Any] = {}
+    if os.environ.get(ENV_FAULTS):
+        try:
+            settings = dict(json.loads(os.environ[ENV_FAULTS]))
+        except (ValueError, TypeError) as exc:
+            raise GraphEmulatorError(f"${ENV_FAULTS} is not a JSON object: {exc}") from exc
+    for flag, _, _ in _FAULT_FLAGS:
+        name = flag.removeprefix("--").replace("-", "_")
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    if settings.get("max_concurrent") == 0:
+        settings["max_concurrent"] = None
+    return settings
+
+
 def _stop(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -70,18 +91,7 @@ def _stop(signum: int, frame: object) -> None:
 def run(args: argparse.Namespace) -> int:
     """Start the emulator and serve until interrupted."""
     try:
-        config = FaultConfig().updated(
-            {
-                "latency_ms": args.latency_ms,
-                "max_concurrent": args.max_concurrent or None,
-                "window_requests": args.window_requests,
-                "window_seconds": args.window_seconds,
-                "retry_after": args.retry_after,
-                "rate_503": args.rate_503,
-                "rate_429_after_success": args.rate_429_after_success,
-                "seed": args.seed,
-            }
-        )
+        config = FaultConfig().updated(_fault_settings(args))
         emulator = GraphEmulator(
             args.state,
             host=args.host,
@@ -89,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
             directory=_directory(args.users),
             config=config,
         )
-    except ValueError as exc:
-        source = args.users or "the command line"
+    except (ValueError, TypeError) as exc:
+        source = args.users or f"the command line or ${ENV_FAULTS}"
         raise GraphEmulatorError(f"{source}: {exc}") from exc
     except OSError as exc:
         raise GraphEmulatorError(

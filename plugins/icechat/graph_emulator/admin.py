@@ -28,6 +28,7 @@ class Admin:
         start_config: FaultConfig,
         on_config: Callable[[FaultConfig], None],
         info: Callable[[str], dict[str, Any]],
+        tenant_id: Callable[[], str],
     ) -> None:
         self.store = store
         self.limiter = limiter
@@ -35,6 +36,7 @@ class Admin:
         self.start_config = start_config
         self.on_config = on_config
         self.info = info
+        self.tenant_id = tenant_id
 
     def handle(self, request: Request) -> Response:
         """Dispatch ``request.path`` (below ``/_emulator``)."""
@@ -63,6 +65,10 @@ class Admin:
             self.on_config(self.start_config)
             return Response(200, {"reset": True, "config": self.start_config.as_dict()})
         if route == ("POST", "users"):
+            if isinstance(body, dict) and body.get("tenant_id") not in (None, self.tenant_id()):
+                return graph_error(
+                    request, 400, "BadRequest", "The tenant id is fixed once the emulator runs."
+                )
             try:
                 users, apps = apply_directory(self.store, body)
             except (ValueError, KeyError, TypeError) as exc:
@@ -123,6 +129,7 @@ class Admin:
                 "permissions": list(app.permissions),
                 "has_secret": app.secret is not None,
                 "certificates": len(app.certificates),
+                "thumbprints": list(app.thumbprints),
             }
             for app in self.store.apps()
         ]

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from icechat.graph_emulator.responses import Request, Response, graph_error
@@ -251,10 +251,9 @@ class Authority:
         wanted = str(header.get("x5t#S256" if alg == "PS256" else "x5t") or "").rstrip("=")
         if alg not in ("RS256", "PS256") or not wanted:
             return self._assertion_error(f"Unsupported algorithm {alg!r} or missing thumbprint.")
-        cert_pem = next(
-            (c for c in app.certificates if wanted in thumbprints(c)),
-            None,
-        )
+        cert_pem = next((c for c in app.certificates if wanted in thumbprints(c)), None)
+        if cert_pem is None:
+            cert_pem = _trusted_x5c(app, header.get("x5c"))
         if cert_pem is None:
             return self._assertion_error(
                 "The key was not found., Thumbprint of key used by client:"
@@ -353,6 +352,21 @@ class Authority:
         if claims.get("tid") != self.tenant_id or claims.get("aud") != GRAPH_RESOURCE:
             return _unauthorized(request, "Access token validation failure. Invalid audience.")
         return Principal(str(claims["appid"]), tuple(claims.get("roles") or ()))
+
+
+def _trusted_x5c(app: App, chain: Any) -> str | None:
+    """The ``x5c`` leaf certificate as PEM when its SHA-1 thumbprint is registered for the app."""
+    if not app.thumbprints or not isinstance(chain, list) or not chain:
+        return None
+    try:
+        der = base64.b64decode(str(chain[0]))
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    sha1 = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - x5t is SHA-1
+    if sha1 not in app.thumbprints:
+        return None
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _unauthorized(request: Request, message: str) -> Response:

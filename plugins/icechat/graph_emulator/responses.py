@@ -103,8 +103,3 @@ def graph_error(
         }
     }
     return Response(status, body, dict(headers or {}), retry_after=retry_after)
-
-
-def now_iso() -> str:
-    """The current UTC time as Graph writes it (``2026-11-26T10:00:00Z``)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

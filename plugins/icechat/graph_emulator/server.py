@@ -159,7 +159,13 @@ class GraphEmulator:
         self.recorder = Recorder()
         self.graph = GraphApi(self.store, self.limiter, self.recorder)
         self.admin = Admin(
-            self.store, self.limiter, self.recorder, self.config, self.configure_with, self.info
+            self.store,
+            self.limiter,
+            self.recorder,
+            self.config,
+            self.configure_with,
+            self.info,
+            lambda: self.authority.tenant_id,
         )
         self.configure_with(self.config)
         self._httpd = _Server((host, port), self)
@@ -263,7 +269,10 @@ class GraphEmulator:
     def start(self) -> GraphEmulator:
         """Serve in a background thread until ``stop()``."""
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"graph-emulator-{self.port}", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"graph-emulator-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self

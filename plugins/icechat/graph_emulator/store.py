@@ -95,6 +95,7 @@ class App:
     secret: str | None
     certificates: tuple[str, ...]
     permissions: tuple[str, ...] = DEFAULT_PERMISSIONS
+    thumbprints: tuple[str, ...] = ()  # SHA-1 hex: trusts a matching ``x5c`` certificate
 
 
 def new_graph_id(prefix: str = "AAMkAG") -> str:
@@ -121,16 +122,20 @@ def user_from_spec(spec: Mapping[str, Any]) -> User:
 
 
 def app_from_spec(spec: Mapping[str, Any]) -> App:
-    """An App from a users-file entry: client_id, secret, certificate_pem(s), permissions."""
+    """An App from a users-file entry: client_id, secret, certificate_pem(s), thumbprint(s)."""
     certs = list(spec.get("certificates") or [])
     if spec.get("certificate_pem"):
         certs.append(spec["certificate_pem"])
+    prints = list(spec.get("thumbprints") or [])
+    if spec.get("thumbprint"):
+        prints.append(spec["thumbprint"])
     return App(
         client_id=str(spec["client_id"]),
         display_name=str(spec.get("display_name") or spec["client_id"]),
         secret=spec.get("secret"),
         certificates=tuple(str(c) for c in certs),
         permissions=tuple(spec.get("permissions") or DEFAULT_PERMISSIONS),
+        thumbprints=tuple(str(t).replace(":", "").upper() for t in prints),
     )
 
 
@@ -234,6 +239,7 @@ class Store:
                 "secret": app.secret,
                 "certificates": list(app.certificates),
                 "permissions": list(app.permissions),
+                "thumbprints": list(app.thumbprints),
             }
         )
         with self._tx() as db:
