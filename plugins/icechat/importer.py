@@ -369,7 +369,16 @@ class Importer:
             except GraphError as exc:
                 return exc
 
-        return list(self._singles.map(one, requests_))
+        # At most per_mailbox of this lane's requests take pool threads, so no thread sits
+        # waiting for a mailbox slot while other mailboxes' requests queue behind it.
+        lane_slots = threading.Semaphore(self.client.per_mailbox)
+        futures: list[Future[Outcome]] = []
+        for request in requests_:
+            lane_slots.acquire()
+            future = self._singles.submit(one, request)
+            future.add_done_callback(lambda _f: lane_slots.release())
+            futures.append(future)
+        return [f.result() for f in futures]
 
 
 def _groups(work: Sequence[_Work]) -> Iterator[list[_Work]]:

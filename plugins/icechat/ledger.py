@@ -8,7 +8,9 @@ Postgres (or any SQLAlchemy URL) in deployment. The schema is versioned in its o
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -169,6 +171,11 @@ class Ledger:
         self._metadata = sa.MetaData(schema=schema)
         self._version, self._copies, self._runs = _tables(self._metadata)
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+        # SQLite has one writer at a time and makes waiting writers poll with growing sleeps;
+        # queueing this process's writers on a lock hands the database over at once.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if backend == "sqlite" else nullcontext()
+        )
         self._ensure_schema()
 
     @property
@@ -286,7 +293,7 @@ class Ledger:
             }
             for m in marks
         ]
-        with self.engine.begin() as conn:
+        with self._write_lock, self.engine.begin() as conn:
             for chunk in _chunks(rows):
                 conn.execute(stmt, list(chunk))
 
