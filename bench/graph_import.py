@@ -22,9 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -112,9 +115,29 @@ def start_emulator(
     return proc, json.loads(proc.stdout.readline())
 
 
+@dataclass(frozen=True)
+class Measured:
+    """Wall time, CPU seconds of the importer and of the emulator, outcome counts."""
+
+    seconds: float
+    client_cpu: float
+    emulator_cpu: float
+    counts: dict[str, int]
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def run(
-    info: dict[str, Any], work: Path, mailboxes: list[str], per_mailbox: int, batch: bool
-) -> tuple[float, dict[str, int]]:
+    info: dict[str, Any],
+    emulator: psutil.Process,
+    work: Path,
+    mailboxes: list[str],
+    per_mailbox: int,
+    batch: bool,
+) -> Measured:
     settings = GraphSettings(
         client_id=CLIENT_ID,
         tenant_id=info["tenant_id"],
@@ -132,50 +155,70 @@ def run(
         # Warm up: token, folders, connections (not timed).
         warm = [Copy(m, f"{mode}-warm", payload(f"{mode}-warm-{m}", 0), DAY) for m in mailboxes]
         Importer(client, ledger, run_id="warm", workers=workers, batch=batch).run(warm)
-        copies = (
+        # Rendered beforehand: the renderer's work is not the importer's.
+        copies = [
             Copy(m, f"{mode}-{n:05d}", payload(f"{mode}-{m}-{n:05d}", n), DAY)
             for n in range(per_mailbox)
             for m in mailboxes
-        )
+        ]
         importer = Importer(client, ledger, run_id=mode, workers=workers, batch=batch)
-        started = time.perf_counter()
+        emulator_cpu = _cpu(emulator)
+        started, cpu = time.perf_counter(), time.process_time()
         result = importer.run(copies)
-        return time.perf_counter() - started, dict(result.counts)
+        seconds = time.perf_counter() - started
+        return Measured(
+            seconds,
+            time.process_time() - cpu,
+            _cpu(emulator) - emulator_cpu,
+            {str(k): v for k, v in result.counts.items()},
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mailboxes", type=int, default=200)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--mailboxes", type=int, nargs="+", default=[200, 20])
     parser.add_argument("--per-mailbox", type=int, default=40)
     parser.add_argument("--modes", default="batch,single")
     args = parser.parse_args()
-    mailboxes = [f"user{i:03d}@contoso.example" for i in range(args.mailboxes)]
-    bound = args.mailboxes * PER_MAILBOX_LIMIT / (LATENCY_MS / 1000)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, info = start_emulator(Path(tmp), mailboxes)
-        try:
-            for mode in args.modes.split(","):
-                seconds, counts = run(info, Path(tmp), mailboxes, args.per_mailbox, mode == "batch")
-                copies = args.mailboxes * args.per_mailbox
-                rate = copies / seconds
-                rows.append(
-                    (mode, args.mailboxes, copies, seconds, rate, bound, rate / bound, counts)
-                )
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    print(
-        f"limits: {PER_MAILBOX_LIMIT} in flight per mailbox, {LATENCY_MS} ms latency; "
-        f"bound = {args.mailboxes} x {PER_MAILBOX_LIMIT} / {LATENCY_MS / 1000} s = {bound:.0f} copies/s"
+    header = (
+        f"{'mode':<7} {'mailboxes':>9} {'copies':>7} {'seconds':>8} {'copies/s':>9} "
+        f"{'bound/s':>8} {'share':>6} {'importer CPU ms/copy':>21} {'emulator CPU ms/copy':>21}"
+        "  outcomes"
     )
+    lines = []
+    for count in args.mailboxes:
+        mailboxes = [f"user{i:03d}@contoso.example" for i in range(count)]
+        bound = count * PER_MAILBOX_LIMIT / (LATENCY_MS / 1000)
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, info = start_emulator(Path(tmp), mailboxes)
+            try:
+                for mode in args.modes.split(","):
+                    m = run(
+                        info,
+                        psutil.Process(proc.pid),
+                        Path(tmp),
+                        mailboxes,
+                        args.per_mailbox,
+                        mode == "batch",
+                    )
+                    copies = count * args.per_mailbox
+                    rate = copies / m.seconds
+                    lines.append(
+                        f"{mode:<7} {count:>9} {copies:>7} {m.seconds:>8.2f} {rate:>9.0f} "
+                        f"{bound:>8.0f} {rate / bound:>6.0%} "
+                        f"{1000 * m.client_cpu / copies:>21.2f} "
+                        f"{1000 * m.emulator_cpu / copies:>21.2f}  {m.counts}"
+                    )
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
     print(
-        f"{'mode':<7} {'mailboxes':>9} {'copies':>7} {'seconds':>8} {'copies/s':>9} {'bound/s':>8} {'share':>6}  outcomes"
+        f"limits: {PER_MAILBOX_LIMIT} requests in flight per mailbox, {LATENCY_MS} ms latency; "
+        f"bound = mailboxes x {PER_MAILBOX_LIMIT} / {LATENCY_MS / 1000} s; "
+        f"{os.cpu_count()} CPUs shared by importer and emulator"
     )
-    for mode, n, copies, seconds, rate, bnd, share, counts in rows:
-        print(
-            f"{mode:<7} {n:>9} {copies:>7} {seconds:>8.2f} {rate:>9.0f} {bnd:>8.0f} {share:>6.0%}  {counts}"
-        )
+    print(header)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
