@@ -14,7 +14,6 @@ from icechat.graph_client import GraphClient
 from icechat.graph_settings import GraphSettings
 from icechat.importer import Importer
 from icechat.ledger import Ledger
-
 from tests.graph_import_helpers import copies
 
 

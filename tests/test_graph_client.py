@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+
 from icechat.exceptions import (
     GraphAuthError,
     GraphPermissionError,
@@ -18,7 +19,6 @@ from icechat.graph_client import GraphClient, GraphRequest, user_path
 from icechat.graph_settings import GraphSettings
 from icechat.mailbox import ensure_folder, find_folder
 from icechat.retry import RetryPolicy
-
 from tests.fixtures.graph_emulator import ALICE, BOB, DAVE
 from tests.graph_import_helpers import emulator_settings
 

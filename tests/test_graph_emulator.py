@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+
 from icechat.graph_emulator import MAX_REQUEST_BYTES
 from icechat.graph_properties import (
     ARCHIVED_MESSAGE_FLAGS,
@@ -16,7 +17,6 @@ from icechat.graph_properties import (
     MSGFLAG_UNSENT,
     SUBMIT_TIME,
 )
-
 from tests.fixtures.graph_emulator import (
     ALICE,
     BOB,

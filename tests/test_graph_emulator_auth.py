@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from icechat.graph_emulator import make_app_certificate
 
+from icechat.graph_emulator import make_app_certificate
 from tests.fixtures.graph_emulator import ALICE, GRAPH_SCOPE, GraphEmulatorHandle
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from airflow.sdk._shared.secrets_masker import redact
+
 from icechat.exceptions import GraphSettingsError
 from icechat.glue.graph_hook import graph_settings
 

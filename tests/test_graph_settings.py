@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from icechat.exceptions import GraphSettingsError
 from icechat.graph_settings import GraphSettings
 

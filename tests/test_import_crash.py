@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from icechat.ledger import CopyState, Ledger
-
 from tests.fixtures.graph_emulator import ALICE, BOB, ERIN
 from tests.graph_import_helpers import DAY
 from tests.test_importer import assert_exactly_once

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from icechat.graph_auth import access_token
 from icechat.graph_client import GraphClient
 from icechat.importer import Copy, Importer, Status
 from icechat.ledger import CopyState, Ledger, Mark
 from icechat.mailbox import create_request, ensure_folder
-
 from tests.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
 from tests.graph_import_helpers import DAY, chat_time, copies, emulator_settings, payload
 

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
+
 from icechat.exceptions import LedgerError
 from icechat.ledger import SCHEMA_VERSION, CopyState, FileRecord, Ledger, Mark
 

@@ -8,6 +8,7 @@ from email.utils import format_datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from icechat.retry import RetryPolicy, parse_retry_after
 
 

@@ -2,7 +2,8 @@
 
 Exit status: 0 when all went well, 1 for bad input (each problem on stderr, naming the file
 and line or row), 2 for a usage error. Each sub-command lives in ``icechat.commands.<name>``
-and exposes ``add_parser(subparsers)``, which sets ``func`` to a callable returning the status.
+(dashes become underscores) and exposes ``add_parser(subparsers)``, which sets ``func`` to a
+callable returning the status.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"icechat.commands.{name}").add_parser(sub)
+        importlib.import_module(f"icechat.commands.{name.replace('-', '_')}").add_parser(sub)
     return parser
 
 

@@ -6,9 +6,15 @@ do about it; the cause is chained with ``raise ... from``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class IceChatError(Exception):
     """Base of every error raised by icechat."""
+
+    #: Whether trying again later may succeed (network, throttling, a delivery still
+    #: arriving). The DAG retries only these; anything else needs a person.
+    transient: ClassVar[bool] = False
 
 
 class ExportFormatError(IceChatError):
@@ -23,7 +29,9 @@ class ExportFormatError(IceChatError):
         column: int | None = None,
         items_read: int = 0,
     ) -> None:
-        where = file if line is None else f"{file}:{line}:{column or 0}"
+        where = file if line is None else f"{file}:{line}"
+        if line is not None and column is not None:
+            where += f":{column}"
         super().__init__(
             f"{where}: {message} ({items_read} chat items were read before this point)"
         )
@@ -110,5 +118,93 @@ class LedgerError(IceChatError):
     """The import ledger cannot be opened or has a schema this version does not know."""
 
 
+class RenderOutputError(RenderError):
+    """Rendered emails cannot be written to the folder asked for."""
+
+
+class MappingFileError(IceChatError):
+    """The custom user-mapping CSV has problems (each named with its line)."""
+
+
+class MarkerMismatchError(IceChatError):
+    """What was delivered does not match the day's ``.done`` marker."""
+
+
 class GraphEmulatorError(IceChatError):
     """The Graph emulator cannot start: a bad users file, setting or state directory."""
+
+
+class SampleError(IceChatError):
+    """The sample generator was asked for a day it cannot write (bad size, parts or key)."""
+
+
+class DeliveryError(IceChatError):
+    """The day's export on the SFTP site cannot be found, trusted or fetched."""
+
+    transient = True
+
+
+class MarkerFormatError(DeliveryError):
+    """A ``.done`` completion marker has a line that does not follow the spec."""
+
+    transient = False
+
+
+class DeliveryTimeoutError(DeliveryError):
+    """The day's parts did not arrive complete before the deadline."""
+
+    transient = False
+
+
+class SftpConnectError(DeliveryError):
+    """The SFTP site refused the connection or the login."""
+
+
+class HostKeyError(DeliveryError):
+    """The SFTP server's host key is not pinned, or is not the pinned one."""
+
+    transient = False
+
+
+class TransferError(DeliveryError):
+    """A download ended with bytes that differ from what the site or the marker announced."""
+
+
+class PgpError(IceChatError):
+    """An export part cannot be decrypted."""
+
+
+class PgpKeyMissingError(PgpError):
+    """A part is encrypted but no ``icechat_pgp`` key is configured."""
+
+
+class PgpKeyError(PgpError):
+    """The configured ``icechat_pgp`` key cannot be imported as a secret key."""
+
+
+class PgpWrongKeyError(PgpError):
+    """A part is encrypted to a key other than the configured one."""
+
+
+class PgpPassphraseError(PgpError):
+    """The configured passphrase does not unlock the secret key."""
+
+
+class PgpCorruptError(PgpError):
+    """An encrypted part is damaged or truncated."""
+
+
+class PgpIntegrityError(PgpError):
+    """An encrypted part fails or lacks its integrity check (MDC): it may have been altered."""
+
+
+class NotOpenPgpError(PgpError):
+    """A part named as encrypted holds no OpenPGP data."""
+
+
+class OnboardingError(IceChatError):
+    """Onboarding keys cannot be made or written."""
+
+
+class SettingsError(IceChatError):
+    """An Airflow Variable of the connector has a value it cannot use."""

@@ -1,3 +1,10 @@
 """Sub-commands of the ``icechat`` console script, one module each (see ``icechat.cli``)."""
 
-COMMANDS: tuple[str, ...] = ("graph_emulator",)
+COMMANDS: tuple[str, ...] = (
+    "sample",
+    "inspect",
+    "render",
+    "validate-mapping",
+    "keys",
+    "graph-emulator",
+)

@@ -1,1 +1,1 @@
-"""The thin Airflow layer: connections to core objects, operators and sensors calling the core."""
+"""The thin Airflow layer: connections to core objects, the sensor the DAG waits with."""

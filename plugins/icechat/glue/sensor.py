@@ -1,0 +1,84 @@
+"""The sensor that waits for day D's export on the ICE SFTP site.
+
+It runs in reschedule mode, so a waiting day holds no worker slot: each poke connects, looks
+once, saves the look for the next poke under the data directory, and disconnects.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from icechat.delivery import default_deadline, enforce_deadline
+from icechat.exceptions import DeliveryTimeoutError
+from icechat.fetch import load_look, look, look_state_path, save_look
+from icechat.glue.sftp import CONN_ID, open_site
+
+
+class IceChatDeliverySensor(BaseSensorOperator):
+    """Done when day ``day``'s parts are complete on the site (see ``check_complete``).
+
+    Returns (as XCom) ``{"day", "firm", "parts": [{"name", "size", "mtime"}], "marker"}``.
+    Fails with :class:`AirflowSensorTimeout` after ``deadline`` (default: end of D+1, UTC),
+    naming the site, the directory, the names expected and what was seen.
+    """
+
+    template_fields = ("day", "remote_dir", "data_dir", "deadline")
+
+    def __init__(
+        self,
+        *,
+        day: str,
+        data_dir: str,
+        remote_dir: str = "/",
+        sftp_conn_id: str = CONN_ID,
+        deadline: str | None = None,
+        mode: str = "reschedule",
+        poke_interval: float = 600,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(mode=mode, poke_interval=poke_interval, **kwargs)
+        self.day = day
+        self.data_dir = data_dir
+        self.remote_dir = remote_dir
+        self.sftp_conn_id = sftp_conn_id
+        self.deadline = deadline
+
+    def poke(self, context: Any) -> PokeReturnValue:
+        day = date.fromisoformat(self.day)
+        state = look_state_path(Path(self.data_dir), day)
+        previous = load_look(state)
+        with open_site(self.sftp_conn_id) as site:
+            completion = look(site, self.remote_dir, site.login, day, previous)
+        save_look(state, completion.look)
+        if completion.complete:
+            self.log.info("ICE Chat %s complete on %s: %s", day, site.site, completion.describe())
+            return PokeReturnValue(
+                is_done=True,
+                xcom_value={
+                    "day": day.isoformat(),
+                    "firm": site.login,
+                    "parts": [p.to_dict() for p in completion.parts],
+                    "marker": completion.marker is not None,
+                },
+            )
+        deadline = datetime.fromisoformat(self.deadline) if self.deadline else None
+        try:
+            enforce_deadline(
+                completion,
+                now=datetime.now(UTC),
+                deadline=deadline or default_deadline(day),
+                first_look=previous is None,
+                site=site.site,
+                remote_dir=self.remote_dir,
+                firm=site.login,
+                day=day,
+            )
+        except DeliveryTimeoutError as exc:
+            raise AirflowSensorTimeout(str(exc)) from exc
+        self.log.info("ICE Chat %s not complete yet: %s", day, completion.describe())
+        return PokeReturnValue(is_done=False)

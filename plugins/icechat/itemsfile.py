@@ -1,0 +1,80 @@
+"""The rendered items of a day, as written by parse+render and read by map and import.
+
+Per part two line-delimited files: ``payloads.jsonl`` (one Graph JSON payload per line) and
+``index.jsonl`` (per item: dedupe key, byte offset of its payload, participants). The map
+stage reads only the small index; the import stage seeks straight to the payloads it needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+PAYLOADS = "payloads.jsonl"
+INDEX = "index.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One rendered item: where its payload is and who took part (ImId, email)."""
+
+    key: str
+    offset: int
+    participants: tuple[tuple[str, str | None], ...]
+
+
+class ItemsWriter:
+    """Appends rendered items of one part; files are complete once the writer is closed."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory = directory
+        self._payloads = (directory / PAYLOADS).open("wb")
+        self._index = (directory / INDEX).open("w", encoding="utf-8")
+        self.count = 0
+
+    def add(self, key: str, participants: list[tuple[str, str | None]], payload: str) -> None:
+        """Record one item; ``payload`` is its Graph JSON, already serialised."""
+        offset = self._payloads.tell()
+        self._payloads.write(payload.encode("utf-8") + b"\n")
+        self._index.write(json.dumps([key, offset, participants], ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        self._payloads.close()
+        self._index.close()
+
+    def __enter__(self) -> ItemsWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_index(directory: Path) -> Iterator[IndexEntry]:
+    """The index of one part's rendered items, in file order."""
+    with (directory / INDEX).open(encoding="utf-8") as fh:
+        for line in fh:
+            key, offset, participants = json.loads(line)
+            yield IndexEntry(key, offset, tuple((p[0], p[1]) for p in participants))
+
+
+class PayloadReader:
+    """Random access to one part's payloads by offset."""
+
+    def __init__(self, directory: Path) -> None:
+        self._fh = (directory / PAYLOADS).open("rb")
+
+    def at(self, offset: int) -> dict[str, Any]:
+        self._fh.seek(offset)
+        payload: dict[str, Any] = json.loads(self._fh.readline())
+        return payload
+
+    def close(self) -> None:
+        self._fh.close()

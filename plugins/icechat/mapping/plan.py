@@ -1,0 +1,169 @@
+"""The plan of who gets what: for each rendered item, the set of target mailboxes.
+
+Every copy (one per item and participant) is accounted for here already: planned for a
+mailbox, ``already_present`` when another participant of the same item maps to the same
+mailbox, or ``not_mapped`` with its reason. The planned copies are written as shards, one
+line per copy, grouped by mailbox so an import task owns whole mailboxes.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from icechat.itemsfile import read_index
+from icechat.mapping.directory import DirectoryEntry
+from icechat.mapping.rules import Reason, Resolver
+
+MAX_LISTED = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCopy:
+    """One line of a shard: a copy for one mailbox, and where its payload is."""
+
+    user_id: str
+    upn: str
+    key: str
+    part: str
+    offset: int
+
+    def to_line(self) -> str:
+        return json.dumps([self.user_id, self.upn, self.key, self.part, self.offset]) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> PlannedCopy:
+        user_id, upn, key, part, offset = json.loads(line)
+        return cls(user_id, upn, key, part, offset)
+
+
+@dataclass
+class PlanSummary:
+    """Counts of the plan; ``copies == planned + already_present + sum(not_mapped)``."""
+
+    items: int = 0
+    copies: int = 0
+    planned: int = 0
+    already_present: int = 0
+    fallback: int = 0
+    not_mapped: Counter[str] = field(default_factory=Counter)
+    by_mapping: Counter[str] = field(default_factory=Counter)
+    per_mailbox: Counter[str] = field(default_factory=Counter)
+    unmapped_participants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shards: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        return self.copies == self.planned + self.already_present + sum(self.not_mapped.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "copies": self.copies,
+            "planned": self.planned,
+            "already_present": self.already_present,
+            "fallback": self.fallback,
+            "not_mapped": dict(self.not_mapped),
+            "by_mapping": dict(self.by_mapping),
+            "per_mailbox": dict(self.per_mailbox),
+            "unmapped_participants": self.unmapped_participants,
+            "shards": self.shards,
+        }
+
+
+def plan_day(
+    parts: list[Path],
+    resolver: Resolver,
+    out_dir: Path,
+    *,
+    shards: int = 8,
+    fallback: DirectoryEntry | None = None,
+) -> PlanSummary:
+    """Resolve every participant of every rendered item and write the shards to ``out_dir``."""
+    wanted: set[str] = set()
+    seen: set[tuple[str, str | None]] = set()
+    for part in parts:
+        for entry in read_index(part):
+            for participant in entry.participants:
+                if participant not in seen:
+                    seen.add(participant)
+                    wanted.update(resolver.addresses_for(*participant))
+    resolver.prefetch(wanted)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = PlanSummary()
+    files = [(out_dir / f"shard-{n:03d}.jsonl").open("w", encoding="utf-8") for n in range(shards)]
+    used: set[int] = set()
+    try:
+        for part in parts:
+            for entry in read_index(part):
+                targets = _plan_item(entry.participants, resolver, summary, fallback)
+                for user_id, upn in targets.items():
+                    shard = zlib.crc32(user_id.encode()) % shards
+                    files[shard].write(
+                        PlannedCopy(user_id, upn, entry.key, part.name, entry.offset).to_line()
+                    )
+                    used.add(shard)
+                    summary.per_mailbox[upn] += 1
+    finally:
+        for fh in files:
+            fh.close()
+    for n in range(shards):
+        path = out_dir / f"shard-{n:03d}.jsonl"
+        if n in used:
+            summary.shards.append(str(path))
+        else:
+            path.unlink()
+    return summary
+
+
+def _plan_item(
+    participants: tuple[tuple[str, str | None], ...],
+    resolver: Resolver,
+    summary: PlanSummary,
+    fallback: DirectoryEntry | None,
+) -> dict[str, str]:
+    summary.items += 1
+    targets: dict[str, str] = {}
+    first_reason: Reason | None = None
+    for im_id, email in participants:
+        summary.copies += 1
+        found = resolver.resolve(im_id, email)
+        if found.user_id is not None:
+            summary.by_mapping[found.reason] += 1
+            if found.user_id in targets:
+                summary.already_present += 1
+            else:
+                targets[found.user_id] = found.upn or found.user_id
+                summary.planned += 1
+            continue
+        summary.not_mapped[found.reason] += 1
+        first_reason = first_reason or found.reason
+        _note_unmapped(summary, im_id, found.address or email, found.reason)
+    if not targets and fallback is not None and fallback.user_id and first_reason:
+        # Nobody maps: the first copy goes to the fallback mailbox instead of nowhere.
+        summary.not_mapped[first_reason] -= 1
+        summary.planned += 1
+        summary.fallback += 1
+        targets[fallback.user_id] = fallback.upn or fallback.user_id
+    return targets
+
+
+def _note_unmapped(summary: PlanSummary, im_id: str, address: str | None, reason: str) -> None:
+    listed = summary.unmapped_participants
+    entry = listed.get(im_id)
+    if entry is None:
+        if len(listed) >= MAX_LISTED:
+            return
+        entry = listed[im_id] = {"address": address, "reason": reason, "copies": 0}
+    entry["copies"] += 1
+
+
+def read_shard(path: Path) -> list[PlannedCopy]:
+    """The copies of one shard (a shard holds whole mailboxes; it fits in memory)."""
+    with path.open(encoding="utf-8") as fh:
+        return [PlannedCopy.from_line(line) for line in fh]

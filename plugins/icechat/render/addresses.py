@@ -1,0 +1,45 @@
+"""The email address a participant appears under in a rendered item.
+
+ICE gives an email for most participants but not all (external users often have none),
+and what it gives is not always a usable address. Graph and RFC 5322 both need one, so a
+participant without a plain ASCII ``local@domain`` address gets a deterministic
+placeholder ``{ImId}@ice.{MESSAGE_ID_DOMAIN}`` (a reserved TLD: it never routes). The
+display name stays the real name, and the body shows name, company and ImId.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+
+from icechat.graph_properties import MESSAGE_ID_DOMAIN
+from icechat.model import Participant
+
+PLACEHOLDER_DOMAIN = f"ice.{MESSAGE_ID_DOMAIN}"
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z")
+_UNSAFE_LOCAL = re.compile(r"[^A-Za-z0-9._+-]+|\.{2,}")
+_MAX_LOCAL = 64
+
+
+def placeholder_address(im_id: str) -> str:
+    """``{ImId}@ice.{MESSAGE_ID_DOMAIN}``; an ImId that is no plain atom gets a hash suffix.
+
+    The suffix keeps two ImIds that differ only in unsafe characters apart.
+    """
+    local = _UNSAFE_LOCAL.sub("_", im_id).strip("._")
+    if local != im_id or not local or len(local) > _MAX_LOCAL:
+        digest = hashlib.sha256(im_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        local = f"{local[: _MAX_LOCAL - 11] or 'ice'}.{digest}"
+    return f"{local}@{PLACEHOLDER_DOMAIN}"
+
+
+@lru_cache(maxsize=65536)
+def address_of(participant: Participant) -> str:
+    """The participant's export email when it is a plain address, else the placeholder."""
+    email = (participant.email or "").strip()
+    if email and len(email) <= 254 and _ADDRESS.match(email):
+        return email
+    return placeholder_address(participant.im_id)

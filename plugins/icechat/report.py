@@ -1,0 +1,144 @@
+"""The day's report: the contract's JSON and an HTML page a compliance officer can read.
+
+Every copy (one per chat item and participant) is exactly one of ``imported``,
+``already_present``, ``not_mapped`` or ``failed``; ``balanced`` says the four add up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from icechat.mapping.rules import REASON_HELP
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("icechat", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass
+class ImportCounts:
+    """What the import tasks did with the planned copies (summed over shards)."""
+
+    imported: int = 0
+    already_present: int = 0
+    failed: int = 0
+    imported_with_notice: int = 0
+    per_mailbox: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, shard: dict[str, Any]) -> None:
+        """Fold in one import task's result (see ``stages.import_shard``)."""
+        self.imported += shard.get("imported", 0)
+        self.already_present += shard.get("already_present", 0)
+        self.failed += shard.get("failed", 0)
+        self.imported_with_notice += shard.get("imported_with_notice", 0)
+        for mailbox, counts in shard.get("per_mailbox", {}).items():
+            self.per_mailbox.setdefault(mailbox, Counter()).update(counts)
+        self.failures.extend(shard.get("failures", []))
+
+
+def build_report(
+    *,
+    day: str,
+    firm: str,
+    files: list[dict[str, Any]],
+    render: dict[str, Any],
+    plan: dict[str, Any],
+    imports: ImportCounts,
+    item_mode: str,
+) -> dict[str, Any]:
+    """The report object: the contract's keys first, then the detail behind them."""
+    not_mapped = sum(plan.get("not_mapped", {}).values())
+    already_present = plan.get("already_present", 0) + imports.already_present
+    copies = plan.get("copies", 0)
+    unaccounted = plan.get("planned", 0) - (
+        imports.imported + imports.already_present + imports.failed
+    )
+    failed = imports.failed + max(unaccounted, 0)
+    total = imports.imported + already_present + not_mapped + failed
+    failures = list(imports.failures)
+    if unaccounted > 0:
+        failures.append(
+            {
+                "mailbox": "(several)",
+                "key": "",
+                "reason": f"{unaccounted} planned copies have no import result",
+                "action": "re-run the day's import tasks (clear them in the Airflow UI)",
+            }
+        )
+    mailboxes = {}
+    for upn, planned in sorted(plan.get("per_mailbox", {}).items()):
+        done = imports.per_mailbox.get(upn, Counter())
+        mailboxes[upn] = {
+            "planned": planned,
+            **{k: done.get(k, 0) for k in ("imported", "already_present", "failed")},
+        }
+    return {
+        "day": day,
+        "firm": firm,
+        "files": files,
+        "items": render.get("items", 0),
+        "copies": copies,
+        "imported": imports.imported,
+        "already_present": already_present,
+        "not_mapped": not_mapped,
+        "failed": failed,
+        "balanced": total == copies,
+        "item_mode": item_mode,
+        "mail_items": render.get("mail_items", 0),
+        "by_kind": render.get("by_kind", {}),
+        "imported_with_notice": imports.imported_with_notice,
+        "not_mapped_reasons": plan.get("not_mapped", {}),
+        "fallback": plan.get("fallback", 0),
+        "unmapped_participants": plan.get("unmapped_participants", {}),
+        "per_mailbox": mailboxes,
+        "failures": failures,
+        "unknown_elements": render.get("unknown_elements", {}),
+        "unknown_attributes": render.get("unknown_attributes", {}),
+        "absent_files": render.get("absent_files", 0),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line for the task log."""
+    verdict = "balanced" if report["balanced"] else "NOT BALANCED"
+    return (
+        f"ICE Chat {report['day']} {report['firm']}: {len(report['files'])} file(s), "
+        f"{report['items']} items, {report['copies']} copies: {report['imported']} imported, "
+        f"{report['already_present']} already present, {report['not_mapped']} not mapped, "
+        f"{report['failed']} failed; {verdict}"
+    )
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report page (every value escaped: names and reasons come from outside)."""
+    return _TEMPLATES.get_template("report.html.j2").render(
+        report=report, reason_help=REASON_HELP, summary=summary_line(report)
+    )
+
+
+def write_report(report: dict[str, Any], reports_dir: Path) -> tuple[Path, Path]:
+    """Write ``{day}.json`` and ``{day}.html``, replacing an earlier report of that day."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    json_path = reports_dir / f"{report['day']}.json"
+    html_path = reports_dir / f"{report['day']}.html"
+    _replace(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _replace(html_path, render_html(report))
+    return json_path, html_path
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

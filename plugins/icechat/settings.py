@@ -1,0 +1,80 @@
+"""The connector's settings (Airflow Variables in deployment), parsed and checked in one place.
+
+Each value comes from a look-up function (``Variable.get`` in Airflow, a dict in tests); a
+bad value raises :class:`SettingsError` naming the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from icechat.exceptions import SettingsError
+from icechat.mapping.csvfile import is_address
+
+REMOTE_DIR = "icechat_remote_dir"
+DATA_DIR = "icechat_data_dir"
+MAPPING_CSV = "icechat_mapping_csv"
+AUTO_MAPPING = "icechat_auto_mapping"
+FOLDER_NAME = "icechat_folder_name"
+ITEM_MODE = "icechat_item_mode"
+UNMAPPED_MAILBOX = "icechat_unmapped_mailbox"
+ALL = (REMOTE_DIR, DATA_DIR, MAPPING_CSV, AUTO_MAPPING, FOLDER_NAME, ITEM_MODE, UNMAPPED_MAILBOX)
+
+ITEM_MODES = ("message", "transcript")
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs besides connections."""
+
+    remote_dir: str = "/"
+    data_dir: Path = Path("icechat")
+    mapping_csv: str | None = None
+    auto_mapping: bool = True
+    folder_name: str = "ICE Chat"
+    item_mode: str = "message"
+    unmapped_mailbox: str | None = None
+
+    @classmethod
+    def from_lookup(cls, get: Callable[[str], str | None]) -> Settings:
+        """Read and check every variable; absent ones take their defaults."""
+
+        def text(name: str) -> str | None:
+            value = get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        airflow_home = os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))
+        auto = (text(AUTO_MAPPING) or "true").lower()
+        if auto not in _TRUE | _FALSE:
+            raise SettingsError(f"variable {AUTO_MAPPING} is {auto!r}; set it to true or false")
+        mode = (text(ITEM_MODE) or "message").lower()
+        if mode not in ITEM_MODES:
+            raise SettingsError(
+                f"variable {ITEM_MODE} is {mode!r}; set it to one of {', '.join(ITEM_MODES)}"
+            )
+        folder = text(FOLDER_NAME) or "ICE Chat"
+        if "/" in folder or "\\" in folder or len(folder) > 255:
+            raise SettingsError(
+                f"variable {FOLDER_NAME} is {folder!r}; it names one top-level folder "
+                "(no slashes, at most 255 characters)"
+            )
+        fallback = text(UNMAPPED_MAILBOX)
+        if fallback is not None and not is_address(fallback):
+            raise SettingsError(
+                f"variable {UNMAPPED_MAILBOX} is {fallback!r}; set it to a mailbox address "
+                "or delete it"
+            )
+        return cls(
+            remote_dir=text(REMOTE_DIR) or "/",
+            data_dir=Path(text(DATA_DIR) or os.path.join(airflow_home, "icechat")),
+            mapping_csv=text(MAPPING_CSV),
+            auto_mapping=auto in _TRUE,
+            folder_name=folder,
+            item_mode=mode,
+            unmapped_mailbox=fallback.lower() if fallback else None,
+        )

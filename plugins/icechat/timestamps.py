@@ -1,0 +1,43 @@
+"""The three timestamp forms of the export: epoch milliseconds, epoch seconds, ISO 8601."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An aware UTC datetime from ``1795684502123``, ``1795684502`` or ISO 8601 with offset.
+
+    Raises ``ValueError`` (with the offending text) for anything else, including an ISO
+    time without an offset: its zone would be a guess, and a compliance record must not be.
+    """
+    value = text.strip()
+    if value.isdigit() and value.isascii():
+        number = int(value)
+        if len(value) >= 12:
+            return EPOCH + timedelta(milliseconds=number)
+        return EPOCH + timedelta(seconds=number)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a timestamp (epoch ms, epoch s, or ISO 8601 with offset)"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset; ICE times must say Z or +hh:mm")
+    return parsed.astimezone(UTC)
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch (the export's native form)."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-11-26T09:15:02.123Z``: ISO 8601 UTC with milliseconds."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )

@@ -1,0 +1,66 @@
+"""The day's plaintext: ``work/{day}/`` under the data directory, owner-only, short-lived.
+
+Decrypted parts land here (see :mod:`icechat.pgp`); zip parts are unpacked here into one
+folder per part with the safety limits of :mod:`icechat.archive`; the whole day's folder is
+removed once the day is reconciled.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from icechat.archive import DEFAULT_LIMITS, Limits, sniff, unpack
+
+log = logging.getLogger(__name__)
+
+PACKAGE_SUFFIXES = (".xml.gz", ".zip", ".xml")
+
+
+def work_day_dir(data_dir: Path, day: date) -> Path:
+    """``{data_dir}/work/{YYYY-MM-DD}``."""
+    return data_dir / "work" / day.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class UnpackedPart:
+    """A part ready to parse: its XML, and the folder its attachments were unpacked into."""
+
+    xml: Path
+    attachments_root: Path | None
+
+
+def unpack_part(path: Path, work_dir: Path, limits: Limits = DEFAULT_LIMITS) -> UnpackedPart:
+    """Expand a decrypted ``.zip`` or ``.gz`` part under ``work_dir``; plain XML is left as is.
+
+    A zip part becomes ``work_dir/{part}/`` with its XML and ``attachments/``; a gzip part
+    becomes ``work_dir/{part}/{name}.xml``. Zip-slip members and decompression bombs are
+    refused (:class:`icechat.exceptions.ArchiveError` and subclasses).
+    """
+    kind = sniff(path)
+    if kind == "plain":
+        return UnpackedPart(path, None)
+    stem = path.name
+    for suffix in PACKAGE_SUFFIXES:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    dest = work_dir / stem
+    xml = unpack(path, dest, limits)
+    log.info("unpacked %s into %s", path.name, dest)
+    return UnpackedPart(xml, dest if kind == "zip" else None)
+
+
+def remove_plaintext(data_dir: Path, day: date) -> Sequence[Path]:
+    """Delete the day's decrypted and unpacked files once the day is reconciled."""
+    day_dir = work_day_dir(data_dir, day)
+    if not day_dir.exists():
+        return ()
+    removed = sorted(p for p in day_dir.rglob("*") if p.is_file())
+    shutil.rmtree(day_dir)
+    log.info("removed %d plaintext files under %s", len(removed), day_dir)
+    return removed

@@ -1,0 +1,108 @@
+"""The day's report: contract keys, balance, escaping, replacement."""
+
+from __future__ import annotations
+
+import json
+
+from icechat.report import ImportCounts, build_report, summary_line, write_report
+
+FILES = [{"name": "ACME01_ICECHAT_20261126.xml.pgp", "size": 10, "sha256": "ab" * 32}]
+PLAN = {
+    "copies": 10,
+    "planned": 6,
+    "already_present": 1,
+    "not_mapped": {"not_in_tenant": 3},
+    "per_mailbox": {"a@acme.example": 4, "b@acme.example": 2},
+    "unmapped_participants": {"ext1": {"address": "<x@y>", "reason": "not_in_tenant", "copies": 3}},
+}
+
+
+def report_with(*shards: dict) -> dict:
+    imports = ImportCounts()
+    for shard in shards:
+        imports.add(shard)
+    return build_report(
+        day="2026-11-26",
+        firm="ACME01",
+        files=FILES,
+        render={"items": 4, "mail_items": 4},
+        plan=PLAN,
+        imports=imports,
+        item_mode="message",
+    )
+
+
+def test_every_copy_accounted_for_is_balanced():
+    report = report_with(
+        {"imported": 4, "per_mailbox": {"a@acme.example": {"imported": 4}}},
+        {"imported": 1, "already_present": 1, "per_mailbox": {"b@acme.example": {"imported": 1}}},
+    )
+    contract = {
+        k: report[k]
+        for k in (
+            "day",
+            "firm",
+            "files",
+            "items",
+            "copies",
+            "imported",
+            "already_present",
+            "not_mapped",
+            "failed",
+            "balanced",
+        )
+    }
+    assert contract == {
+        "day": "2026-11-26",
+        "firm": "ACME01",
+        "files": FILES,
+        "items": 4,
+        "copies": 10,
+        "imported": 5,
+        "already_present": 2,
+        "not_mapped": 3,
+        "failed": 0,
+        "balanced": True,
+    }
+    assert report["per_mailbox"]["a@acme.example"] == {
+        "planned": 4,
+        "imported": 4,
+        "already_present": 0,
+        "failed": 0,
+    }
+    assert "10 copies: 5 imported, 2 already present, 3 not mapped, 0 failed; balanced" in (
+        summary_line(report)
+    )
+
+
+def test_copies_without_an_import_result_count_as_failed():
+    report = report_with({"imported": 4})
+    assert report["failed"] == 2
+    assert report["balanced"] is True
+    assert "2 planned copies have no import result" in report["failures"][-1]["reason"]
+
+
+def test_report_files_are_written_and_replaced_and_html_escapes(tmp_path):
+    first = report_with({"imported": 6})
+    json_path, html_path = write_report(first, tmp_path)
+    second = report_with(
+        {
+            "imported": 5,
+            "failed": 1,
+            "failures": [
+                {
+                    "mailbox": "a@acme.example",
+                    "key": "k",
+                    "reason": "<script>alert(1)</script>",
+                    "action": "retry",
+                }
+            ],
+        }
+    )
+    write_report(second, tmp_path)
+    assert json.loads(json_path.read_text())["failed"] == 1
+    page = html_path.read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in page
+    assert "&lt;x@y&gt;" in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-26.html", "2026-11-26.json"]
