@@ -69,7 +69,12 @@ def test_throttling_and_503s_every_copy_once_no_retry_after_broken(
     graph_emulator: Any, client: GraphClient, ledger: Ledger, batch: bool
 ) -> None:
     graph_emulator.set_faults(
-        window_requests=10, window_seconds=1.0, rate_503=0.05, retry_after=1, seed=11
+        # Enough to throttle for sure: a batch carries 15 parts, singles go 4 at a time.
+        window_requests=10 if batch else 4,
+        window_seconds=1.0,
+        rate_503=0.1,
+        retry_after=1,
+        seed=11,
     )
     result = Importer(client, ledger, run_id="r1", batch=batch).run(copies([ALICE, BOB, ERIN], 15))
     assert result.counts[Status.IMPORTED] == 45, result.failures[:3]
