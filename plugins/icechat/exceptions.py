@@ -61,6 +61,63 @@ class RenderError(IceChatError):
     """A chat item cannot be rendered as an email."""
 
 
+class GraphSettingsError(IceChatError):
+    """The Graph connection lacks a client id, tenant, or a secret/certificate."""
+
+
+class GraphError(IceChatError):
+    """Microsoft Graph answered with a permanent error (or kept failing past the retry budget)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        mailbox: str | None = None,
+    ) -> None:
+        details = ", ".join(
+            f"{name} {value}"
+            for name, value in (
+                ("mailbox", mailbox),
+                ("HTTP", status),
+                ("code", code),
+                ("request-id", request_id),
+            )
+            if value is not None
+        )
+        super().__init__(f"{message} ({details})" if details else message)
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.mailbox = mailbox
+
+
+class GraphAuthError(GraphError):
+    """Entra ID refused to issue a token for the app (wrong tenant, id, secret or certificate)."""
+
+
+class GraphPermissionError(GraphError):
+    """Graph refused the app's token: Mail.ReadWrite (application) or admin consent missing."""
+
+
+class MailboxNotFoundError(GraphError):
+    """The user has no Exchange Online mailbox reachable through Graph."""
+
+
+class GraphRequestError(GraphError):
+    """Graph rejected a request as malformed or not allowed; retrying will not help."""
+
+
+class GraphUnavailableError(GraphError):
+    """Graph kept throttling or failing transiently until the retry budget ran out."""
+
+
+class LedgerError(IceChatError):
+    """The import ledger cannot be opened or has a schema this version does not know."""
+
+
 class RenderOutputError(RenderError):
     """Rendered emails cannot be written to the folder asked for."""
 

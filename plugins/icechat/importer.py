@@ -1,0 +1,395 @@
+"""Import one shard of copies into their mailboxes, exactly once, with the ledger as memory.
+
+Protocol per copy (see ARCHITECTURE.md): skip it if the ledger says done; mark it sent;
+create it in Graph carrying its dedupe key; mark it done with the Graph id. A copy found
+"sent" (a crash or a lost answer in between) is looked up in Graph by its dedupe key before
+it is created again, and so is a create that failed in a way that may hide a success (429,
+5xx, a dropped connection). Killing the process between any two steps loses nothing and
+duplicates nothing.
+
+Mailboxes run in parallel on a thread pool, one lane per mailbox; a lane sends its copies in
+groups of up to 20, as one ``$batch`` or as single requests, and the client keeps at most
+4 requests in flight per mailbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from icechat.exceptions import GraphError
+from icechat.graph_attachments import REQUEST_LIMIT, fit_attachments
+from icechat.graph_client import (
+    MAX_BATCH,
+    GraphClient,
+    GraphRequest,
+    GraphResponse,
+    Outcome,
+    Recover,
+)
+from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
+from icechat.mailbox import (
+    create_request,
+    dedupe_key,
+    ensure_folder,
+    find_item,
+    found_id,
+    lookup_request,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FOLDER = "ICE Chat"
+LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One item for one mailbox: the rendered Graph message JSON and its UTC day.
+
+    ``payload`` carries the dedupe key in ``singleValueExtendedProperties``;
+    ``attachment_sources`` maps attachment names to where the raw store keeps the file
+    (named in the notice when a file is too large to go with the item).
+    """
+
+    mailbox: str
+    key: str
+    payload: Mapping[str, Any]
+    day: date
+    attachment_sources: Mapping[str, str] = field(default_factory=dict)
+
+
+class Status(StrEnum):
+    """How a copy ended."""
+
+    IMPORTED = "imported"
+    IMPORTED_WITH_NOTICE = "imported_with_notice"
+    ALREADY_PRESENT = "already_present"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CopyOutcome:
+    """What happened to one copy."""
+
+    mailbox: str
+    key: str
+    status: Status
+    graph_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class ImportResult:
+    """Counts for a shard, the failures with reasons, and the time it took.
+
+    ``counts`` has ``imported`` (including those with a notice), ``imported_with_notice``,
+    ``already_present`` and ``failed``; the first, third and fourth add up to the copies.
+    """
+
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[CopyOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def copies(self) -> int:
+        """Copies accounted for."""
+        return (
+            self.counts[Status.IMPORTED]
+            + self.counts[Status.ALREADY_PRESENT]
+            + (self.counts[Status.FAILED])
+        )
+
+
+@dataclass
+class _Work:
+    copy: Copy
+    dedupe: str
+    payload: Mapping[str, Any]
+    size: int
+    notices: tuple[str, ...]
+
+
+class Importer:
+    """Imports copies for many mailboxes; one instance per shard run.
+
+    ``workers`` mailboxes are worked on at once; ``batch`` sends groups as ``$batch``.
+    ``on_outcome`` (called from worker threads) sees every copy's outcome as it is known.
+    """
+
+    def __init__(
+        self,
+        client: GraphClient,
+        ledger: Ledger,
+        *,
+        run_id: str,
+        folder_name: str = DEFAULT_FOLDER,
+        workers: int = 16,
+        batch: bool = True,
+        on_outcome: Callable[[CopyOutcome], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.run_id = run_id
+        self.folder_name = folder_name
+        self.workers = workers
+        self.batch = batch
+        self._on_outcome = on_outcome
+        self._folders: dict[str, str] = {}
+        self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._lock = threading.Lock()
+        self._result = ImportResult()
+        self._singles: ThreadPoolExecutor | None = None  # while run() runs, unbatched only
+
+    # Driving the shard
+
+    def run(self, copies: Iterable[Copy]) -> ImportResult:
+        """Import every copy; returns the counts (every copy ends in exactly one of them)."""
+        started = time.monotonic()
+        self._result = ImportResult()
+        buffers: dict[str, list[Copy]] = defaultdict(list)
+        slots = threading.BoundedSemaphore(self.workers * 2)
+        futures: list[Future[None]] = []
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="icechat-import") as pool:
+            if not self.batch:
+                self._singles = ThreadPoolExecutor(
+                    self.workers * self.client.per_mailbox, thread_name_prefix="icechat-send"
+                )
+
+            def submit(mailbox: str, lane: list[Copy]) -> None:
+                slots.acquire()
+                future = pool.submit(self._lane, mailbox, lane)
+                future.add_done_callback(lambda _f: slots.release())
+                futures.append(future)
+
+            try:
+                for copy in copies:
+                    buffer = buffers[copy.mailbox]
+                    buffer.append(copy)
+                    if len(buffer) >= LANE_SIZE:
+                        submit(copy.mailbox, buffers.pop(copy.mailbox))
+                for mailbox, lane in buffers.items():
+                    submit(mailbox, lane)
+                for future in futures:
+                    future.result()
+            finally:
+                if self._singles is not None:
+                    self._singles.shutdown()
+                    self._singles = None
+        self._result.seconds = time.monotonic() - started
+        log.info(
+            "imported %s copies in %.1fs: %s",
+            self._result.copies,
+            self._result.seconds,
+            dict(self._result.counts),
+        )
+        return self._result
+
+    def _record(self, outcome: CopyOutcome) -> None:
+        with self._lock:
+            self._result.counts[outcome.status] += 1
+            if outcome.status is Status.IMPORTED_WITH_NOTICE:
+                self._result.counts[Status.IMPORTED] += 1
+            if outcome.status is Status.FAILED:
+                self._result.failures.append(outcome)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+
+    # One mailbox lane
+
+    def _lane(self, mailbox: str, copies: list[Copy]) -> None:
+        settled: dict[str, CopyOutcome] = {}
+        with self._lanes[mailbox.casefold()]:
+            try:
+                self._import_lane(mailbox, copies, settled)
+            except GraphError as exc:
+                self._fail_rest(mailbox, copies, settled, str(exc))
+        first: set[str] = set()
+        for copy in copies:
+            outcome = settled[copy.key]
+            if copy.key in first:
+                # Another participant's copy of the same item in the same mailbox.
+                outcome = CopyOutcome(
+                    mailbox,
+                    copy.key,
+                    Status.FAILED if outcome.status is Status.FAILED else Status.ALREADY_PRESENT,
+                    outcome.graph_id,
+                    outcome.reason,
+                )
+            first.add(copy.key)
+            self._record(outcome)
+
+    def _fail_rest(
+        self, mailbox: str, copies: Sequence[Copy], settled: dict[str, CopyOutcome], reason: str
+    ) -> None:
+        """Copies a lane-wide error (no mailbox, no permission) left unsettled fail with it."""
+        rest = {c.key: c for c in copies if c.key not in settled}
+        self.ledger.mark_failed(
+            mailbox, [Mark(c.key, c.day, reason=reason) for c in rest.values()], self.run_id
+        )
+        for key in rest:
+            settled[key] = CopyOutcome(mailbox, key, Status.FAILED, reason=reason)
+
+    def _import_lane(
+        self,
+        mailbox: str,
+        copies: list[Copy],
+        settled: dict[str, CopyOutcome],
+    ) -> None:
+        known = self.ledger.lookup(mailbox, [c.key for c in copies])
+        todo: list[Copy] = []
+        unique: dict[str, Copy] = {}
+        for copy in copies:
+            unique.setdefault(copy.key, copy)
+        for copy in unique.values():
+            row = known.get(copy.key)
+            if row is not None and row.state is CopyState.DONE:
+                settled[copy.key] = self._present(mailbox, row)
+            else:
+                todo.append(copy)
+        work, invalid = self._prepare(todo)
+        if invalid:
+            self.ledger.mark_failed(
+                mailbox, [Mark(c.key, c.day, reason=r) for c, r in invalid], self.run_id
+            )
+            for copy, reason in invalid:
+                settled[copy.key] = CopyOutcome(mailbox, copy.key, Status.FAILED, reason=reason)
+        if not work:
+            return
+        folder = self._folder(mailbox)
+        # A copy last seen sent or failed may be in Graph already: look before creating.
+        uncertain = [w for w in work if w.copy.key in known]
+        found = self._look_up(mailbox, folder, uncertain)
+        if found:
+            marks = [
+                Mark(w.copy.key, w.copy.day, found[w.copy.key])
+                for w in uncertain
+                if w.copy.key in found
+            ]
+            self.ledger.mark_done(mailbox, marks, self.run_id)
+            for mark in marks:
+                settled[mark.item_key] = self._present(mailbox, known[mark.item_key], mark.graph_id)
+        to_create = [w for w in work if w.copy.key not in found]
+        for group in _groups(to_create):
+            for outcome in self._create(mailbox, folder, group):
+                settled[outcome.key] = outcome
+
+    def _present(self, mailbox: str, row: CopyRecord, graph_id: str | None = None) -> CopyOutcome:
+        """A copy the mailbox holds: imported if this run sent it, else already present."""
+        status = Status.IMPORTED if row.run_id == self.run_id else Status.ALREADY_PRESENT
+        return CopyOutcome(mailbox, row.item_key, status, graph_id or row.graph_id)
+
+    def _prepare(self, copies: Sequence[Copy]) -> tuple[list[_Work], list[tuple[Copy, str]]]:
+        work: list[_Work] = []
+        invalid: list[tuple[Copy, str]] = []
+        for copy in copies:
+            key = dedupe_key(copy.payload)
+            if key is None:
+                invalid.append((copy, "the rendered item carries no dedupe key property"))
+                continue
+            fitted = fit_attachments(copy.payload, copy.attachment_sources)
+            work.append(_Work(copy, key, fitted.payload, fitted.size, fitted.notices))
+        return work, invalid
+
+    def _folder(self, mailbox: str) -> str:
+        folder = self._folders.get(mailbox.casefold())
+        if folder is None:
+            folder = ensure_folder(self.client, mailbox, self.folder_name)
+            self._folders[mailbox.casefold()] = folder
+        return folder
+
+    # Graph calls for a lane
+
+    def _look_up(self, mailbox: str, folder: str, work: Sequence[_Work]) -> dict[str, str]:
+        """Graph ids of the copies (last seen "sent") that Graph already holds."""
+        found: dict[str, str] = {}
+        for start in range(0, len(work), MAX_BATCH):
+            group = work[start : start + MAX_BATCH]
+            requests_ = [lookup_request(mailbox, folder, w.dedupe) for w in group]
+            outcomes = self._send_all(requests_, mailbox)
+            for w, outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, GraphError):
+                    raise outcome
+                graph_id = found_id(outcome)
+                if graph_id is not None:
+                    found[w.copy.key] = graph_id
+        log.info("%s: %s of %s copies sent earlier were in Graph", mailbox, len(found), len(work))
+        return found
+
+    def _create(self, mailbox: str, folder: str, group: Sequence[_Work]) -> list[CopyOutcome]:
+        def recover(request: GraphRequest) -> GraphResponse | None:
+            key = dedupe_key(request.body or {})
+            graph_id = find_item(self.client, mailbox, folder, key) if key else None
+            return None if graph_id is None else GraphResponse(201, {"id": graph_id})
+
+        self.ledger.mark_sent(mailbox, [Mark(w.copy.key, w.copy.day) for w in group], self.run_id)
+        requests_ = [create_request(mailbox, folder, w.payload) for w in group]
+        outcomes = self._send_all(requests_, mailbox, recover)
+        done: list[Mark] = []
+        failed: list[Mark] = []
+        results: list[CopyOutcome] = []
+        for w, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, GraphError):
+                failed.append(Mark(w.copy.key, w.copy.day, reason=str(outcome)))
+                results.append(CopyOutcome(mailbox, w.copy.key, Status.FAILED, reason=str(outcome)))
+                continue
+            graph_id = str(outcome.body.get("id"))
+            done.append(Mark(w.copy.key, w.copy.day, graph_id=graph_id))
+            if w.notices:
+                log.warning(
+                    "%s: item %s imported with a notice: %s",
+                    mailbox,
+                    w.copy.key,
+                    " ".join(w.notices),
+                )
+            status = Status.IMPORTED_WITH_NOTICE if w.notices else Status.IMPORTED
+            results.append(CopyOutcome(mailbox, w.copy.key, status, graph_id))
+        self.ledger.mark_done(mailbox, done, self.run_id)
+        self.ledger.mark_failed(mailbox, failed, self.run_id)
+        return results
+
+    def _send_all(
+        self, requests_: Sequence[GraphRequest], mailbox: str, recover: Recover | None = None
+    ) -> list[Outcome]:
+        """Up to 20 requests for one mailbox: one ``$batch``, or singles side by side."""
+        if self._singles is None:
+            return self.client.batch(requests_, mailbox=mailbox, recover=recover)
+
+        def one(request: GraphRequest) -> Outcome:
+            try:
+                return self.client.send(request, mailbox=mailbox, recover=recover)
+            except GraphError as exc:
+                return exc
+
+        # At most per_mailbox of this lane's requests take pool threads, so no thread sits
+        # waiting for a mailbox slot while other mailboxes' requests queue behind it.
+        lane_slots = threading.Semaphore(self.client.per_mailbox)
+        futures: list[Future[Outcome]] = []
+        for request in requests_:
+            lane_slots.acquire()
+            future = self._singles.submit(one, request)
+            future.add_done_callback(lambda _f: lane_slots.release())
+            futures.append(future)
+        return [f.result() for f in futures]
+
+
+def _groups(work: Sequence[_Work]) -> Iterator[list[_Work]]:
+    """Consecutive groups of at most 20 items whose JSON fits one Graph request."""
+    group: list[_Work] = []
+    size = 0
+    for w in work:
+        if group and (len(group) == MAX_BATCH or size + w.size > REQUEST_LIMIT):
+            yield group
+            group, size = [], 0
+        group.append(w)
+        size += w.size
+    if group:
+        yield group

@@ -1,0 +1,383 @@
+"""The import ledger: one row per (mailbox, item key) and one per run, on SQLAlchemy Core.
+
+It is the audit trail and what makes re-runs safe: a copy goes planned -> sent -> done
+(with the Graph id), or ends not_mapped / failed with a reason. SQLite by default,
+Postgres (or any SQLAlchemy URL) in deployment. The schema is versioned in its own table.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from icechat.exceptions import LedgerError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# Rows per statement when looking up or writing many copies at once (under SQLite's 999 binds).
+CHUNK = 200
+_LOCK_ID = 0x1CEC4A7  # Postgres advisory lock taken while creating the schema
+
+
+class CopyState(StrEnum):
+    """Where a copy stands in the import protocol."""
+
+    PLANNED = "planned"
+    SENT = "sent"
+    DONE = "done"
+    NOT_MAPPED = "not_mapped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRecord:
+    """A copy's ledger row."""
+
+    mailbox: str
+    item_key: str
+    day: date
+    state: CopyState
+    graph_id: str | None
+    reason: str | None
+    run_id: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One copy to move to a state: its key, day, and the Graph id or reason if any."""
+
+    item_key: str
+    day: date
+    graph_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """A file a run read: its name, size and SHA-256."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of a day: the files it read, its counts and timings."""
+
+    run_id: str
+    day: date
+    started_at: datetime
+    finished_at: datetime | None
+    files: tuple[FileRecord, ...]
+    counts: dict[str, int]
+    timings: dict[str, float]
+
+
+def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
+    version = sa.Table(
+        "icechat_schema_version",
+        metadata,
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    copies = sa.Table(
+        "icechat_copies",
+        metadata,
+        sa.Column("mailbox", sa.String(320), primary_key=True),
+        sa.Column("item_key", sa.String(512), primary_key=True),
+        sa.Column("day", sa.Date, nullable=False, index=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("graph_id", sa.String(512)),
+        sa.Column("reason", sa.Text),
+        sa.Column("run_id", sa.String(250)),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    runs = sa.Table(
+        "icechat_runs",
+        metadata,
+        sa.Column("run_id", sa.String(250), primary_key=True),
+        sa.Column("day", sa.Date, nullable=False, index=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        sa.Column("files", sa.JSON, nullable=False),
+        sa.Column("counts", sa.JSON, nullable=False),
+        sa.Column("timings", sa.JSON, nullable=False),
+    )
+    return version, copies, runs
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the ledger URL; SQLite files get WAL and a long busy timeout."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=-1,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_size=8, max_overflow=8, pool_timeout=600, pool_pre_ping=True)
+
+
+class Ledger:
+    """Reads and writes the ledger; safe to share between threads of one process.
+
+    ``schema`` puts the tables in a database schema (Postgres), which must exist.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        backend = sa.engine.make_url(url).get_backend_name()
+        if backend not in ("postgresql", "sqlite"):
+            raise LedgerError(
+                f"ledger URL for {backend!r}: only SQLite and Postgres ledgers are supported"
+            )
+        self.engine = make_engine(url)
+        self._metadata = sa.MetaData(schema=schema)
+        self._version, self._copies, self._runs = _tables(self._metadata)
+        self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+        # SQLite has one writer at a time and makes waiting writers poll with growing sleeps;
+        # queueing this process's writers on a lock hands the database over at once.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if backend == "sqlite" else nullcontext()
+        )
+        self._ensure_schema()
+
+    @property
+    def where(self) -> str:
+        """The ledger's URL with any password hidden, for messages and logs."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release the ledger's database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ensure_schema(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                # One writer creates the schema; the others wait and then find it complete.
+                if self.engine.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_ID)))
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                self._metadata.create_all(conn, checkfirst=True)
+                conn.execute(
+                    self._insert(self._version)
+                    .values(version=SCHEMA_VERSION, applied_at=_now())
+                    .on_conflict_do_nothing()
+                )
+                found = conn.execute(sa.select(sa.func.max(self._version.c.version))).scalar()
+        except sa.exc.OperationalError as exc:
+            raise LedgerError(f"ledger at {self.where} cannot be opened: {exc.orig}") from exc
+        if found != SCHEMA_VERSION:
+            raise LedgerError(
+                f"ledger at {self.where} has schema version {found}; this icechat "
+                f"writes version {SCHEMA_VERSION}: upgrade icechat or use a new ledger"
+            )
+
+    # Copies
+
+    def lookup(self, mailbox: str, keys: Iterable[str]) -> dict[str, CopyRecord]:
+        """The ledger rows of ``mailbox`` for ``keys`` (absent keys are left out)."""
+        c = self._copies
+        found: dict[str, CopyRecord] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(keys))):
+                rows = conn.execute(
+                    sa.select(c).where(c.c.mailbox == mailbox, c.c.item_key.in_(chunk))
+                )
+                for row in rows:
+                    found[row.item_key] = self._record(row)
+        return found
+
+    def plan(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+        """Record copies as planned unless the ledger already knows them."""
+        self._write(mailbox, marks, CopyState.PLANNED, run_id, only_new=True)
+
+    def mark_sent(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+        """Record that a create is about to be sent (never downgrades a done copy)."""
+        self._write(mailbox, marks, CopyState.SENT, run_id)
+
+    def mark_done(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+        """Record copies as in the mailbox, with their Graph ids."""
+        self._write(mailbox, marks, CopyState.DONE, run_id)
+
+    def mark_failed(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+        """Record copies that could not be imported, with the reason."""
+        self._write(mailbox, marks, CopyState.FAILED, run_id)
+
+    def mark_not_mapped(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+        """Record copies with no Microsoft 365 mailbox to go to, with the reason."""
+        self._write(mailbox, marks, CopyState.NOT_MAPPED, run_id)
+
+    def _write(
+        self,
+        mailbox: str,
+        marks: Sequence[Mark],
+        state: CopyState,
+        run_id: str,
+        *,
+        only_new: bool = False,
+    ) -> None:
+        if not marks:
+            return
+        c = self._copies
+        now = _now()
+        stmt = self._insert(c)
+        if only_new:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[c.c.mailbox, c.c.item_key])
+        else:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[c.c.mailbox, c.c.item_key],
+                set_={
+                    "state": stmt.excluded.state,
+                    "graph_id": stmt.excluded.graph_id,
+                    "reason": stmt.excluded.reason,
+                    "run_id": stmt.excluded.run_id,
+                    "updated_at": stmt.excluded.updated_at,
+                },
+                where=c.c.state != CopyState.DONE.value,
+            )
+        rows = [
+            {
+                "mailbox": mailbox,
+                "item_key": m.item_key,
+                "day": m.day,
+                "state": state.value,
+                "graph_id": m.graph_id,
+                "reason": m.reason,
+                "run_id": run_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for m in marks
+        ]
+        with self._write_lock, self.engine.begin() as conn:
+            for chunk in _chunks(rows):
+                conn.execute(stmt, list(chunk))
+
+    def counts(self, day: date) -> dict[CopyState, int]:
+        """How many copies of ``day`` are in each state."""
+        c = self._copies
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.c.state, sa.func.count()).where(c.c.day == day).group_by(c.c.state)
+            )
+            found = {CopyState(state): int(n) for state, n in rows}
+        return {state: found.get(state, 0) for state in CopyState}
+
+    def copies(self, day: date) -> Iterator[CopyRecord]:
+        """Every copy of ``day``, by mailbox and key (streamed)."""
+        c = self._copies
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=1000).execute(
+                sa.select(c).where(c.c.day == day).order_by(c.c.mailbox, c.c.item_key)
+            )
+            for row in rows:
+                yield self._record(row)
+
+    @staticmethod
+    def _record(row: sa.Row[Any]) -> CopyRecord:
+        return CopyRecord(
+            mailbox=row.mailbox,
+            item_key=row.item_key,
+            day=row.day,
+            state=CopyState(row.state),
+            graph_id=row.graph_id,
+            reason=row.reason,
+            run_id=row.run_id,
+            updated_at=_aware(row.updated_at),
+        )
+
+    # Runs
+
+    def start_run(self, run_id: str, day: date, files: Sequence[FileRecord]) -> None:
+        """Record the start of a run of ``day`` over ``files`` (a re-start replaces it)."""
+        r = self._runs
+        values = {
+            "run_id": run_id,
+            "day": day,
+            "started_at": _now(),
+            "finished_at": None,
+            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files],
+            "counts": {},
+            "timings": {},
+        }
+        stmt = self._insert(r).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[r.c.run_id], set_={k: v for k, v in values.items() if k != "run_id"}
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def finish_run(
+        self, run_id: str, counts: Mapping[str, int], timings: Mapping[str, float]
+    ) -> None:
+        """Record a run's counts and timings (seconds per stage) as it ends."""
+        r = self._runs
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(r)
+                .where(r.c.run_id == run_id)
+                .values(finished_at=_now(), counts=dict(counts), timings=dict(timings))
+            ).rowcount
+        if updated != 1:
+            raise LedgerError(f"ledger has no run {run_id!r}: call start_run first")
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """The recorded run ``run_id``, if any."""
+        r = self._runs
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(r).where(r.c.run_id == run_id)).one_or_none()
+        if row is None:
+            return None
+        return RunRecord(
+            run_id=row.run_id,
+            day=row.day,
+            started_at=_aware(row.started_at),
+            finished_at=_aware(row.finished_at) if row.finished_at else None,
+            files=tuple(FileRecord(**f) for f in row.files),
+            counts=dict(row.counts),
+            timings=dict(row.timings),
+        )

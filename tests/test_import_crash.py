@@ -1,0 +1,73 @@
+"""SIGKILL the import at random points, 20 times, restart it: every copy lands exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from icechat.ledger import CopyState, Ledger
+from tests.fixtures.graph_emulator import ALICE, BOB, ERIN
+from tests.graph_import_helpers import DAY
+from tests.test_importer import assert_exactly_once
+
+ROOT = Path(__file__).resolve().parent.parent
+MAILBOXES = [ALICE, BOB, ERIN]
+PER_MAILBOX = 250
+
+
+def _start(spec: dict[str, Any]) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.import_worker", json.dumps(spec)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_killed_twenty_times_then_finished_every_copy_exactly_once(
+    graph_emulator: Any, tmp_path: Path
+) -> None:
+    graph_emulator.set_faults(latency_ms=40, rate_429_after_success=0.05, retry_after=0, seed=9)
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    spec: dict[str, Any] = {
+        "settings": {
+            "client_id": graph_emulator.client_id,
+            "tenant_id": graph_emulator.tenant_id,
+            "client_secret": graph_emulator.client_secret,
+            "authority_host": graph_emulator.authority_host,
+            "graph_url": graph_emulator.graph_url,
+            "ca_bundle": graph_emulator.ca_bundle,
+        },
+        "ledger": ledger_url,
+        "mailboxes": MAILBOXES,
+        "per_mailbox": PER_MAILBOX,
+        "run_id": "scheduled__2026-11-26",
+    }
+    rng = random.Random(20261126)
+    stored_before: list[int] = []
+    for attempt in range(20):
+        proc = _start({**spec, "batch": attempt % 2 == 0})
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr and proc.stderr.read()
+        time.sleep(rng.uniform(0.0, 0.6))
+        proc.kill()
+        proc.communicate(timeout=30)
+        stored_before.append(sum(len(graph_emulator.messages(m)) for m in MAILBOXES))
+    total = PER_MAILBOX * len(MAILBOXES)
+    mid_import = {n for n in stored_before if 0 < n < total}
+    assert len(mid_import) >= 5, f"kills must land mid-import: {stored_before}"
+    final = _start({**spec, "batch": True})
+    _out, err = final.communicate(timeout=60)
+    assert final.returncode == 0, err
+    assert_exactly_once(graph_emulator, dict.fromkeys(MAILBOXES, PER_MAILBOX))
+    with Ledger(ledger_url) as ledger:
+        assert ledger.counts(DAY)[CopyState.DONE] == total

@@ -1,0 +1,179 @@
+"""The exactly-once import of copies into mailboxes, against the Graph emulator."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from icechat.graph_auth import access_token
+from icechat.graph_client import GraphClient
+from icechat.importer import Copy, Importer, Status
+from icechat.ledger import CopyState, Ledger, Mark
+from icechat.mailbox import create_request, ensure_folder
+from tests.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
+from tests.graph_import_helpers import DAY, chat_time, copies, emulator_settings, payload
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as opened:
+        yield opened
+
+
+@pytest.fixture
+def client(graph_emulator: Any) -> Iterator[GraphClient]:
+    with GraphClient(emulator_settings(graph_emulator)) as opened:
+        yield opened
+
+
+def assert_exactly_once(emulator: Any, expected: dict[str, int]) -> None:
+    """Each mailbox's folder holds each item once, and as many as expected."""
+    for mailbox, count in expected.items():
+        ids = [m["internetMessageId"] for m in emulator.messages(mailbox)]
+        dupes = {k: n for k, n in Counter(ids).items() if n > 1}
+        assert dupes == {}, f"{mailbox} holds duplicates"
+        assert len(ids) == count, mailbox
+
+
+def test_items_arrive_as_non_drafts_with_the_chat_times(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    result = Importer(client, ledger, run_id="r1").run(copies([ALICE, BOB], 5))
+    assert result.counts[Status.IMPORTED] == 10 and result.copies == 10
+    messages = sorted(graph_emulator.messages(ALICE), key=lambda m: m["internetMessageId"])
+    assert len(messages) == 5
+    for n, message in enumerate(messages):
+        stamp = chat_time(n).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert message["isDraft"] is False
+        assert message["receivedDateTime"] == stamp and message["sentDateTime"] == stamp
+    assert ledger.counts(DAY)[CopyState.DONE] == 10
+
+
+def test_a_rerun_finds_everything_already_present(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    Importer(client, ledger, run_id="r1").run(copies([ALICE], 7))
+    again = Importer(client, ledger, run_id="r2").run(copies([ALICE], 7))
+    assert again.counts == Counter({Status.ALREADY_PRESENT: 7})
+    assert_exactly_once(graph_emulator, {ALICE: 7})
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])
+def test_throttling_and_503s_every_copy_once_no_retry_after_broken(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger, batch: bool
+) -> None:
+    graph_emulator.set_faults(
+        # Enough to throttle for sure: a batch carries 15 parts, singles go 4 at a time.
+        window_requests=10 if batch else 4,
+        window_seconds=1.0,
+        rate_503=0.1,
+        retry_after=1,
+        seed=11,
+    )
+    result = Importer(client, ledger, run_id="r1", batch=batch).run(copies([ALICE, BOB, ERIN], 15))
+    assert result.counts[Status.IMPORTED] == 45, result.failures[:3]
+    statuses = Counter(r["status"] for r in graph_emulator.requests_log())
+    assert statuses[429] and statuses[503], "faults must have happened"
+    assert_exactly_once(graph_emulator, {ALICE: 15, BOB: 15, ERIN: 15})
+    if batch:
+        # One request in flight per mailbox (its parts run 4 at a time): nothing can race.
+        assert graph_emulator.violations() == []
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])
+def test_429_after_a_create_that_succeeded_still_once(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger, batch: bool
+) -> None:
+    graph_emulator.set_faults(rate_429_after_success=0.1, retry_after=0, seed=5)
+    result = Importer(client, ledger, run_id="r1", batch=batch).run(copies([ALICE, BOB], 60))
+    assert result.counts[Status.IMPORTED] == 120, result.failures[:3]
+    assert any(r["status"] == 429 for r in graph_emulator.requests_log())
+    assert_exactly_once(graph_emulator, {ALICE: 60, BOB: 60})
+    assert ledger.counts(DAY)[CopyState.DONE] == 120
+
+
+def test_copy_left_sent_is_looked_up_before_any_new_create(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    # A crash after Graph stored item 0 but before the ledger said done; item 1 never sent.
+    folder = ensure_folder(client, ALICE, "ICE Chat")
+    client.send(create_request(ALICE, folder, payload("item-00000", 0)), mailbox=ALICE)
+    ledger.mark_sent(ALICE, [Mark("item-00000", DAY), Mark("item-00001", DAY)], "crashed-run")
+    result = Importer(client, ledger, run_id="r2").run(copies([ALICE], 3))
+    assert result.counts == Counter({Status.IMPORTED: 2, Status.ALREADY_PRESENT: 1})
+    assert_exactly_once(graph_emulator, {ALICE: 3})
+
+
+def test_same_item_twice_for_one_mailbox_is_one_item(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    doubled = copies([ALICE], 4) + copies([ALICE], 2)
+    result = Importer(client, ledger, run_id="r1").run(doubled)
+    assert result.counts == Counter({Status.IMPORTED: 4, Status.ALREADY_PRESENT: 2})
+    assert_exactly_once(graph_emulator, {ALICE: 4})
+
+
+def test_mailbox_problems_fail_those_copies_with_a_reason(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    no_key = Copy(BOB, "no-key", {"subject": "x", "singleValueExtendedProperties": []}, DAY)
+    result = Importer(client, ledger, run_id="r1").run([*copies([ALICE, DAVE], 3), no_key])
+    assert result.counts == Counter({Status.IMPORTED: 3, Status.FAILED: 4})
+    reasons = {f.mailbox: f.reason or "" for f in result.failures}
+    assert f"no Exchange Online mailbox for {DAVE}" in reasons[DAVE]
+    assert "no dedupe key" in reasons[BOB]
+    assert ledger.lookup(DAVE, ["item-00000"])["item-00000"].state is CopyState.FAILED
+
+
+def test_large_attachment_becomes_a_notice_small_one_goes_inline(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    big = base64.b64encode(b"\0" * (3 * 1024 * 1024 + 1)).decode()
+    small = base64.b64encode(b"hello").decode()
+    with_big = payload("big", 1) | {
+        "attachments": [
+            {
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": "deal.pdf",
+                "contentBytes": big,
+            },
+            {
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": "note.txt",
+                "contentBytes": small,
+            },
+        ]
+    }
+    where = "raw/2026-11-26/ACME01.zip!files/deal.pdf"
+    copy = Copy(ALICE, "big", with_big, DAY, {"deal.pdf": where})
+    result = Importer(client, ledger, run_id="r1").run([copy])
+    assert result.counts == Counter({Status.IMPORTED: 1, Status.IMPORTED_WITH_NOTICE: 1})
+    (message,) = graph_emulator.messages(ALICE)
+    assert message["attachments"] == ["note.txt"]
+    body = graph_emulator.graph("GET", f"/users/{ALICE}/messages/{message['id']}").json()["body"]
+    assert "deal.pdf" in body["content"]
+    assert where in body["content"]
+
+
+def test_no_secret_or_token_in_logs_of_an_import(
+    graph_emulator: Any,
+    client: GraphClient,
+    ledger: Ledger,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    graph_emulator.set_faults(rate_503=0.2, retry_after=0, seed=3)
+    Importer(client, ledger, run_id="r1").run(copies([ALICE, DAVE], 5))
+    token = access_token(client.settings)
+    out = capsys.readouterr()
+    text = caplog.text + out.out + out.err
+    assert "Graph" in caplog.text
+    assert graph_emulator.client_secret not in text
+    assert token not in text and token.split(".")[-1] not in text

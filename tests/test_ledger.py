@@ -1,0 +1,123 @@
+"""The import ledger on SQLite and the real Postgres."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from icechat.exceptions import LedgerError
+from icechat.ledger import SCHEMA_VERSION, CopyState, FileRecord, Ledger, Mark
+
+DAY = date(2026, 11, 26)
+
+
+def test_copy_moves_through_the_protocol_states(ledger: Ledger) -> None:
+    ledger.plan("a@x.test", [Mark("k1", DAY), Mark("k2", DAY)], "run-1")
+    ledger.mark_sent("a@x.test", [Mark("k1", DAY)], "run-1")
+    ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
+    ledger.mark_failed("a@x.test", [Mark("k2", DAY, reason="HTTP 400 bad body")], "run-1")
+    rows = ledger.lookup("a@x.test", ["k1", "k2", "k3"])
+    assert set(rows) == {"k1", "k2"}
+    assert rows["k1"].state is CopyState.DONE and rows["k1"].graph_id == "AAMk1"
+    assert rows["k2"].state is CopyState.FAILED and rows["k2"].reason == "HTTP 400 bad body"
+    assert rows["k1"].updated_at.tzinfo is not None
+    assert ledger.counts(DAY)[CopyState.DONE] == 1
+    assert ledger.counts(DAY)[CopyState.PLANNED] == 0
+
+
+def test_done_is_never_downgraded_and_planning_keeps_known_rows(ledger: Ledger) -> None:
+    ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
+    ledger.mark_sent("a@x.test", [Mark("k1", DAY)], "run-2")
+    ledger.mark_failed("a@x.test", [Mark("k1", DAY, reason="late")], "run-2")
+    ledger.plan("a@x.test", [Mark("k1", DAY)], "run-2")
+    row = ledger.lookup("a@x.test", ["k1"])["k1"]
+    assert (row.state, row.graph_id, row.run_id) == (CopyState.DONE, "AAMk1", "run-1")
+
+
+def test_same_key_in_two_mailboxes_are_two_copies(ledger: Ledger) -> None:
+    ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="A")], "r")
+    ledger.mark_sent("b@x.test", [Mark("k1", DAY)], "r")
+    assert ledger.lookup("b@x.test", ["k1"])["k1"].state is CopyState.SENT
+    assert [c.mailbox for c in ledger.copies(DAY)] == ["a@x.test", "b@x.test"]
+
+
+def test_many_rows_are_written_and_read_in_chunks(ledger: Ledger) -> None:
+    marks = [Mark(f"key-{i:05d}", DAY) for i in range(1234)]
+    ledger.mark_sent("a@x.test", marks, "r")
+    found = ledger.lookup("a@x.test", [m.item_key for m in marks])
+    assert len(found) == 1234
+    assert ledger.counts(DAY)[CopyState.SENT] == 1234
+
+
+def test_concurrent_writers_from_threads(ledger: Ledger) -> None:
+    def work(mailbox: str) -> None:
+        for i in range(20):
+            ledger.mark_sent(mailbox, [Mark(f"k{i}", DAY)], "r")
+            ledger.mark_done(mailbox, [Mark(f"k{i}", DAY, graph_id=f"id{i}")], "r")
+
+    threads = [threading.Thread(target=work, args=(f"m{n}@x.test",)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ledger.counts(DAY)[CopyState.DONE] == 160
+
+
+def test_run_records_files_counts_and_timings(ledger: Ledger) -> None:
+    files = [FileRecord("ACME01_2026-11-26_1.xml.pgp", 123, "ab" * 32)]
+    ledger.start_run("scheduled__2026-11-26", DAY, files)
+    ledger.finish_run("scheduled__2026-11-26", {"imported": 5, "failed": 0}, {"import": 1.5})
+    run = ledger.run("scheduled__2026-11-26")
+    assert run is not None
+    assert run.files == tuple(files)
+    assert run.counts == {"imported": 5, "failed": 0}
+    assert run.timings == {"import": 1.5}
+    assert run.finished_at is not None and run.finished_at >= run.started_at
+    assert ledger.run("nope") is None
+    with pytest.raises(LedgerError, match="no run 'nope'"):
+        ledger.finish_run("nope", {}, {})
+
+
+def test_reopening_keeps_data_and_checks_the_schema_version(
+    ledger_target: tuple[str, str | None],
+) -> None:
+    url, schema = ledger_target
+    with Ledger(url, schema=schema) as first:
+        first.mark_done("a@x.test", [Mark("k1", DAY, graph_id="A")], "r")
+    with Ledger(url, schema=schema) as second:
+        assert second.lookup("a@x.test", ["k1"])["k1"].graph_id == "A"
+        table = sa.Table(
+            "icechat_schema_version", sa.MetaData(schema=schema), autoload_with=second.engine
+        )
+        with second.engine.begin() as conn:
+            conn.execute(sa.update(table).values(version=SCHEMA_VERSION + 1))
+    with pytest.raises(LedgerError, match=f"schema version {SCHEMA_VERSION + 1}"):
+        Ledger(url, schema=schema)
+
+
+def test_ledgers_opened_concurrently_on_a_fresh_database(
+    ledger_target: tuple[str, str | None],
+) -> None:
+    url, schema = ledger_target
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            Ledger(url, schema=schema).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_unsupported_database_is_refused() -> None:
+    with pytest.raises(LedgerError, match="only SQLite and Postgres"):
+        Ledger("mysql://nobody@127.0.0.1/none")
