@@ -12,7 +12,7 @@ missing. This file only wires tasks; the work is in the ``icechat`` package.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
@@ -24,7 +24,7 @@ DAY = "{{ ti.xcom_pull(task_ids='resolve_day') }}"
 @dag(
     dag_id="icechat_archive",
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
@@ -97,9 +97,6 @@ def icechat_archive() -> None:
     wait = IceChatDeliverySensor(
         task_id="wait_for_export",
         day=DAY,
-        data_dir="{{ var.value.get('icechat_data_dir', '') }}",
-        remote_dir="{{ var.value.get('icechat_remote_dir', '/') }}",
-        timeout=timedelta(days=3).total_seconds(),
         retries=0,
     )
     fetched = fetch(day)

@@ -113,6 +113,8 @@ class GraphRequestError(GraphError):
 class GraphUnavailableError(GraphError):
     """Graph kept throttling or failing transiently until the retry budget ran out."""
 
+    transient = True
+
 
 class LedgerError(IceChatError):
     """The import ledger cannot be opened or has a schema this version does not know."""

@@ -17,6 +17,7 @@ from icechat.delivery import default_deadline, enforce_deadline
 from icechat.exceptions import DeliveryTimeoutError
 from icechat.fetch import load_look, look, look_state_path, save_look
 from icechat.glue.sftp import CONN_ID, open_site
+from icechat.glue.steps import load_settings
 
 
 class IceChatDeliverySensor(BaseSensorOperator):
@@ -33,8 +34,8 @@ class IceChatDeliverySensor(BaseSensorOperator):
         self,
         *,
         day: str,
-        data_dir: str,
-        remote_dir: str = "/",
+        data_dir: str | None = None,
+        remote_dir: str | None = None,
         sftp_conn_id: str = CONN_ID,
         deadline: str | None = None,
         mode: str = "reschedule",
@@ -50,10 +51,12 @@ class IceChatDeliverySensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> PokeReturnValue:
         day = date.fromisoformat(self.day)
-        state = look_state_path(Path(self.data_dir), day)
+        settings = load_settings()
+        remote_dir = self.remote_dir or settings.remote_dir
+        state = look_state_path(Path(self.data_dir) if self.data_dir else settings.data_dir, day)
         previous = load_look(state)
         with open_site(self.sftp_conn_id) as site:
-            completion = look(site, self.remote_dir, site.login, day, previous)
+            completion = look(site, remote_dir, site.login, day, previous)
         save_look(state, completion.look)
         if completion.complete:
             self.log.info("ICE Chat %s complete on %s: %s", day, site.site, completion.describe())
@@ -74,7 +77,7 @@ class IceChatDeliverySensor(BaseSensorOperator):
                 deadline=deadline or default_deadline(day),
                 first_look=previous is None,
                 site=site.site,
-                remote_dir=self.remote_dir,
+                remote_dir=remote_dir,
                 firm=site.login,
                 day=day,
             )

@@ -22,10 +22,17 @@ from icechat.settings import Settings
 
 log = logging.getLogger(__name__)
 
+LEDGER_CONN_ID = "icechat_ledger"
+
 
 def load_settings() -> Settings:
     """The connector's Airflow Variables, checked."""
     return Settings.from_lookup(lambda name: Variable.get(name, default=None))
+
+
+def parse_day(text: str) -> date:
+    """The day string passed between tasks."""
+    return date.fromisoformat(text)
 
 
 def day_of(context: Mapping[str, Any]) -> date:
@@ -127,3 +134,238 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
         summary["mail_items"],
     )
     return summary
+
+
+def _ledger_url(settings: Settings) -> str:
+    """The ``icechat_ledger`` connection as a SQLAlchemy URL; absent: SQLite in the data dir."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+
+    try:
+        conn = BaseHook.get_connection(LEDGER_CONN_ID)
+    except AirflowNotFoundException:
+        return f"sqlite:///{data_dir(settings) / 'ledger.sqlite'}"
+    if conn.password:
+        mask_secret(conn.password)
+    uri = conn.get_uri()
+    scheme, sep, rest = uri.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql://{rest}"
+    return uri if sep else str(conn.host)
+
+
+def _items_dir(settings: Settings, day: date) -> Path:
+    from icechat.workdir import work_day_dir
+
+    return work_day_dir(data_dir(settings), day) / "items"
+
+
+def plan(day: date, rendered: Mapping[str, Any]) -> dict[str, Any]:
+    """Map every participant to a mailbox and write the import shards under ``work/{day}/plan``."""
+    from icechat.glue.graph_hook import graph_settings
+    from icechat.graph_client import GraphClient
+    from icechat.mapping.graph_directory import GraphDirectory
+    from icechat.mapping.plan import plan_day
+    from icechat.mapping.rules import Resolver
+    from icechat.workdir import work_day_dir
+
+    with actionable("map participants"):
+        settings = load_settings()
+        table = _mapping_table(settings)
+        with GraphClient(graph_settings()) as client:
+            directory = GraphDirectory(client)
+            resolver = Resolver(table, directory, auto_mapping=settings.auto_mapping)
+            fallback = None
+            if settings.unmapped_mailbox:
+                fallback = directory.lookup([settings.unmapped_mailbox])[settings.unmapped_mailbox]
+                if fallback.user_id is None or fallback.verdict != "valid":
+                    raise SettingsError(
+                        f"variable icechat_unmapped_mailbox is {settings.unmapped_mailbox}, "
+                        f"which is not a valid mailbox ({fallback.verdict}); fix or delete it"
+                    )
+            summary = plan_day(
+                [Path(p) for p in rendered["part_dirs"]],
+                resolver,
+                work_day_dir(data_dir(settings), day) / "plan",
+                fallback=fallback,
+            )
+    log.info(
+        "%d copies: %d to import, %d already covered by another participant, not mapped: %s",
+        summary.copies,
+        summary.planned,
+        summary.already_present,
+        dict(summary.not_mapped),
+    )
+    return summary.to_json()
+
+
+def _mapping_table(settings: Settings) -> Any:
+    """The custom mapping file (path or object-storage URL), refused when it has problems."""
+    from airflow.sdk import ObjectStoragePath
+
+    from icechat.mapping.csvfile import parse_mapping
+
+    if not settings.mapping_csv:
+        return None
+    source = settings.mapping_csv
+    try:
+        data = (
+            ObjectStoragePath(source).read_bytes() if "://" in source else Path(source).read_bytes()
+        )
+    except OSError as exc:
+        raise SettingsError(
+            f"variable icechat_mapping_csv is {source!r}, which cannot be read ({exc}); "
+            "fix the path or delete the variable"
+        ) from exc
+    table = parse_mapping(data, source)
+    table.raise_if_invalid()
+    log.info("mapping file %s: %d ImIds", source, len(table.entries))
+    return table
+
+
+def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Import one shard's copies into their mailboxes; every copy ends in one count."""
+    from collections import Counter, defaultdict
+
+    from icechat.glue.graph_hook import graph_settings
+    from icechat.graph_client import GraphClient
+    from icechat.importer import Copy, CopyOutcome, Importer
+    from icechat.itemsfile import PayloadReader
+    from icechat.ledger import Ledger
+    from icechat.mapping.plan import read_shard
+
+    with actionable("import"):
+        settings = load_settings()
+        items = _items_dir(settings, day)
+        planned = read_shard(Path(shard))
+        upn_of = {c.user_id: c.upn for c in planned}
+        per_mailbox: dict[str, Counter[str]] = defaultdict(Counter)
+        readers: dict[str, PayloadReader] = {}
+
+        def copies() -> Iterator[Copy]:
+            for c in planned:
+                reader = readers.get(c.part) or readers.setdefault(
+                    c.part, PayloadReader(items / c.part)
+                )
+                yield Copy(mailbox=c.user_id, key=c.key, payload=reader.at(c.offset), day=day)
+
+        def seen(outcome: CopyOutcome) -> None:
+            per_mailbox[upn_of.get(outcome.mailbox, outcome.mailbox)][str(outcome.status)] += 1
+
+        try:
+            with GraphClient(graph_settings()) as client, Ledger(_ledger_url(settings)) as ledger:
+                importer = Importer(
+                    client,
+                    ledger,
+                    run_id=str(context["run_id"]),
+                    folder_name=settings.folder_name,
+                    on_outcome=seen,
+                )
+                result = importer.run(copies())
+        finally:
+            for reader in readers.values():
+                reader.close()
+    counts = result.counts
+    failures = [
+        {
+            "mailbox": upn_of.get(f.mailbox, f.mailbox),
+            "key": f.key,
+            "reason": f.reason or "",
+            "action": "see the reason; clear this import task to try the copy again",
+        }
+        for f in result.failures
+    ]
+    for failure in failures[:20]:
+        log.error(
+            "copy %s for %s failed: %s", failure["key"], failure["mailbox"], failure["reason"]
+        )
+    log.info("shard %s: %s", Path(shard).name, dict(counts))
+    return {
+        "imported": counts["imported"],
+        "already_present": counts["already_present"],
+        "failed": counts["failed"],
+        "imported_with_notice": counts["imported_with_notice"],
+        "per_mailbox": {k: dict(v) for k, v in per_mailbox.items()},
+        "failures": failures,
+    }
+
+
+def _pulled(context: Mapping[str, Any], task_id: str) -> Any:
+    value = context["ti"].xcom_pull(task_ids=task_id)
+    if value is None:
+        raise AirflowFailException(
+            f"the day stopped before reconciling: task {task_id} has no result (it failed or "
+            "was skipped); read that task's log, fix the cause and clear it"
+        )
+    return value
+
+
+def reconcile(day: date, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the day's report, record the run, remove the plaintext; fail if a copy failed."""
+    from icechat.ledger import FileRecord, Ledger
+    from icechat.report import ImportCounts, build_report, summary_line, write_report
+    from icechat.workdir import remove_plaintext
+
+    fetched = _pulled(context, "fetch")
+    rendered = _pulled(context, "parse_render")
+    planned = _pulled(context, "map_participants")
+    imports = ImportCounts()
+    for result in context["ti"].xcom_pull(task_ids="import_shard", map_indexes=None) or ():
+        if result:
+            imports.add(result)
+    with actionable("reconcile"):
+        settings = load_settings()
+        files = [
+            {"name": f["name"], "size": f["size"], "sha256": f["sha256"], "flags": f["flags"]}
+            for f in fetched["files"]
+        ]
+        report = build_report(
+            day=day.isoformat(),
+            firm=fetched["firm"],
+            files=files,
+            render=rendered,
+            plan=planned,
+            imports=imports,
+            item_mode=settings.item_mode,
+        )
+        json_path, html_path = write_report(report, data_dir(settings) / "reports")
+        run_id = str(context["run_id"])
+        with Ledger(_ledger_url(settings)) as ledger:
+            ledger.start_run(
+                run_id, day, [FileRecord(f["name"], f["size"], f["sha256"]) for f in files]
+            )
+            counts = {
+                k: report[k]
+                for k in ("items", "copies", "imported", "already_present", "not_mapped", "failed")
+            }
+            ledger.finish_run(run_id, counts, {})
+    log.info("%s", summary_line(report))
+    log.info("report: %s (and %s)", json_path, html_path)
+    if report["failed"] or not report["balanced"]:
+        for failure in report["failures"][:20]:
+            log.error(
+                "%s %s: %s -> %s",
+                failure["mailbox"],
+                failure["key"],
+                failure["reason"],
+                failure["action"],
+            )
+        raise AirflowFailException(
+            f"{summary_line(report)}. Not every copy is archived: read the failures in "
+            f"{html_path}, fix the cause, then clear the failed import tasks of this run"
+        )
+    remove_plaintext(data_dir(settings), day)
+    return {
+        k: report[k]
+        for k in (
+            "day",
+            "items",
+            "copies",
+            "imported",
+            "already_present",
+            "not_mapped",
+            "failed",
+            "balanced",
+        )
+    }

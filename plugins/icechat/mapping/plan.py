@@ -147,6 +147,8 @@ def _plan_item(
     if not targets and fallback is not None and fallback.user_id and first_reason:
         # Nobody maps: the first copy goes to the fallback mailbox instead of nowhere.
         summary.not_mapped[first_reason] -= 1
+        if not summary.not_mapped[first_reason]:
+            del summary.not_mapped[first_reason]
         summary.planned += 1
         summary.fallback += 1
         targets[fallback.user_id] = fallback.upn or fallback.user_id

@@ -1,0 +1,121 @@
+"""The tenant's directory through Microsoft Graph: user, alias, account state, mailbox.
+
+An address is a valid Microsoft 365 user when a user has it as userPrincipalName, mail or
+one of its proxyAddresses, the account is enabled, and Exchange Online answers for its
+mailbox. Look-ups go in ``$batch`` calls: several addresses per ``$filter`` query, twenty
+queries per batch, then one mailbox probe per user found.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from icechat.exceptions import GraphError, MailboxNotFoundError
+from icechat.graph_client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse
+from icechat.mapping.directory import DirectoryEntry, Verdict
+
+log = logging.getLogger(__name__)
+
+# Graph allows at most 15 clauses in a directory $filter; each address takes three.
+ADDRESSES_PER_QUERY = 5
+USER_FIELDS = "id,userPrincipalName,mail,proxyAddresses,accountEnabled"
+DIRECTORY_LANE = "(directory)"  # the client's per-mailbox gate key for directory calls
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _quoted(address: str) -> str:
+    return address.replace("'", "''")
+
+
+def _query(addresses: Sequence[str]) -> GraphRequest:
+    clauses = []
+    for address in addresses:
+        a = _quoted(address)
+        clauses += [
+            f"userPrincipalName eq '{a}'",
+            f"mail eq '{a}'",
+            f"proxyAddresses/any(p:p eq 'smtp:{a}')",
+        ]
+    return GraphRequest.get("/users", {"$filter": " or ".join(clauses), "$select": USER_FIELDS})
+
+
+def _addresses_of(user: Mapping[str, Any]) -> set[str]:
+    found = {str(user.get("userPrincipalName") or "").lower(), str(user.get("mail") or "").lower()}
+    for proxy in user.get("proxyAddresses") or ():
+        kind, _, value = str(proxy).partition(":")
+        if kind.lower() == "smtp":
+            found.add(value.lower())
+    found.discard("")
+    return found
+
+
+class GraphDirectory:
+    """A :class:`icechat.mapping.directory.Directory` answered by Graph, cached per run."""
+
+    def __init__(self, client: GraphClient) -> None:
+        self._client = client
+
+    def lookup(self, addresses: Iterable[str]) -> dict[str, DirectoryEntry]:
+        wanted = sorted({a.lower() for a in addresses})
+        users = self._find_users(wanted)
+        mailboxes = self._has_mailbox(sorted({u["id"] for u in users.values()}))
+        answers = {}
+        for address in wanted:
+            user = users.get(address)
+            if user is None:
+                answers[address] = DirectoryEntry(address, Verdict.NOT_IN_TENANT)
+                continue
+            upn = str(user.get("userPrincipalName") or address).lower()
+            if user.get("accountEnabled") is False:
+                verdict = Verdict.DISABLED
+            elif not mailboxes[user["id"]]:
+                verdict = Verdict.NO_MAILBOX
+            else:
+                verdict = Verdict.VALID
+            answers[address] = DirectoryEntry(address, verdict, str(user["id"]), upn)
+        log.info(
+            "directory: %d addresses looked up, %d valid users",
+            len(wanted),
+            sum(1 for e in answers.values() if e.verdict is Verdict.VALID),
+        )
+        return answers
+
+    def _batches(self, requests: list[GraphRequest]) -> Iterator[tuple[GraphRequest, Any]]:
+        for group in _chunks(requests, MAX_BATCH):
+            yield from zip(group, self._client.batch(group, mailbox=DIRECTORY_LANE), strict=True)
+
+    def _find_users(self, addresses: list[str]) -> dict[str, Mapping[str, Any]]:
+        """Address -> user, for every address some user owns."""
+        queries = [_query(chunk) for chunk in _chunks(addresses, ADDRESSES_PER_QUERY)]
+        owners: dict[str, Mapping[str, Any]] = {}
+        wanted = set(addresses)
+        for _, outcome in self._batches(queries):
+            if isinstance(outcome, GraphError):
+                raise outcome
+            for user in outcome.body.get("value", ()):
+                for address in _addresses_of(user) & wanted:
+                    owners[address] = user
+        return owners
+
+    def _has_mailbox(self, user_ids: list[str]) -> dict[str, bool]:
+        probes = [
+            GraphRequest.get(f"/users/{uid}/mailFolders/msgfolderroot", {"$select": "id"})
+            for uid in user_ids
+        ]
+        result = {}
+        for uid, (_, outcome) in zip(user_ids, self._batches(probes), strict=True):
+            if isinstance(outcome, MailboxNotFoundError):
+                result[uid] = False
+            elif isinstance(outcome, GraphResponse):
+                result[uid] = True
+            else:
+                raise outcome
+        return result
