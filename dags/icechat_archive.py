@@ -88,10 +88,11 @@ def icechat_archive() -> None:
         return steps.import_shard(steps.parse_day(day), shard, context)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def reconcile(day: str, **context: object) -> dict:
+    def reconcile(day: str, results: list, **context: object) -> dict:
         from icechat.glue import steps
 
-        return steps.reconcile(steps.parse_day(day), context)
+        shard_results = [results[i] for i in range(len(results))] if results else []
+        return steps.reconcile(steps.parse_day(day), shard_results, context)
 
     day = resolve_day()
     wait = IceChatDeliverySensor(
@@ -105,7 +106,7 @@ def icechat_archive() -> None:
     rendered = parse_render(day, parts)
     plan = map_participants(day, rendered)
     imported = import_shard.partial(day=day).expand(shard=shards(plan))
-    imported >> reconcile(day)
+    reconcile(day, imported)
 
 
 icechat_archive()

@@ -301,7 +301,9 @@ def _pulled(context: Mapping[str, Any], task_id: str) -> Any:
     return value
 
 
-def reconcile(day: date, context: Mapping[str, Any]) -> dict[str, Any]:
+def reconcile(
+    day: date, results: list[Mapping[str, Any] | None], context: Mapping[str, Any]
+) -> dict[str, Any]:
     """Write the day's report, record the run, remove the plaintext; fail if a copy failed."""
     from icechat.ledger import FileRecord, Ledger
     from icechat.report import ImportCounts, build_report, summary_line, write_report
@@ -311,7 +313,7 @@ def reconcile(day: date, context: Mapping[str, Any]) -> dict[str, Any]:
     rendered = _pulled(context, "parse_render")
     planned = _pulled(context, "map_participants")
     imports = ImportCounts()
-    for result in context["ti"].xcom_pull(task_ids="import_shard", map_indexes=None) or ():
+    for result in results:
         if result:
             imports.add(result)
     with actionable("reconcile"):

@@ -43,8 +43,6 @@ def to_graph_json(mail: MailItem) -> dict[str, Any]:
         "sender": recipient(mail.sender),
         "toRecipients": [recipient(p) for p in mail.recipients],
         "internetMessageId": mail.internet_message_id,
-        "receivedDateTime": when,
-        "sentDateTime": when,
         "isRead": True,
         "singleValueExtendedProperties": [
             {"id": MESSAGE_FLAGS, "value": _FLAGS},
@@ -83,7 +81,7 @@ def graph_json_line(mail: MailItem) -> str:
         f'"body": {{"contentType": "html", "content": {_string(mail.html_body)}}}, '
         f'"from": {sender}, "sender": {sender}, "toRecipients": [{to}], '
         f'"internetMessageId": {_string(mail.internet_message_id)}, '
-        f'"receivedDateTime": {when}, "sentDateTime": {when}, "isRead": true, '
+        f'"isRead": true, '
         f'"singleValueExtendedProperties": [{{"id": {_FLAGS_ID}, "value": {_FLAGS_VALUE}}}, '
         f'{{"id": {_DELIVERY_ID}, "value": {when}}}, {{"id": {_SUBMIT_ID}, "value": {when}}}, '
         f'{{"id": {_DEDUPE_ID}, "value": {_string(mail.key)}}}]{attachments}}}'

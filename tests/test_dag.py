@@ -1,0 +1,97 @@
+"""The DAG: it imports cleanly, and ``airflow dags test`` archives a sample day end to end."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from icechat.parser import read_part
+from icechat.sample import write_day
+from tests.airflow_env import REPO, airflow_env, graph_connection, pgp_connection, run_airflow
+
+DAY = date(2026, 11, 26)
+
+
+def test_dagbag_imports_without_errors_or_warnings():
+    from airflow.dag_processing.dagbag import DagBag
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    dag = bag.dags.get("icechat_archive")
+    assert dag is not None
+    ours = [w for w in caught if "icechat" in str(w.filename) or "dags" in str(w.filename)]
+    assert ours == []
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert dag.max_active_runs == 1
+    assert dag.get_task("import_shard").pool == "icechat_graph"
+    assert dag.get_task("wait_for_export").mode == "reschedule"
+
+
+def internal_people(parts: list[Path], firm: str) -> dict[str, str]:
+    """Email -> display name of the sample firm's own users (they get mailboxes)."""
+    people = {}
+    for path in parts:
+        with read_part(path) as part:
+            for item in part.items():
+                for p in item.participants:
+                    if p.email and p.email.endswith(f"@{firm.lower()}.example"):
+                        people[p.email] = p.display_name
+    return people
+
+
+@pytest.fixture
+def sample_site(sftp_server, pgp_keypair, tmp_path):
+    """An encrypted two-part sample day with a marker, on the SFTP site.
+
+    The firm code is the SFTP login, which on the test server is the current user.
+    """
+    firm = sftp_server.username
+    plain = write_day(tmp_path / "plain", firm, DAY, 120, 5, parts=2, packaging="zip")
+    site = Path(sftp_server.remote_dir)
+    pub = pgp_keypair.public_file
+    write_day(site, firm, DAY, 120, 5, parts=2, packaging="zip", encrypt_to=pub, marker=True)
+    return plain
+
+
+def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
+    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
+):
+    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    graph_emulator.add_users(
+        [{"userPrincipalName": e, "displayName": n} for e, n in people.items()]
+    )
+    home, data = tmp_path / "airflow", tmp_path / "data"
+    env = airflow_env(
+        home,
+        data,
+        icechat_sftp=sftp_server.connection(),
+        icechat_pgp=pgp_connection(pgp_keypair),
+        icechat_graph=graph_connection(graph_emulator),
+    )
+    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
+    assert run_airflow(env, "db", "migrate").returncode == 0
+    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
+    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    (tmp_path / "dags-test.log").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    report = json.loads((data / "reports" / f"{DAY}.json").read_text())
+    assert report["balanced"] is True
+    assert report["items"] == 120
+    assert report["failed"] == 0
+    assert report["imported"] > 0
+    assert report["imported"] + report["already_present"] + report["not_mapped"] == report["copies"]
+    in_mailboxes = sum(graph_emulator.message_count(e) for e in people)
+    assert in_mailboxes == report["imported"]
+    assert not (data / "work" / DAY.isoformat()).exists()
+    again = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat())
+    assert again.returncode == 0, again.stdout[-4000:]
+    second = json.loads((data / "reports" / f"{DAY}.json").read_text())
+    assert second["imported"] == 0
+    assert second["already_present"] == report["imported"] + report["already_present"]
+    assert sum(graph_emulator.message_count(e) for e in people) == in_mailboxes
