@@ -26,8 +26,10 @@ from icechat.fetch import Transport
 from icechat.graph_auth import access_token
 from icechat.graph_client import GraphClient, user_path
 from icechat.ledger import SCHEMA_VERSION, stored_schema_version
-from icechat.mailbox import ensure_folder
+from icechat.mailbox import ROOT_FOLDER, ensure_folder
 from icechat.pgp import GpgSession, PgpKey
+
+USERS_TRIED = 10  # directory users tried for a mailbox when none is named
 
 
 class Status(StrEnum):
@@ -118,26 +120,55 @@ def check_pgp(key: PgpKey | None) -> CheckResult:
 
 
 def check_graph_app(client: GraphClient) -> CheckResult:
-    """A token for the app, and one user read from the directory (as the mapping does)."""
-    settings = client.settings
+    """A token, users read from the directory, and one of their mailboxes read.
+
+    Without a mailbox named, the first directory users are tried until one has a mailbox:
+    reading its folders needs the same Mail permission the import does.
+    """
+    app = client.settings.client_id
     try:
-        access_token(settings)
+        access_token(client.settings)
     except GraphError as exc:
         return failed("graph", str(exc))
     try:
-        body = client.get("/users", mailbox="directory", params={"$top": "1", "$select": "id"})
+        body = client.get(
+            "/users",
+            mailbox="directory",
+            params={"$top": str(USERS_TRIED), "$select": "id,userPrincipalName"},
+        )
     except GraphPermissionError:
         return failed(
             "graph",
-            f"Graph refused app {settings.client_id} reading the directory: grant User.Read.All "
-            "(application) with admin consent",
+            f"Graph refused app {app} reading the directory: grant User.Read.All (application) "
+            "with admin consent",
         )
     except GraphError as exc:
         return failed("graph", str(exc))
+    users = [str(u.get("userPrincipalName") or u.get("id")) for u in body.get("value", [])]
+    for user in users:
+        try:
+            client.get(
+                f"{user_path(user)}/mailFolders/{ROOT_FOLDER}",
+                mailbox=user,
+                params={"$select": "id"},
+            )
+        except MailboxNotFoundError:
+            continue
+        except GraphPermissionError:
+            return failed(
+                "graph",
+                f"Graph refused app {app} reading the mailbox of {user}: grant Mail.ReadWrite "
+                "(application) with admin consent",
+            )
+        except GraphError as exc:
+            return failed("graph", str(exc))
+        return passed(
+            "graph", f"app {app} got a token, read the directory and the mailbox of {user}"
+        )
     return passed(
         "graph",
-        f"app {settings.client_id} got a token from {settings.authority} and read "
-        f"{len(body.get('value', []))} user(s) from the directory",
+        f"app {app} got a token and read the directory; none of its first {len(users)} "
+        "user(s) has a mailbox to try mail access on",
     )
 
 
