@@ -27,6 +27,7 @@ from icechat.graph_auth import access_token
 from icechat.graph_client import GraphClient, user_path
 from icechat.ledger import SCHEMA_VERSION, stored_schema_version
 from icechat.mailbox import ROOT_FOLDER, ensure_folder
+from icechat.mapping.graph_directory import DIRECTORY_LANE
 from icechat.pgp import GpgSession, PgpKey
 
 USERS_TRIED = 10  # directory users tried for a mailbox when none is named
@@ -133,7 +134,7 @@ def check_graph_app(client: GraphClient) -> CheckResult:
     try:
         body = client.get(
             "/users",
-            mailbox="directory",
+            mailbox=DIRECTORY_LANE,
             params={"$top": str(USERS_TRIED), "$select": "id,userPrincipalName"},
         )
     except GraphPermissionError:
