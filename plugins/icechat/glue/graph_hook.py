@@ -1,7 +1,8 @@
 """The ``icechat_graph`` connection as core GraphSettings, with its secrets masked in task logs.
 
 :class:`IceChatGraphHook` is the connection type's hook in the Airflow UI: its "Test" gets a
-token and reads one user, as a run's mapping step does.
+token, reads directory users (as the mapping does) and one of their mailboxes (as the import
+does).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class IceChatGraphHook(BaseHook):
         return graph_settings(self.icechat_graph_conn_id)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Get a token and read one user; the message says what to fix, never a secret."""
+        """Token, directory and one mailbox; the message says what to fix, never a secret."""
         try:
             with GraphClient(self.get_conn(), policy=TEST_POLICY) as client:
                 result = check_graph_app(client)
