@@ -155,6 +155,28 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_size=8, max_overflow=8, pool_timeout=600, pool_pre_ping=True)
 
 
+def stored_schema_version(url: str, *, schema: str | None = None) -> int | None:
+    """The schema version a ledger holds, ``None`` before its first run; reads, never writes."""
+    where = sa.engine.make_url(url).render_as_string(hide_password=True)
+    version, _, _ = _tables(sa.MetaData(schema=schema))
+    try:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                if not sa.inspect(conn).has_table(version.name, schema=schema):
+                    return None
+                found = conn.execute(sa.select(sa.func.max(version.c.version))).scalar()
+        finally:
+            engine.dispose()
+    except sa.exc.SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise LedgerError(
+            f"ledger at {where} cannot be read ({type(exc).__name__}: {reason}); check the "
+            "icechat_ledger connection (host, port, login, password, database)"
+        ) from exc
+    return None if found is None else int(found)
+
+
 class Ledger:
     """Reads and writes the ledger; safe to share between threads of one process.
 

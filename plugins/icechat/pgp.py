@@ -36,6 +36,7 @@ ENCRYPTED_SUFFIXES = (".pgp", ".gpg", ".asc")
 ARMOR_HEADER = b"-----BEGIN PGP MESSAGE-----"
 GPG_ERR_BAD_PASSPHRASE = 11
 AGENT_S2K_COUNT = 65536
+PROBE_NAME = "passphrase-check.pgp"
 _CORRUPT_HINTS = ("read error", "pending bytes", "invalid packet", "unexpected eof", "premature")
 
 
@@ -186,6 +187,31 @@ class GpgSession:
             tmp.unlink(missing_ok=True)
         log.info("decrypted %s to %s", path.name, target)
         return target
+
+    def prove_passphrase(self) -> None:
+        """Encrypt a few bytes to the imported key and decrypt them: proof the passphrase opens it.
+
+        This is the path a real part takes (the decryption subkey, unlocked with the
+        passphrase), so each way of failing raises the same error a day's run would.
+        """
+        if self._gpg is None or self._home is None:
+            raise PgpKeyMissingError("no icechat_pgp key is configured, so none can be tried")
+        fingerprints = [k["fingerprint"] for k in self._gpg.list_keys(secret=True)]
+        probe = self._home / PROBE_NAME
+        result = self._gpg.encrypt(
+            b"icechat passphrase check",
+            fingerprints,
+            always_trust=True,
+            armor=False,
+            output=str(probe),
+        )
+        if not result.ok:
+            raise PgpKeyError(
+                f"icechat_pgp: key {', '.join(self.key_ids)} cannot receive encrypted data "
+                f"({result.status}): it has expired or has no encryption subkey; configure "
+                "the secret key whose public key ICE encrypts to"
+            )
+        self.decrypt(probe, self._home / "probe").unlink()
 
     def _failure(self, name: str, summary: str, status: _Status) -> PgpError:
         wanted = sorted({args[0] for args in status.args("ENC_TO") if args})

@@ -7,4 +7,5 @@ COMMANDS: tuple[str, ...] = (
     "validate-mapping",
     "keys",
     "graph-emulator",
+    "check",
 )

@@ -136,7 +136,7 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
     return summary
 
 
-def _ledger_url(settings: Settings) -> str:
+def ledger_url(settings: Settings) -> str:
     """The ``icechat_ledger`` connection as a SQLAlchemy URL; absent: SQLite in the data dir."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -172,7 +172,7 @@ def plan(day: date, rendered: Mapping[str, Any]) -> dict[str, Any]:
 
     with actionable("map participants"):
         settings = load_settings()
-        table = _mapping_table(settings)
+        table = mapping_table(settings)
         with GraphClient(graph_settings()) as client:
             directory = GraphDirectory(client)
             resolver = Resolver(table, directory, auto_mapping=settings.auto_mapping)
@@ -200,7 +200,7 @@ def plan(day: date, rendered: Mapping[str, Any]) -> dict[str, Any]:
     return summary.to_json()
 
 
-def _mapping_table(settings: Settings) -> Any:
+def mapping_table(settings: Settings) -> Any:
     """The custom mapping file (path or object-storage URL), refused when it has problems."""
     from airflow.sdk import ObjectStoragePath
 
@@ -254,7 +254,7 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
             per_mailbox[upn_of.get(outcome.mailbox, outcome.mailbox)][str(outcome.status)] += 1
 
         try:
-            with GraphClient(graph_settings()) as client, Ledger(_ledger_url(settings)) as ledger:
+            with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
                 importer = Importer(
                     client,
                     ledger,
@@ -333,7 +333,7 @@ def reconcile(
         )
         json_path, html_path = write_report(report, data_dir(settings) / "reports")
         run_id = str(context["run_id"])
-        with Ledger(_ledger_url(settings)) as ledger:
+        with Ledger(ledger_url(settings)) as ledger:
             ledger.start_run(
                 run_id, day, [FileRecord(f["name"], f["size"], f["sha256"]) for f in files]
             )

@@ -1,0 +1,117 @@
+"""``icechat check`` in a deployment: each check's core objects, built from the connections.
+
+Runs in a plain process (no task), so it reads connections as ``airflow connections test``
+does: environment variables, any secrets backend, and the metadata database.
+"""
+
+from __future__ import annotations
+
+import os
+
+import sqlalchemy as sa
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from icechat.checks import (
+    CheckResult,
+    Status,
+    check_graph_app,
+    check_graph_mailbox,
+    check_ledger,
+    check_pgp,
+    check_sftp,
+    failed,
+)
+from icechat.exceptions import IceChatError
+from icechat.glue import sftp
+from icechat.glue.graph_hook import GRAPH_CONN_ID, TEST_POLICY, graph_settings
+from icechat.glue.pgp import pgp_key
+from icechat.glue.steps import ledger_url, load_settings, mapping_table
+from icechat.graph_client import GraphClient
+from icechat.settings import Settings
+
+
+def _metadata_db_ready() -> bool:
+    """Whether this process reaches an initialised Airflow metadata database."""
+    from airflow import settings
+
+    try:
+        with settings.get_engine().connect() as conn:
+            return sa.inspect(conn).has_table("connection")
+    except sa.exc.SQLAlchemyError:
+        return False
+
+
+def _missing(conn_id: str) -> bool:
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return True
+    return False
+
+
+def _sftp(settings: Settings) -> CheckResult:
+    if _missing(sftp.CONN_ID):
+        return failed(
+            "sftp",
+            f"connection {sftp.CONN_ID} is not defined: add it (type sftp; host, port, login = "
+            "firm code, private_key or password, host_key = the server's public key)",
+        )
+    return check_sftp(lambda: sftp.open_site(connect_attempts=1), settings.remote_dir)
+
+
+def _pgp() -> CheckResult:
+    try:
+        key = pgp_key()
+    except IceChatError as exc:
+        return failed("pgp", str(exc))
+    return check_pgp(key)
+
+
+def _graph(settings: Settings, mailbox: str | None) -> list[CheckResult]:
+    if _missing(GRAPH_CONN_ID):
+        return [
+            failed(
+                "graph",
+                f"connection {GRAPH_CONN_ID} is not defined: add it (login = application id, "
+                "password = client secret, extra tenant_id)",
+            )
+        ]
+    try:
+        if mailbox is None and (table := mapping_table(settings)) is not None and table.entries:
+            mailbox = next(iter(table.entries.values()))[0]
+        with GraphClient(graph_settings(), policy=TEST_POLICY) as client:
+            app = check_graph_app(client)
+            if not app.ok:
+                return [app]
+            if mailbox is None:
+                skipped = CheckResult(
+                    "graph mailbox",
+                    Status.SKIP,
+                    "no mailbox to try creating items in: pass --mailbox ADDRESS "
+                    "(or set variable icechat_mapping_csv)",
+                )
+                return [app, skipped]
+            return [app, check_graph_mailbox(client, mailbox, settings.folder_name)]
+    except IceChatError as exc:
+        return [failed("graph", str(exc))]
+
+
+def _ledger(settings: Settings) -> CheckResult:
+    try:
+        url = ledger_url(settings)
+    except IceChatError as exc:
+        return failed("ledger", str(exc))
+    return check_ledger(url)
+
+
+def run_checks(mailbox: str | None = None) -> list[CheckResult]:
+    """Every check, in the order a run meets the systems."""
+    if _metadata_db_ready():
+        # As `airflow connections test` does: the metadata database's connections count too.
+        os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
+    try:
+        settings = load_settings()
+    except IceChatError as exc:
+        return [failed("settings", str(exc))]
+    return [_sftp(settings), _pgp(), *_graph(settings, mailbox), _ledger(settings)]
