@@ -210,3 +210,11 @@ class OnboardingError(IceChatError):
 
 class SettingsError(IceChatError):
     """An Airflow Variable of the connector has a value it cannot use."""
+
+
+class DevServerError(IceChatError):
+    """A local server for tests or the demo (sshd, Airflow) could not start or stopped early."""
+
+
+class DemoError(IceChatError):
+    """The demo could not prepare its state or its run of the DAG did not archive the day."""
