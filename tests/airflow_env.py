@@ -1,16 +1,16 @@
-"""An Airflow home and the environment that points the DAG at local servers (tests, demo)."""
+"""An Airflow home and the environment that points the DAG at local servers (tests)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from icechat.devtools.airflow import AIRFLOW, run_airflow
+from icechat.devtools.airflow import airflow_env as _airflow_env
+
 REPO = Path(__file__).resolve().parents[1]
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+__all__ = ["AIRFLOW", "REPO", "airflow_env", "graph_connection", "pgp_connection", "run_airflow"]
 
 
 def airflow_env(home: Path, data_dir: Path, **connections: dict[str, Any] | str) -> dict[str, str]:
@@ -18,40 +18,7 @@ def airflow_env(home: Path, data_dir: Path, **connections: dict[str, Any] | str)
 
     ``connections`` maps a connection id (``icechat_sftp`` ...) to its JSON form.
     """
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "PYTHONPATH": str(REPO / "plugins"),
-        "AIRFLOW_VAR_ICECHAT_DATA_DIR": str(data_dir),
-    }
-    for conn_id, value in connections.items():
-        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = (
-            value if isinstance(value, str) else json.dumps(value)
-        )
-    return env
-
-
-def run_airflow(
-    env: dict[str, str], *args: str, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """``airflow ARGS`` with ``env``; output captured."""
-    try:
-        return subprocess.run(
-            [AIRFLOW, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
-        return subprocess.CompletedProcess(exc.cmd, -9, out or "", (err or "") + "\nTIMED OUT")
+    return _airflow_env(home, REPO, connections, {"icechat_data_dir": str(data_dir)})
 
 
 def graph_connection(

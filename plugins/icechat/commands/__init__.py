@@ -8,4 +8,5 @@ COMMANDS: tuple[str, ...] = (
     "keys",
     "graph-emulator",
     "check",
+    "demo",
 )

@@ -70,10 +70,10 @@ class LocalSftpServer:
         port: int = 0,
         sshd: str = SSHD,
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).resolve()  # sshd re-executes itself from /
         self.etc = self.directory / "sshd"
-        self.served = Path(served) if served else self.directory / "site"
-        self.private_key_path = client_key or self.directory / "client" / "id_ed25519"
+        self.served = Path(served).resolve() if served else self.directory / "site"
+        self.private_key_path = (client_key or self.directory / "client" / "id_ed25519").resolve()
         self.log_path = self.directory / "sshd.log"
         self.host = HOST
         self.port = port
