@@ -20,11 +20,13 @@ from typing import Any
 
 import requests
 
+from icechat.devtools.sftpd import free_port
 from icechat.exceptions import DevServerError
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 POOL = "icechat_graph"
 POOL_SLOTS = 4
+PARALLELISM = 4  # task processes at once: the demo's runs, not 32 idle workers
 
 
 def airflow_env(
@@ -100,6 +102,11 @@ def standalone_env(env: Mapping[str, str], port: int) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
+        # the scheduler's and triggerer's log servers: free ports, not 8793/8794 on all
+        # interfaces, so the demo runs beside another Airflow
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     }
 
 
@@ -155,18 +162,21 @@ class Standalone:
         )
 
     def stop(self) -> None:
-        """Interrupt every component as Ctrl-C does, then end what is left of the group."""
+        """Interrupt every component as Ctrl-C does, then end what is left of the group.
+
+        The LocalExecutor's idle workers outlive an interrupt, so SIGTERM follows soon.
+        """
         proc, self.process = self.process, None
         if proc is None:
             return
-        for sig, wait in ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, wait in ((signal.SIGINT, 5.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
             if not _group_alive(proc.pid):
                 break
             os.killpg(proc.pid, sig)
             deadline = time.monotonic() + wait
             while _group_alive(proc.pid) and time.monotonic() < deadline:
                 proc.poll()
-                time.sleep(0.2)
+                time.sleep(0.1)
         proc.wait(timeout=5)
 
     def __enter__(self) -> Standalone:

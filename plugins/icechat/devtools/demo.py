@@ -484,11 +484,11 @@ def serve_airflow(
         log_path = layout.logs / "airflow-standalone.log"
         with Standalone(env, port or free_port(), log_path) as airflow:
             say(f"demo: starting airflow standalone (log: {_relative(log_path)})")
-            version = airflow.wait_ready(ready_timeout)
-            _banner(say, airflow.url, version, site)
-            if smoke:
-                return 0
             try:
+                version = airflow.wait_ready(ready_timeout)
+                _banner(say, airflow.url, version, site)
+                if smoke:
+                    return 0
                 while airflow.process is not None and airflow.process.poll() is None:
                     time.sleep(1)
             except KeyboardInterrupt:
