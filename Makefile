@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv test lint demo clean
+.PHONY: venv test lint demo airflow clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,6 +20,14 @@ lint: venv
 
 test: venv lint
 	$(PY) -m pytest -q
+
+# The demo: sshd, the Graph emulator and encrypted sample days under demo/ (see README).
+demo: venv
+	PYTHONPATH=plugins $(PY) -m icechat demo run
+
+# The same demo in Airflow's UI (airflow standalone) until Ctrl-C.
+airflow: venv
+	PYTHONPATH=plugins $(PY) -m icechat demo airflow
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
