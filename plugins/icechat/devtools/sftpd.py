@@ -188,9 +188,14 @@ class LocalSftpServer:
             _end(proc)
             if "Address already in use" not in self.log():
                 break
+        hint = (
+            "\n/run/sshd is missing and only root can make it: sudo mkdir -m 755 /run/sshd"
+            if "privilege separation directory" in self.log()
+            else ""
+        )
         raise DevServerError(
             f"sshd did not start on {self.host} (config {self.etc / 'sshd_config'}); its log"
-            f" {self.log_path} says:\n{self.log()[-2000:]}"
+            f" {self.log_path} says:\n{self.log()[-2000:]}{hint}"
         )
 
     def stop(self) -> None:
