@@ -106,19 +106,6 @@ class ExportParser:
             p.recipient_email: "email",
             p.date_time: "time",
         }
-        self._item_children = {
-            p.message_id,
-            p.date_time,
-            p.sender,
-            p.recipient,
-            p.content,
-            p.updated_type,
-            p.original_message_id,
-            p.user_file_name,
-            p.file_name,
-            p.file_size,
-            p.status,
-        }
         self._conversation_children = {
             p.room_id,
             p.room_name,
@@ -130,35 +117,31 @@ class ExportParser:
             p.message,
             p.file_transfer,
         }
+        item_children = (
+            p.message_id,
+            p.date_time,
+            p.sender,
+            p.recipient,
+            p.content,
+            p.updated_type,
+            p.original_message_id,
+            p.user_file_name,
+            p.file_name,
+            p.file_size,
+            p.status,
+        )
+        self._item_slots = {tag: n for n, tag in enumerate(item_children)}
         self._known_attributes = {
-            p.root: {p.root_firm_attr, p.root_date_attr, "SchemaVersion"},
+            p.root: {p.root_firm_attr, p.root_date_attr, p.root_schema_attr},
             p.message: {p.message_type_attr},
         }
         self._known = (
             set(self._participant_fields)
-            | self._item_children
+            | set(item_children)
             | self._conversation_children
             | {p.root, p.conversation}
         )
         self._people: dict[bytes, Participant] = {}
-        self._item_slots = {
-            tag: n
-            for n, tag in enumerate(
-                (
-                    p.message_id,
-                    p.date_time,
-                    p.sender,
-                    p.recipient,
-                    p.content,
-                    p.updated_type,
-                    p.original_message_id,
-                    p.user_file_name,
-                    p.file_name,
-                    p.file_size,
-                    p.status,
-                )
-            )
-        }
         self._kinds = {
             p.type_chat: ItemKind.CHAT,
             p.type_system: ItemKind.SYSTEM,
