@@ -284,6 +284,11 @@ class DemoSite:
             raise DemoError("the demo's servers are not running (use DemoSite as a context)")
         return self.emulator
 
+    @property
+    def graph_base_url(self) -> str:
+        """Where the Graph emulator listens (Entra ID at the root, Graph under ``/v1.0``)."""
+        return self._running().base_url
+
     def connections(self) -> dict[str, dict[str, Any]]:
         """The ``icechat_sftp``, ``icechat_pgp`` and ``icechat_graph`` connections."""
         emulator = self._running()
@@ -391,7 +396,7 @@ def run_day(layout: DemoLayout, day: date = DEMO_DAY, say: Say = print) -> int:
     with DemoSite(layout, repo, {*SAMPLE_DAYS, day}) as site:
         say(
             f"demo: firm {site.firm}: sshd on 127.0.0.1:{site.sftpd.port} serves"
-            f" {_relative(layout.site)}, Graph emulator on {site._running().base_url}"
+            f" {_relative(layout.site)}, Graph emulator on {site.graph_base_url}"
         )
         env = site.env()
         say(f"demo: airflow db migrate (AIRFLOW_HOME={_relative(layout.airflow_home)})")
