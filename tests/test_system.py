@@ -133,12 +133,26 @@ def report(data: Path, day: date) -> dict[str, Any]:
     return found
 
 
+def secret_texts(pgp_keypair: Any, graph_emulator: Any, sftp_server: Any) -> dict[str, str]:
+    """What must never be logged, by name: passphrase, client secret, lines of private keys."""
+    found = {
+        "pgp passphrase": pgp_keypair.passphrase,
+        "graph client secret": graph_emulator.client_secret,
+        "a private key header": "PRIVATE KEY",
+    }
+    for name, text in (("pgp", pgp_keypair.secret_armored), ("ssh", sftp_server.private_key)):
+        lines = [line for line in text.splitlines() if len(line) > 40 and " " not in line]
+        found.update({f"{name} private key line {n}": lines[n] for n in range(0, len(lines), 5)})
+    return found
+
+
 def in_mailboxes(graph_emulator: Any, mailboxes: set[str]) -> int:
+    """Items in the ICE Chat folders of the test mailboxes."""
     return sum(graph_emulator.message_count(upn) for upn in mailboxes)
 
 
 def test_airflow_services_archive_days_backfill_and_rerun(
-    stack, site, graph_emulator, pgp_keypair, other_pgp_keypair, tmp_path
+    stack, site, graph_emulator, sftp_server, pgp_keypair, other_pgp_keypair, tmp_path
 ):
     data = tmp_path / "data"
 
@@ -191,8 +205,8 @@ def test_airflow_services_archive_days_backfill_and_rerun(
     held = decrypt_log.split("icechat_pgp holds ", 1)[1].split(";", 1)[0]
     assert pgp_keypair.keyid in held
     assert "ask ICE to encrypt to the public key you sent them" in decrypt_log
-    secrets = [pgp_keypair.passphrase, graph_emulator.client_secret, "PRIVATE KEY BLOCK"]
-    assert [s for s in secrets if s in decrypt_log] == []
+    secrets = secret_texts(pgp_keypair, graph_emulator, sftp_server)
+    assert [name for name, text in secrets.items() if text in decrypt_log] == []
 
     # 5. D1 again (a new run, day given as a param): nothing new reaches a mailbox.
     before = in_mailboxes(graph_emulator, site)
@@ -207,3 +221,14 @@ def test_airflow_services_archive_days_backfill_and_rerun(
     assert stack.wait_for(
         lambda: stack.api("GET", f"/backfills/{backfill['id']}")["completed_at"], timeout=60
     )
+
+    # No secret in any task log or service output of the whole session.
+    logged = [p for p in stack.home.rglob("*") if p.is_file() and p.suffix in (".log", ".out")]
+    assert len(logged) > 40
+    leaks = {}
+    for path in logged:
+        text = path.read_text(errors="replace")
+        found = [name for name, secret in secrets.items() if secret in text]
+        if found:
+            leaks[str(path.relative_to(stack.home))] = found
+    assert leaks == {}
