@@ -198,7 +198,9 @@ def test_airflow_services_archive_days_backfill_and_rerun(
     # 4. A day encrypted to another key: the run fails, decrypt's log says what to do.
     wrong_run = trigger(stack, None, {"day": str(WRONG_KEY_DAY)})
     assert stack.wait_for_run(DAG, wrong_run)["state"] == "failed"
-    assert stack.task_states(DAG, wrong_run)["decrypt"] == "failed"
+    states = stack.task_states(DAG, wrong_run)
+    assert (states["decrypt"], states["reconcile"]) == ("failed", "failed")
+    assert "task decrypt has no result" in stack.task_log(DAG, wrong_run, "reconcile")
     decrypt_log = stack.task_log(DAG, wrong_run, "decrypt")
     wanted = decrypt_log.split("is encrypted to key id(s) ", 1)[1].split(", but", 1)[0]
     assert other_pgp_keypair.keyid in wanted
