@@ -42,7 +42,13 @@ def free_port() -> int:
 def postgres_database(prefix: str) -> Iterator[str]:
     """A new, empty database on the local Postgres; yields its name, drops it afterwards."""
     name = f"{prefix}_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(**POSTGRES)
+    try:
+        admin = psycopg2.connect(**POSTGRES, connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        raise AssertionError(
+            f"the system test needs Postgres at {POSTGRES['host']}:{POSTGRES['port']} (user "
+            f"postgres, trust auth); .ci/run starts it: {exc}"
+        ) from exc
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
