@@ -2,7 +2,8 @@
 
 Run: ``python bench/parse_render.py [MESSAGES]`` (default 200000; the memory target is for
 1000000). Writes one sample day (plain XML), then runs each case in a fresh process so its
-peak resident memory is its own, and prints a table:
+peak resident memory is its own, and prints a table (seconds are CPU seconds of that
+process, so other load on the machine does not skew the shares):
 
 - raw: ``lxml.etree.iterparse`` counting ``Message`` elements (the ceiling),
 - parse: the project's parser, items only,
@@ -35,7 +36,7 @@ def run_case(case: str, path: str) -> dict[str, float]:
     from icechat.parser import read_part
     from icechat.render import build_message, graph_json_line, to_eml
 
-    began = time.perf_counter()
+    began = time.process_time()
     count = 0
     if case == "raw":
         for _, elem in etree.iterparse(path, tag="Message"):
@@ -50,7 +51,7 @@ def run_case(case: str, path: str) -> dict[str, float]:
                     graph_json_line(build_message(item, attachments))
                 elif case == "eml":
                     to_eml(build_message(item, attachments))
-    seconds = time.perf_counter() - began
+    seconds = time.process_time() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"items": count, "seconds": seconds, "peak_mb": peak}
 

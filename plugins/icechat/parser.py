@@ -39,6 +39,9 @@ from icechat.profile import DEFAULT_PROFILE, Profile
 from icechat.timestamps import parse_timestamp
 
 _PEOPLE_CACHE = 100_000
+# Positions of an item's children in ExportParser._item_slots (the profile's order).
+_MESSAGE_ID, _TIME, _SENDER, _RECIPIENT, _CONTENT, _UPDATED = range(6)
+_STATUS = 10
 _ROOT_START = re.compile(rb"<[A-Za-z_:]")
 Element = Any  # lxml's _Element; lxml-stubs types it too loosely to be worth the casts
 
@@ -103,19 +106,6 @@ class ExportParser:
             p.recipient_email: "email",
             p.date_time: "time",
         }
-        self._item_children = {
-            p.message_id,
-            p.date_time,
-            p.sender,
-            p.recipient,
-            p.content,
-            p.updated_type,
-            p.original_message_id,
-            p.user_file_name,
-            p.file_name,
-            p.file_size,
-            p.status,
-        }
         self._conversation_children = {
             p.room_id,
             p.room_name,
@@ -127,13 +117,27 @@ class ExportParser:
             p.message,
             p.file_transfer,
         }
+        item_children = (
+            p.message_id,
+            p.date_time,
+            p.sender,
+            p.recipient,
+            p.content,
+            p.updated_type,
+            p.original_message_id,
+            p.user_file_name,
+            p.file_name,
+            p.file_size,
+            p.status,
+        )
+        self._item_slots = {tag: n for n, tag in enumerate(item_children)}
         self._known_attributes = {
-            p.root: {p.root_firm_attr, p.root_date_attr, "SchemaVersion"},
+            p.root: {p.root_firm_attr, p.root_date_attr, p.root_schema_attr},
             p.message: {p.message_type_attr},
         }
         self._known = (
             set(self._participant_fields)
-            | self._item_children
+            | set(item_children)
             | self._conversation_children
             | {p.root, p.conversation}
         )
@@ -181,13 +185,12 @@ class ExportParser:
         """
         key = etree.tostring(elem, with_tail=False)
         person = self._people.get(key)
-        if person is None:
+        if person is None:  # _participant counts the new person in stats.participants
             person, _, plain = self._participant(elem)
             if plain:
                 if len(self._people) >= _PEOPLE_CACHE:
                     self._people.clear()
                 self._people[key] = person
-        self.stats.participants.add(person.im_id)
         return person
 
     def _participant(self, elem: Element) -> tuple[Participant, datetime | None, bool]:
@@ -238,39 +241,31 @@ class ExportParser:
             )
         if elem.attrib:
             self._check_attributes(elem)
-        message_id = time = sender = None
+        slots = self._item_slots
+        person = self._person
+        found: list[Any] = [None] * len(slots)
         recipients: list[Participant] = []
-        text = ""
-        update = original = None
-        ufn = fname = size = status = None
         for child in elem:
-            tag = child.tag
+            slot = slots.get(child.tag)
             if child.attrib:
                 self._check_attributes(child)
-            if tag == p.message_id:
-                message_id = (child.text or "").strip()
-            elif tag == p.date_time:
-                time = self._time(child)
-            elif tag == p.sender:
-                sender = self._person(child)
-            elif tag == p.recipient:
-                recipients.append(self._person(child))
-            elif tag == p.content:
-                text = child.text or ""
-            elif tag == p.updated_type:
-                update = self._text(child)
-            elif tag == p.original_message_id:
-                original = self._text(child) or None
-            elif tag == p.user_file_name:
-                ufn = self._text(child)
-            elif tag == p.file_name:
-                fname = self._text(child)
-            elif tag == p.file_size:
-                size = self._text(child)
-            elif tag == p.status:
-                status = self._text(child)
-            else:
+            if slot is None:
                 self._count_unknown(child)
+            elif slot == _RECIPIENT:
+                recipients.append(person(child))
+            elif slot == _SENDER:
+                found[_SENDER] = person(child)
+            elif slot == _TIME:
+                found[_TIME] = child
+            else:
+                found[slot] = child.text
+        message_id = (found[_MESSAGE_ID] or "").strip()
+        time = self._time(found[_TIME]) if found[_TIME] is not None else None
+        sender = found[_SENDER]
+        text = found[_CONTENT] or ""
+        update, original, ufn, fname, size, status = (
+            (found[n] or "").strip() or None for n in range(_UPDATED, _STATUS + 1)
+        )
         if not message_id:
             raise self._error(f"<{elem.tag}> has no <{p.message_id}>", elem)
         if time is None:

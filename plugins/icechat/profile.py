@@ -18,6 +18,7 @@ class Profile:
     root: str = "FileDump"
     root_firm_attr: str = "FirmCode"
     root_date_attr: str = "ExportDate"
+    root_schema_attr: str = "SchemaVersion"
     conversation: str = "Conversation"
     room_id: str = "RoomID"
     room_name: str = "RoomName"

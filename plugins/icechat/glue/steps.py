@@ -148,11 +148,15 @@ def ledger_url(settings: Settings) -> str:
         return f"sqlite:///{data_dir(settings) / 'ledger.sqlite'}"
     if conn.password:
         mask_secret(conn.password)
-    uri = conn.get_uri()
-    scheme, sep, rest = uri.partition("://")
-    if scheme in ("postgres", "postgresql"):
-        return f"postgresql://{rest}"
-    return uri if sep else str(conn.host)
+    if conn.conn_type in ("postgres", "postgresql"):
+        return f"postgresql://{conn.get_uri().partition('://')[2]}"
+    url = conn.extra_dejson.get("url") or conn.host or ""
+    if "://" not in url:
+        raise SettingsError(
+            f"connection {LEDGER_CONN_ID} is of type {conn.conn_type!r} without a SQLAlchemy URL: "
+            "make it a postgres connection, or put the URL in its host or its extra 'url'"
+        )
+    return str(url)
 
 
 def _items_dir(settings: Settings, day: date) -> Path:

@@ -48,8 +48,13 @@ def markers(item: ChatItem) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=16384)
+def _room(room: Room) -> str:
+    return room_label(room)
+
+
+@lru_cache(maxsize=16384)
 def _html_room(room: Room) -> str:
-    return escape(room_label(room))
+    return escape(_room(room))
 
 
 def _html_text(text: str) -> str:
@@ -72,7 +77,7 @@ def message_bodies(item: ChatItem, file_note: str | None) -> tuple[str, str]:
         file_text = f"\n{file_note}\n"
         file_html = f"<p><em>{escape(file_note)}</em></p>\n"
     plain = (
-        f"Room:    {room_label(item.room)}\n"
+        f"Room:    {_room(item.room)}\n"
         f"From:    {sender.label}\n"
         f"To:      {'; '.join([r.label for r in recipients]) or NOBODY}\n"
         f"Time:    {time}\n"

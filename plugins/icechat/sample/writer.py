@@ -115,7 +115,7 @@ class XmlPartWriter:
         attrs = {
             p.root_firm_attr: self._firm,
             p.root_date_attr: self._day.isoformat(),
-            "SchemaVersion": "1.0",
+            p.root_schema_attr: "1.0",
         }
         with self._xf.element(p.root, attrs):
             for conversation in slices:
