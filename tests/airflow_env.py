@@ -7,6 +7,7 @@ from typing import Any
 
 from icechat.devtools.airflow import AIRFLOW, run_airflow
 from icechat.devtools.airflow import airflow_env as _airflow_env
+from icechat.parser import read_part
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,3 +46,15 @@ def pgp_connection(keypair: Any, passphrase: str | None = None) -> dict[str, Any
         "password": keypair.passphrase if passphrase is None else passphrase,
         "extra": {"private_key": keypair.secret_armored},
     }
+
+
+def internal_people(parts: list[Path], firm: str) -> dict[str, str]:
+    """Email -> display name of the sample firm's own users (they get mailboxes)."""
+    people = {}
+    for path in parts:
+        with read_part(path) as part:
+            for item in part.items():
+                for p in item.participants:
+                    if p.email and p.email.endswith(f"@{firm.lower()}.example"):
+                        people[p.email] = p.display_name
+    return people

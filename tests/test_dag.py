@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from icechat.parser import read_part
 from icechat.sample import write_day
-from tests.airflow_env import REPO, airflow_env, graph_connection, pgp_connection, run_airflow
+from tests.airflow_env import (
+    REPO,
+    airflow_env,
+    graph_connection,
+    internal_people,
+    pgp_connection,
+    run_airflow,
+)
 
 DAY = date(2026, 11, 26)
 
@@ -31,18 +37,6 @@ def test_dagbag_imports_without_errors_or_warnings():
     assert dag.max_active_runs == 1
     assert dag.get_task("import_shard").pool == "icechat_graph"
     assert dag.get_task("wait_for_export").mode == "reschedule"
-
-
-def internal_people(parts: list[Path], firm: str) -> dict[str, str]:
-    """Email -> display name of the sample firm's own users (they get mailboxes)."""
-    people = {}
-    for path in parts:
-        with read_part(path) as part:
-            for item in part.items():
-                for p in item.participants:
-                    if p.email and p.email.endswith(f"@{firm.lower()}.example"):
-                        people[p.email] = p.display_name
-    return people
 
 
 @pytest.fixture

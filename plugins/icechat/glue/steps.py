@@ -313,9 +313,10 @@ def reconcile(
     from icechat.report import ImportCounts, build_report, summary_line, write_report
     from icechat.workdir import remove_plaintext
 
-    fetched = _pulled(context, "fetch")
-    rendered = _pulled(context, "parse_render")
-    planned = _pulled(context, "map_participants")
+    # In DAG order, so a run that stopped early names the task that stopped it.
+    stages = ("wait_for_export", "fetch", "decrypt", "parse_render", "map_participants")
+    pulled = {task_id: _pulled(context, task_id) for task_id in stages}
+    fetched, rendered, planned = pulled["fetch"], pulled["parse_render"], pulled["map_participants"]
     imports = ImportCounts()
     for result in results:
         if result:
