@@ -360,7 +360,8 @@ def reconcile(
             )
         raise AirflowFailException(
             f"{summary_line(report)}. Not every copy is archived: read the failures in "
-            f"{html_path}, fix the cause, then clear the failed import tasks of this run"
+            f"{html_path}, fix the cause, then clear this run's import_shard tasks and "
+            "reconcile (copies already imported are skipped)"
         )
     remove_plaintext(data_dir(settings), day)
     return {
