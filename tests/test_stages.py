@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from icechat.exceptions import MarkerMismatchError
-from icechat.itemsfile import PayloadReader, read_index
+from icechat.itemsfile import PayloadReader, read_index, read_sources
 from icechat.sample import write_day
 from icechat.stages import render_day
 from icechat.workdir import unpack_part
@@ -60,6 +60,7 @@ def test_a_sample_day_in_zip_parts_renders_with_attachments(tmp_path, mode):
             {
                 "name": written.path.name,
                 "xml": str(unpacked.xml),
+                "raw": f"raw/{written.path.name}",
                 "items_expected": written.stats.items,
             }
         )
@@ -74,5 +75,14 @@ def test_a_sample_day_in_zip_parts_renders_with_attachments(tmp_path, mode):
             with (Path(d) / "payloads.jsonl").open() as fh:
                 attached += sum(1 for line in fh if json.loads(line).get("attachments"))
         assert attached > 0
+        places = {}
+        for d in summary["part_dirs"]:
+            for files in read_sources(Path(d)).values():
+                places.update(files)
+        assert places
+        assert all(
+            p.startswith("raw/ACME01_ICECHAT_20261126_0") and "(member attachments/" in p
+            for p in places.values()
+        )
     else:
         assert summary["mail_items"] == summary["conversations"]

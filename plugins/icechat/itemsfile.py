@@ -1,8 +1,10 @@
 """The rendered items of a day, as written by parse+render and read by map and import.
 
 Per part two line-delimited files: ``payloads.jsonl`` (one Graph JSON payload per line) and
-``index.jsonl`` (per item: dedupe key, byte offset of its payload, participants). The map
-stage reads only the small index; the import stage seeks straight to the payloads it needs.
+``index.jsonl`` (per item: dedupe key, byte offset of its payload, participants), and
+``sources.json`` (for items carrying files: where the raw store keeps each file, named in
+the body if Graph cannot take the file). The map stage reads only the small index; the
+import stage seeks straight to the payloads it needs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 PAYLOADS = "payloads.jsonl"
 INDEX = "index.jsonl"
+SOURCES = "sources.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,12 @@ class ItemsWriter:
         self._payloads = (directory / PAYLOADS).open("wb")
         self._index = (directory / INDEX).open("w", encoding="utf-8")
         self.count = 0
+        self._sources: dict[str, dict[str, str]] = {}
+
+    def add_sources(self, key: str, places: dict[str, str]) -> None:
+        """Where the raw store keeps the files of item ``key`` (attachment name -> place)."""
+        if places:
+            self._sources[key] = places
 
     def add(self, key: str, participants: list[tuple[str, str | None]], payload: str) -> None:
         """Record one item; ``payload`` is its Graph JSON, already serialised."""
@@ -47,6 +56,7 @@ class ItemsWriter:
     def close(self) -> None:
         self._payloads.close()
         self._index.close()
+        (self.directory / SOURCES).write_text(json.dumps(self._sources), encoding="utf-8")
 
     def __enter__(self) -> ItemsWriter:
         return self
@@ -63,6 +73,15 @@ def read_index(directory: Path) -> Iterator[IndexEntry]:
         for line in fh:
             key, offset, participants = json.loads(line)
             yield IndexEntry(key, offset, tuple((p[0], p[1]) for p in participants))
+
+
+def read_sources(directory: Path) -> dict[str, dict[str, str]]:
+    """Item key -> {attachment name: place in the raw store}, for one part."""
+    path = directory / SOURCES
+    if not path.exists():
+        return {}
+    sources: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
+    return sources
 
 
 class PayloadReader:

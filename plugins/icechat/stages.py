@@ -18,7 +18,7 @@ from typing import Any
 from icechat.archive import DirAttachments
 from icechat.exceptions import MarkerMismatchError
 from icechat.itemsfile import ItemsWriter
-from icechat.model import ChatItem, ConversationSlice, Participant
+from icechat.model import Attachment, ChatItem, ConversationSlice, Participant
 from icechat.parser import read_part
 from icechat.profile import DEFAULT_PROFILE, Profile
 from icechat.render import (
@@ -66,6 +66,13 @@ def _distinct(mail: MailItem, seen: set[str]) -> MailItem:
     return replace(mail, key=key, internet_message_id=message_id_for(key))
 
 
+def _places(raw_file: str, files: list[Attachment | None]) -> dict[str, str]:
+    """Attachment name -> ``raw file (zip member path)`` for the files an item carries."""
+    return {
+        f.user_file_name: f"{raw_file} (member {f.path})" for f in files if f is not None and f.path
+    }
+
+
 def render_part(
     xml: Path,
     out_dir: Path,
@@ -74,12 +81,15 @@ def render_part(
     profile: Profile = DEFAULT_PROFILE,
     expected_items: int | None = None,
     seen_transcripts: set[str] | None = None,
+    raw_file: str | None = None,
 ) -> dict[str, Any]:
     """Parse one unpacked part and write its rendered items to ``out_dir``.
 
     ``expected_items`` is the marker's count for the part: a shortfall fails the day.
-    ``seen_transcripts`` carries transcript keys across the parts of one day.
+    ``seen_transcripts`` carries transcript keys across the parts of one day; ``raw_file``
+    (the part as fetched) is named as the place of its files.
     """
+    where = raw_file or xml.name
     attachments = DirAttachments(xml.parent)
     seen = seen_transcripts if seen_transcripts is not None else set()
     absent = 0
@@ -90,12 +100,18 @@ def render_part(
                 absent += len(mail.absent_files)
                 people = _transcript_people(slice_)
                 writer.add(mail.key, _pairs(people), graph_json_line(mail))
+                if mail.attachments:
+                    writer.add_sources(
+                        mail.key, _places(where, [i.attachment for i in slice_.items])
+                    )
         else:
             item: ChatItem
             for item in part.items():
                 mail = build_message(item, attachments)
                 absent += len(mail.absent_files)
                 writer.add(mail.key, _pairs(list(item.participants)), graph_json_line(mail))
+                if mail.attachments:
+                    writer.add_sources(mail.key, _places(where, [item.attachment]))
         stats = part.stats
         mail_items = writer.count
     if expected_items is not None and stats.items != expected_items:
@@ -159,6 +175,7 @@ def render_day(
             profile=profile,
             expected_items=part.get("items_expected"),
             seen_transcripts=seen,
+            raw_file=part.get("raw"),
         )
         for key in ("items", "mail_items", "conversations", "absent_files"):
             totals[key] += result[key]

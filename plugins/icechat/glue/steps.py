@@ -111,6 +111,7 @@ def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, 
             parts.append(
                 {
                     "name": entry["name"],
+                    "raw": entry["path"],
                     "xml": str(unpacked.xml),
                     "items_expected": entry.get("items_expected"),
                 }
@@ -235,7 +236,7 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
     from icechat.glue.graph_hook import graph_settings
     from icechat.graph_client import GraphClient
     from icechat.importer import Copy, CopyOutcome, Importer
-    from icechat.itemsfile import PayloadReader
+    from icechat.itemsfile import PayloadReader, read_sources
     from icechat.ledger import Ledger
     from icechat.mapping.plan import read_shard
 
@@ -246,13 +247,21 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
         upn_of = {c.user_id: c.upn for c in planned}
         per_mailbox: dict[str, Counter[str]] = defaultdict(Counter)
         readers: dict[str, PayloadReader] = {}
+        sources: dict[str, dict[str, dict[str, str]]] = {}
 
         def copies() -> Iterator[Copy]:
             for c in planned:
-                reader = readers.get(c.part) or readers.setdefault(
-                    c.part, PayloadReader(items / c.part)
+                reader = readers.get(c.part)
+                if reader is None:
+                    reader = readers[c.part] = PayloadReader(items / c.part)
+                    sources[c.part] = read_sources(items / c.part)
+                yield Copy(
+                    mailbox=c.user_id,
+                    key=c.key,
+                    payload=reader.at(c.offset),
+                    day=day,
+                    attachment_sources=sources[c.part].get(c.key, {}),
                 )
-                yield Copy(mailbox=c.user_id, key=c.key, payload=reader.at(c.offset), day=day)
 
         def seen(outcome: CopyOutcome) -> None:
             per_mailbox[upn_of.get(outcome.mailbox, outcome.mailbox)][str(outcome.status)] += 1
