@@ -368,6 +368,8 @@ class ExportParser:
         first = True
         item_tags = p.item_elements
         participant_tags = {p.participant_entered, p.participant_left}
+        conversation_tag = p.conversation
+        count = self._count
         try:
             self._refuse_doctype(source)
             for _, elem in events:
@@ -376,12 +378,12 @@ class ExportParser:
                     self._start(elem)
                 tag = elem.tag
                 parent = elem.getparent()
-                if parent is not None and parent.tag == p.conversation:
+                if parent is not None and parent.tag == conversation_tag:
                     if conv is None:
                         conv = _Conversation()
                     if tag in item_tags:
                         item = self._item(elem, conv)
-                        self._count(item)
+                        count(item)
                         if keep_items:
                             conv.items.append(item)
                         else:
@@ -499,7 +501,7 @@ class ExportParser:
     def _count(self, item: ChatItem) -> None:
         stats = self.stats
         stats.items += 1
-        stats.by_kind[item.kind.value] += 1
+        stats.by_kind[item.kind] += 1  # a StrEnum: counts under its string value
         if stats.first is None or item.time < stats.first:
             stats.first = item.time
         if stats.last is None or item.time > stats.last:

@@ -61,39 +61,39 @@ def _html_text(text: str) -> str:
     return escape(text).replace("\n", "<br>\n")
 
 
-def message_bodies(item: ChatItem, file_note: str | None) -> tuple[str, str]:
-    """(text, HTML) bodies of one chat item; ``file_note`` states its file's fate."""
-    time = shown_time(item.time)
-    text = body_text(item.text)
-    message_id = body_text(item.message_id)
-    sender = shown(item.sender)
-    recipients = [shown(p) for p in item.recipients]
-    notes = markers(item) if item.kind is not ItemKind.CHAT or item.update else ()
-    notes_text = notes_html = file_text = file_html = ""
-    if notes:
-        notes_text = "".join(f"{n}\n" for n in notes)
-        notes_html = "".join(f"<p><strong>{escape(n)}</strong></p>\n" for n in notes)
-    if file_note is not None:
-        file_text = f"\n{file_note}\n"
-        file_html = f"<p><em>{escape(file_note)}</em></p>\n"
-    plain = (
+def _notes(item: ChatItem) -> tuple[str, ...]:
+    return markers(item) if item.kind is not ItemKind.CHAT or item.update else ()
+
+
+def message_text(item: ChatItem, file_note: str | None) -> str:
+    """The plain-text body of one chat item (only ``.eml`` carries it)."""
+    recipients = "; ".join([shown(p).label for p in item.recipients]) or NOBODY
+    notes = "".join(f"{n}\n" for n in _notes(item))
+    file_text = f"\n{file_note}\n" if file_note is not None else ""
+    return (
         f"Room:    {_room(item.room)}\n"
-        f"From:    {sender.label}\n"
-        f"To:      {'; '.join([r.label for r in recipients]) or NOBODY}\n"
-        f"Time:    {time}\n"
-        f"Message: {message_id}\n"
-        f"{notes_text}\n{text}\n{file_text}"
+        f"From:    {shown(item.sender).label}\n"
+        f"To:      {recipients}\n"
+        f"Time:    {shown_time(item.time)}\n"
+        f"Message: {body_text(item.message_id)}\n"
+        f"{notes}\n{body_text(item.text)}\n{file_text}"
     )
-    rich = (
+
+
+def message_html(item: ChatItem, file_note: str | None) -> str:
+    """The HTML body of one chat item: what Graph stores (the hot path of the import)."""
+    recipients = "; ".join([shown(p).html_label for p in item.recipients]) or NOBODY
+    notes = "".join(f"<p><strong>{escape(n)}</strong></p>\n" for n in _notes(item))
+    file_html = f"<p><em>{escape(file_note)}</em></p>\n" if file_note is not None else ""
+    return (
         f"{HTML_HEAD}<table>\n"
         f"<tr><th>Room</th><td>{_html_room(item.room)}</td></tr>\n"
-        f"<tr><th>From</th><td>{sender.html_label}</td></tr>\n"
-        f"<tr><th>To</th><td>{'; '.join([r.html_label for r in recipients]) or NOBODY}</td></tr>\n"
-        f"<tr><th>Time</th><td>{time}</td></tr>\n"
-        f"<tr><th>Message</th><td>{escape(message_id)}</td></tr>\n"
-        f"</table>\n{notes_html}<div>{_html_text(text)}</div>\n{file_html}{HTML_TAIL}"
+        f"<tr><th>From</th><td>{shown(item.sender).html_label}</td></tr>\n"
+        f"<tr><th>To</th><td>{recipients}</td></tr>\n"
+        f"<tr><th>Time</th><td>{shown_time(item.time)}</td></tr>\n"
+        f"<tr><th>Message</th><td>{escape(body_text(item.message_id))}</td></tr>\n"
+        f"</table>\n{notes}<div>{_html_text(body_text(item.text))}</div>\n{file_html}{HTML_TAIL}"
     )
-    return plain, rich
 
 
 def _timed(time: datetime | None) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from posixpath import basename
 
 from icechat.archive import AttachmentSource
@@ -27,7 +28,7 @@ from icechat.model import (
     Room,
     TransferStatus,
 )
-from icechat.render.bodies import message_bodies, transcript_bodies
+from icechat.render.bodies import message_html, message_text, transcript_bodies
 from icechat.render.people import shown
 from icechat.render.text import header_text, utc
 
@@ -72,11 +73,16 @@ class MailItem:
     sender: Participant
     recipients: tuple[Participant, ...]
     time: datetime
-    text_body: str
+    plain: Callable[[], str] = field(repr=False, compare=False)
     html_body: str
     item_count: int = 1
     attachments: tuple[MailAttachment, ...] = ()
     absent_files: tuple[AbsentFile, ...] = ()
+
+    @property
+    def text_body(self) -> str:
+        """The plain-text body, built on demand: only ``.eml`` carries it, Graph does not."""
+        return self.plain()
 
     @property
     def day(self) -> date:
@@ -207,7 +213,6 @@ def build_message(item: ChatItem, attachments: AttachmentSource) -> MailItem:
     """One chat item as one mail item (message mode)."""
     item = _utc_item(item)
     mail_file, absent, note = _files(item, attachments)
-    text, html = message_bodies(item, note)
     key = item_key(item)
     return MailItem(
         key=key,
@@ -218,8 +223,8 @@ def build_message(item: ChatItem, attachments: AttachmentSource) -> MailItem:
         sender=item.sender,
         recipients=item.recipients,
         time=item.time,
-        text_body=text,
-        html_body=html,
+        plain=partial(message_text, item, note),
+        html_body=message_html(item, note),
         attachments=(mail_file,) if mail_file is not None else (),
         absent_files=(absent,) if absent is not None else (),
     )
@@ -282,7 +287,7 @@ def build_transcript(slice_: ConversationSlice, attachments: AttachmentSource) -
         sender=participants[0],
         recipients=participants[1:],
         time=time,
-        text_body=text,
+        plain=partial(str, text),
         html_body=html,
         item_count=len(items),
         attachments=tuple(files),
