@@ -13,6 +13,7 @@ from pathlib import Path
 
 from icechat.exceptions import SettingsError
 from icechat.mapping.csvfile import is_address
+from icechat.profile import DEFAULT_PROFILE, Profile, load_profile
 
 REMOTE_DIR = "icechat_remote_dir"
 DATA_DIR = "icechat_data_dir"
@@ -21,7 +22,17 @@ AUTO_MAPPING = "icechat_auto_mapping"
 FOLDER_NAME = "icechat_folder_name"
 ITEM_MODE = "icechat_item_mode"
 UNMAPPED_MAILBOX = "icechat_unmapped_mailbox"
-ALL = (REMOTE_DIR, DATA_DIR, MAPPING_CSV, AUTO_MAPPING, FOLDER_NAME, ITEM_MODE, UNMAPPED_MAILBOX)
+PROFILE = "icechat_profile"
+ALL = (
+    REMOTE_DIR,
+    DATA_DIR,
+    MAPPING_CSV,
+    AUTO_MAPPING,
+    FOLDER_NAME,
+    ITEM_MODE,
+    UNMAPPED_MAILBOX,
+    PROFILE,
+)
 
 ITEM_MODES = ("message", "transcript")
 _TRUE = {"true", "yes", "1", "on"}
@@ -39,6 +50,7 @@ class Settings:
     folder_name: str = "ICE Chat"
     item_mode: str = "message"
     unmapped_mailbox: str | None = None
+    profile: Profile = DEFAULT_PROFILE
 
     @classmethod
     def from_lookup(cls, get: Callable[[str], str | None]) -> Settings:
@@ -69,6 +81,16 @@ class Settings:
                 f"variable {UNMAPPED_MAILBOX} is {fallback!r}; set it to a mailbox address "
                 "or delete it"
             )
+        profile = DEFAULT_PROFILE
+        profile_file = text(PROFILE)
+        if profile_file is not None:
+            try:
+                profile = load_profile(profile_file)
+            except (OSError, ValueError) as exc:
+                raise SettingsError(
+                    f"variable {PROFILE} is {profile_file!r}, which cannot be used ({exc}); "
+                    "give a JSON file of element-name overrides (see include/profile.default.json)"
+                ) from exc
         return cls(
             remote_dir=text(REMOTE_DIR) or "/",
             data_dir=Path(text(DATA_DIR) or os.path.join(airflow_home, "icechat")),
@@ -77,4 +99,5 @@ class Settings:
             folder_name=folder,
             item_mode=mode,
             unmapped_mailbox=fallback.lower() if fallback else None,
+            profile=profile,
         )

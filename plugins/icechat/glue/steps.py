@@ -127,7 +127,7 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
     with actionable("parse and render"):
         settings = load_settings()
         out = work_day_dir(data_dir(settings), day) / "items"
-        summary = render_day(parts, out, mode=settings.item_mode)
+        summary = render_day(parts, out, mode=settings.item_mode, profile=settings.profile)
     log.info(
         "%d chat items in %d conversations rendered as %d mail items",
         summary["items"],
