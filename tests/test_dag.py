@@ -89,3 +89,55 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     assert second["imported"] == 0
     assert second["already_present"] == report["imported"] + report["already_present"]
     assert sum(graph_emulator.message_count(e) for e in people) == in_mailboxes
+
+
+def test_a_day_whose_participants_map_nowhere_is_reported_balanced(
+    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
+):
+    """No mailbox for anyone: no import task runs, and the report still accounts for all."""
+    data = tmp_path / "data"
+    env = airflow_env(
+        tmp_path / "airflow",
+        data,
+        icechat_sftp=sftp_server.connection(),
+        icechat_pgp=pgp_connection(pgp_keypair),
+        icechat_graph=graph_connection(graph_emulator),
+    )
+    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
+    assert run_airflow(env, "db", "migrate").returncode == 0
+    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
+    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    report = json.loads((data / "reports" / f"{DAY}.json").read_text())
+    assert report["copies"] == report["not_mapped"] > 0
+    assert report["imported"] == report["failed"] == 0
+    assert report["balanced"] is True
+
+
+def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
+    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
+):
+    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    graph_emulator.add_users([{"userPrincipalName": e} for e in people])
+    graph = graph_connection(
+        graph_emulator,
+        client_id=graph_emulator.nomail_client_id,
+        secret=graph_emulator.nomail_client_secret,
+    )
+    env = airflow_env(
+        tmp_path / "airflow",
+        tmp_path / "data",
+        icechat_sftp=sftp_server.connection(),
+        icechat_pgp=pgp_connection(pgp_keypair),
+        icechat_graph=graph,
+    )
+    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
+    assert run_airflow(env, "db", "migrate").returncode == 0
+    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
+    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Mail.ReadWrite" in log
+    assert "not retried: fix the cause" in log
+    assert graph_emulator.nomail_client_secret not in log
+    assert pgp_keypair.passphrase not in log
