@@ -38,6 +38,7 @@ def test_defaults(monkeypatch):
         ("folder_name", "Chats/ICE", "icechat_folder_name is 'Chats/ICE'; it names one"),
         ("unmapped_mailbox", "nobody", "icechat_unmapped_mailbox is 'nobody'; set it to a"),
         ("profile", "/nonexistent.json", "icechat_profile is '/nonexistent.json', which cannot"),
+        ("data_dir", "s3://bank-archive/icechat", "s3:// object storage is not supported yet"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, message):
@@ -71,3 +72,7 @@ def test_unknown_profile_keys_are_refused(tmp_path):
     overrides.write_text(json.dumps({"contents": "Body"}))
     with pytest.raises(SettingsError, match=r"unknown profile keys \['contents'\]"):
         settings(profile=str(overrides))
+
+
+def test_data_dir_as_a_file_url():
+    assert settings(data_dir="file:///srv/ice%20chat").data_dir == Path("/srv/ice chat")

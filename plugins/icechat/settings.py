@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from icechat.exceptions import SettingsError
 from icechat.mapping.csvfile import is_address
@@ -37,6 +38,20 @@ ALL = (
 ITEM_MODES = ("message", "transcript")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
+
+
+def _local_dir(value: str) -> Path:
+    """The data directory: a path, or a ``file://`` URL; other object stores are refused."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return Path(value)
+    if scheme == "file":
+        return Path(unquote(urlsplit(value).path))
+    raise SettingsError(
+        f"variable {DATA_DIR} is {value!r}: {scheme}:// object storage is not supported yet; "
+        "mount the bucket or share (e.g. NFS, s3fs, blobfuse) on every worker and give its "
+        "local path"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +108,7 @@ class Settings:
                 ) from exc
         return cls(
             remote_dir=text(REMOTE_DIR) or "/",
-            data_dir=Path(text(DATA_DIR) or os.path.join(airflow_home, "icechat")),
+            data_dir=_local_dir(text(DATA_DIR) or os.path.join(airflow_home, "icechat")),
             mapping_csv=text(MAPPING_CSV),
             auto_mapping=auto in _TRUE,
             folder_name=folder,
