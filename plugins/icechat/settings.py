@@ -42,7 +42,7 @@ _FALSE = {"false", "no", "0", "off"}
 
 def _local_dir(value: str) -> Path:
     """The data directory: a path, or a ``file://`` URL; other object stores are refused."""
-    scheme, sep, rest = value.partition("://")
+    scheme, sep, _ = value.partition("://")
     if not sep:
         return Path(value)
     if scheme == "file":
