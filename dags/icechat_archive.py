@@ -72,10 +72,10 @@ def icechat_archive() -> None:
         return steps.parse_and_render(steps.parse_day(day), parts)
 
     @task
-    def map_participants(day: str, rendered: dict) -> dict:
+    def map_participants(day: str, rendered: dict, **context: object) -> dict:
         from icechat.glue import steps
 
-        return steps.plan(steps.parse_day(day), rendered)
+        return steps.plan(steps.parse_day(day), rendered, context)
 
     @task
     def shards(plan: dict) -> list:

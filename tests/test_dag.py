@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from icechat.ledger import CopyState, Ledger
 from icechat.sample import write_day
 from tests.airflow_env import (
     REPO,
@@ -82,6 +83,10 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     assert report["imported"] + report["already_present"] + report["not_mapped"] == report["copies"]
     in_mailboxes = sum(graph_emulator.message_count(e) for e in people)
     assert in_mailboxes == report["imported"]
+    with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
+        states = ledger.counts(DAY)
+    assert states[CopyState.DONE] == report["imported"]
+    assert states[CopyState.NOT_MAPPED] == report["not_mapped"]
     assert not (data / "work" / DAY.isoformat()).exists()
     again = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat())
     assert again.returncode == 0, again.stdout[-4000:]

@@ -166,8 +166,12 @@ def _items_dir(settings: Settings, day: date) -> Path:
     return work_day_dir(data_dir(settings), day) / "items"
 
 
-def plan(day: date, rendered: Mapping[str, Any]) -> dict[str, Any]:
-    """Map every participant to a mailbox and write the import shards under ``work/{day}/plan``."""
+def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Map every participant to a mailbox and write the import shards under ``work/{day}/plan``.
+
+    Copies that go nowhere are recorded in the ledger too (mailbox ``unmapped:{ImId}``, state
+    ``not_mapped`` with the reason), so it accounts for every copy, not only imported ones.
+    """
     from icechat.glue.graph_hook import graph_settings
     from icechat.graph_client import GraphClient
     from icechat.mapping.graph_directory import GraphDirectory
@@ -189,12 +193,11 @@ def plan(day: date, rendered: Mapping[str, Any]) -> dict[str, Any]:
                         f"variable icechat_unmapped_mailbox is {settings.unmapped_mailbox}, "
                         f"which is not a valid mailbox ({fallback.verdict}); fix or delete it"
                     )
+            plan_dir = work_day_dir(data_dir(settings), day) / "plan"
             summary = plan_day(
-                [Path(p) for p in rendered["part_dirs"]],
-                resolver,
-                work_day_dir(data_dir(settings), day) / "plan",
-                fallback=fallback,
+                [Path(p) for p in rendered["part_dirs"]], resolver, plan_dir, fallback=fallback
             )
+        _record_not_mapped(settings, day, plan_dir, str(context["run_id"]))
     log.info(
         "%d copies: %d to import, %d already covered by another participant, not mapped: %s",
         summary.copies,
@@ -203,6 +206,20 @@ def plan(day: date, rendered: Mapping[str, Any]) -> dict[str, Any]:
         dict(summary.not_mapped),
     )
     return summary.to_json()
+
+
+def _record_not_mapped(settings: Settings, day: date, plan_dir: Path, run_id: str) -> None:
+    from collections import defaultdict
+
+    from icechat.ledger import Ledger, Mark
+    from icechat.mapping.plan import read_not_mapped
+
+    by_participant: dict[str, list[Mark]] = defaultdict(list)
+    for im_id, key, reason in read_not_mapped(plan_dir):
+        by_participant[im_id].append(Mark(key, day, reason=reason))
+    with Ledger(ledger_url(settings)) as ledger:
+        for im_id, marks in by_participant.items():
+            ledger.mark_not_mapped(f"unmapped:{im_id}", marks, run_id)
 
 
 def mapping_table(settings: Settings) -> Any:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from icechat.itemsfile import read_index
+from icechat.itemsfile import IndexEntry, read_index
 from icechat.mapping.directory import DirectoryEntry
 from icechat.mapping.rules import Reason, Resolver
 
 MAX_LISTED = 1000
+NOT_MAPPED = "not_mapped.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,11 @@ def plan_day(
     shards: int = 8,
     fallback: DirectoryEntry | None = None,
 ) -> PlanSummary:
-    """Resolve every participant of every rendered item and write the shards to ``out_dir``."""
+    """Resolve every participant of every rendered item and write the shards to ``out_dir``.
+
+    Copies that go nowhere are written to ``not_mapped.jsonl`` (ImId, item key, reason), for
+    the ledger's audit trail (see :func:`read_not_mapped`).
+    """
     wanted: set[str] = set()
     seen: set[tuple[str, str | None]] = set()
     for part in parts:
@@ -97,11 +103,12 @@ def plan_day(
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = PlanSummary()
     files = [(out_dir / f"shard-{n:03d}.jsonl").open("w", encoding="utf-8") for n in range(shards)]
+    unmapped = (out_dir / NOT_MAPPED).open("w", encoding="utf-8")
     used: set[int] = set()
     try:
         for part in parts:
             for entry in read_index(part):
-                targets = _plan_item(entry.participants, resolver, summary, fallback)
+                targets = _plan_item(entry, resolver, summary, fallback, unmapped)
                 for user_id, upn in targets.items():
                     shard = zlib.crc32(user_id.encode()) % shards
                     files[shard].write(
@@ -110,6 +117,7 @@ def plan_day(
                     used.add(shard)
                     summary.per_mailbox[upn] += 1
     finally:
+        unmapped.close()
         for fh in files:
             fh.close()
     for n in range(shards):
@@ -122,15 +130,17 @@ def plan_day(
 
 
 def _plan_item(
-    participants: tuple[tuple[str, str | None], ...],
+    entry: IndexEntry,
     resolver: Resolver,
     summary: PlanSummary,
     fallback: DirectoryEntry | None,
+    unmapped: TextIO,
 ) -> dict[str, str]:
     summary.items += 1
     targets: dict[str, str] = {}
     first_reason: Reason | None = None
-    for im_id, email in participants:
+    nowhere: list[tuple[str, str]] = []
+    for im_id, email in entry.participants:
         summary.copies += 1
         found = resolver.resolve(im_id, email)
         if found.user_id is not None:
@@ -143,6 +153,7 @@ def _plan_item(
             continue
         summary.not_mapped[found.reason] += 1
         first_reason = first_reason or found.reason
+        nowhere.append((im_id, found.reason))
         _note_unmapped(summary, im_id, found.address or email, found.reason)
     if not targets and fallback is not None and fallback.user_id and first_reason:
         # Nobody maps: the first copy goes to the fallback mailbox instead of nowhere.
@@ -152,6 +163,9 @@ def _plan_item(
         summary.planned += 1
         summary.fallback += 1
         targets[fallback.user_id] = fallback.upn or fallback.user_id
+        nowhere.pop(0)
+    for im_id, reason in nowhere:
+        unmapped.write(json.dumps([im_id, entry.key, reason]) + "\n")
     return targets
 
 
@@ -163,6 +177,14 @@ def _note_unmapped(summary: PlanSummary, im_id: str, address: str | None, reason
             return
         entry = listed[im_id] = {"address": address, "reason": reason, "copies": 0}
     entry["copies"] += 1
+
+
+def read_not_mapped(out_dir: Path) -> Iterator[tuple[str, str, str]]:
+    """(ImId, item key, reason) of every copy the plan sends nowhere."""
+    with (out_dir / NOT_MAPPED).open(encoding="utf-8") as fh:
+        for line in fh:
+            im_id, key, reason = json.loads(line)
+            yield im_id, key, reason
 
 
 def read_shard(path: Path) -> list[PlannedCopy]:
