@@ -75,6 +75,23 @@ def test_every_copy_accounted_for_is_balanced():
     )
 
 
+def test_stage_timings_are_reported():
+    imports = ImportCounts()
+    imports.add({"imported": 6, "seconds": 2.5})
+    imports.add({"seconds": 1.0})
+    report = build_report(
+        day="2026-11-26",
+        firm="ACME01",
+        files=FILES,
+        render={"seconds": 4.0},
+        plan={**PLAN, "seconds": 0.5},
+        imports=imports,
+        item_mode="message",
+        fetch_seconds=1.25,
+    )
+    assert report["timings"] == {"fetch": 1.25, "parse_render": 4.0, "map": 0.5, "import": 3.5}
+
+
 def test_copies_without_an_import_result_count_as_failed():
     report = report_with({"imported": 4})
     assert report["failed"] == 2

@@ -35,6 +35,7 @@ class ImportCounts:
     imported_with_notice: int = 0
     per_mailbox: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
 
     def add(self, shard: dict[str, Any]) -> None:
         """Fold in one import task's result (see ``stages.import_shard``)."""
@@ -45,6 +46,7 @@ class ImportCounts:
         for mailbox, counts in shard.get("per_mailbox", {}).items():
             self.per_mailbox.setdefault(mailbox, Counter()).update(counts)
         self.failures.extend(shard.get("failures", []))
+        self.seconds += shard.get("seconds", 0.0)
 
 
 def build_report(
@@ -56,6 +58,7 @@ def build_report(
     plan: dict[str, Any],
     imports: ImportCounts,
     item_mode: str,
+    fetch_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """The report object: the contract's keys first, then the detail behind them."""
     not_mapped = sum(plan.get("not_mapped", {}).values())
@@ -106,6 +109,12 @@ def build_report(
         "unknown_elements": render.get("unknown_elements", {}),
         "unknown_attributes": render.get("unknown_attributes", {}),
         "absent_files": render.get("absent_files", 0),
+        "timings": {
+            "fetch": round(fetch_seconds, 3),
+            "parse_render": round(render.get("seconds", 0.0), 3),
+            "map": round(plan.get("seconds", 0.0), 3),
+            "import": round(imports.seconds, 3),
+        },
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

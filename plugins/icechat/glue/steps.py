@@ -8,6 +8,7 @@ one is raised as it is (the task retries with backoff), any other becomes
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date
@@ -88,11 +89,12 @@ def fetch(day: date) -> dict[str, Any]:
     from icechat.fetch import fetch_day
     from icechat.glue.sftp import open_site
 
+    began = time.monotonic()
     with actionable("fetch"):
         settings = load_settings()
         with open_site() as site:
             result = fetch_day(site, settings.remote_dir, site.login, day, data_dir(settings))
-    return result.to_dict()
+    return {**result.to_dict(), "seconds": time.monotonic() - began}
 
 
 def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -124,6 +126,7 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
     from icechat.stages import render_day
     from icechat.workdir import work_day_dir
 
+    began = time.monotonic()
     with actionable("parse and render"):
         settings = load_settings()
         out = work_day_dir(data_dir(settings), day) / "items"
@@ -134,7 +137,7 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
         summary["conversations"],
         summary["mail_items"],
     )
-    return summary
+    return {**summary, "seconds": time.monotonic() - began}
 
 
 def ledger_url(settings: Settings) -> str:
@@ -179,6 +182,7 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     from icechat.mapping.rules import Resolver
     from icechat.workdir import work_day_dir
 
+    began = time.monotonic()
     with actionable("map participants"):
         settings = load_settings()
         table = mapping_table(settings)
@@ -205,7 +209,7 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
         summary.already_present,
         dict(summary.not_mapped),
     )
-    return summary.to_json()
+    return {**summary.to_json(), "seconds": time.monotonic() - began}
 
 
 def _record_not_mapped(settings: Settings, day: date, plan_dir: Path, run_id: str) -> None:
@@ -318,6 +322,7 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
         "imported_with_notice": counts["imported_with_notice"],
         "per_mailbox": {k: dict(v) for k, v in per_mailbox.items()},
         "failures": failures,
+        "seconds": result.seconds,
     }
 
 
@@ -361,6 +366,7 @@ def reconcile(
             plan=planned,
             imports=imports,
             item_mode=settings.item_mode,
+            fetch_seconds=fetched.get("seconds", 0.0),
         )
         json_path, html_path = write_report(report, data_dir(settings) / "reports")
         run_id = str(context["run_id"])
@@ -372,7 +378,7 @@ def reconcile(
                 k: report[k]
                 for k in ("items", "copies", "imported", "already_present", "not_mapped", "failed")
             }
-            ledger.finish_run(run_id, counts, {})
+            ledger.finish_run(run_id, counts, report["timings"])
     log.info("%s", summary_line(report))
     log.info("report: %s (and %s)", json_path, html_path)
     if report["failed"] or not report["balanced"]:
