@@ -204,12 +204,7 @@ class GraphApi:
     def _folder(self, request: Request, user: User, key: str) -> dict[str, Any] | Response:
         folder = self.store.folder(user.id, key)
         if folder is None:
-            return graph_error(
-                request,
-                404,
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
+            return _item_not_found(request)
         return folder
 
     def _list_root_folders(self, request: Request, user: User, args: list[str]) -> Response:
@@ -322,12 +317,7 @@ class GraphApi:
     def _get_message(self, request: Request, user: User, args: list[str]) -> Response:
         doc = self.store.message(user.id, args[0])
         if doc is None:
-            return graph_error(
-                request,
-                404,
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
+            return _item_not_found(request)
         try:
             body = view(
                 doc,
@@ -340,12 +330,7 @@ class GraphApi:
 
     def _delete_message(self, request: Request, user: User, args: list[str]) -> Response:
         if self.store.message(user.id, args[0]) is None:
-            return graph_error(
-                request,
-                404,
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
+            return _item_not_found(request)
         deleted = self.store.folder(user.id, "deleteditems")
         assert deleted is not None  # every mailbox has its well-known folders
         self.store.move_message(user.id, args[0], deleted["id"])
@@ -354,23 +339,13 @@ class GraphApi:
     def _list_attachments(self, request: Request, user: User, args: list[str]) -> Response:
         doc = self.store.message(user.id, args[0])
         if doc is None:
-            return graph_error(
-                request,
-                404,
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
+            return _item_not_found(request)
         return self._page(request, list(doc.get("attachments") or []), "attachments")
 
     def _add_attachment(self, request: Request, user: User, args: list[str]) -> Response:
         doc = self.store.message(user.id, args[0])
         if doc is None:
-            return graph_error(
-                request,
-                404,
-                "ErrorItemNotFound",
-                "The specified object was not found in the store.",
-            )
+            return _item_not_found(request)
         try:
             attachment = attachment_from_request(request.json())
         except ValueError as exc:
@@ -536,4 +511,11 @@ def _method_not_allowed(request: Request) -> Response:
         405,
         "Request_BadRequest",
         f"The HTTP method '{request.method}' is not allowed here.",
+    )
+
+
+def _item_not_found(request: Request) -> Response:
+    """Exchange's answer for a message id it does not hold."""
+    return graph_error(
+        request, 404, "ErrorItemNotFound", "The specified object was not found in the store."
     )
