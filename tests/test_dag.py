@@ -146,3 +146,36 @@ def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
     assert "not retried: fix the cause" in log
     assert graph_emulator.nomail_client_secret not in log
     assert pgp_keypair.passphrase not in log
+
+
+def test_transcript_mode_archives_one_item_per_conversation_day(
+    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
+):
+    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    graph_emulator.add_users([{"userPrincipalName": e} for e in people])
+    data = tmp_path / "data"
+    env = airflow_env(
+        tmp_path / "airflow",
+        data,
+        icechat_sftp=sftp_server.connection(),
+        icechat_pgp=pgp_connection(pgp_keypair),
+        icechat_graph=graph_connection(graph_emulator),
+    )
+    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
+    env["AIRFLOW_VAR_ICECHAT_ITEM_MODE"] = "transcript"
+    env["AIRFLOW_VAR_ICECHAT_FOLDER_NAME"] = "ICE Chat Transcripts"
+    assert run_airflow(env, "db", "migrate").returncode == 0
+    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
+    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    report = json.loads((data / "reports" / f"{DAY}.json").read_text())
+    assert report["item_mode"] == "transcript"
+    assert report["items"] == 120
+    assert 0 < report["mail_items"] < 120
+    assert report["balanced"] is True and report["failed"] == 0
+    stored = sum(graph_emulator.message_count(e, "ICE Chat Transcripts") for e in people)
+    assert stored == report["imported"] > 0
+    subjects = {
+        m["subject"] for e in people for m in graph_emulator.messages(e, "ICE Chat Transcripts")
+    }
+    assert all(s.startswith("ICE Chat transcript:") for s in subjects)
