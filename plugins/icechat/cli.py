@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from icechat.commands import COMMANDS
 from icechat.exceptions import IceChatError
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+EXIT_BAD_INPUT = 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,11 +30,6 @@ class PartName:
     packaging: str
     encryption: str | None
 
-    @property
-    def encrypted(self) -> bool:
-        """Whether the name says the part is OpenPGP encrypted."""
-        return self.encryption is not None
-
 
 @dataclass(frozen=True, slots=True)
 class RemoteFile:

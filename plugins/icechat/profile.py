@@ -63,13 +63,6 @@ class Profile:
         """Elements that are chat items (what the marker's item count counts)."""
         return frozenset({self.message, self.file_transfer})
 
-    @property
-    def participant_elements(self) -> frozenset[str]:
-        """Elements that describe one participant."""
-        return frozenset(
-            {self.sender, self.recipient, self.participant_entered, self.participant_left}
-        )
-
 
 DEFAULT_PROFILE = Profile()
 

@@ -30,12 +30,6 @@ def parse_timestamp(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def to_epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch (the export's native form)."""
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
 def iso_utc(moment: datetime) -> str:
     """``2026-11-26T09:15:02.123Z``: ISO 8601 UTC with milliseconds."""
     return (

@@ -55,10 +55,6 @@ class Resolution:
     upn: str | None = None
     address: str | None = None
 
-    @property
-    def mapped(self) -> bool:
-        return self.user_id is not None
-
 
 class Resolver:
     """Applies the rule with directory verdicts fetched in advance (see :meth:`prefetch`)."""
