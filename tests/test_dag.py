@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from datetime import date
@@ -179,3 +180,35 @@ def test_transcript_mode_archives_one_item_per_conversation_day(
         m["subject"] for e in people for m in graph_emulator.messages(e, "ICE Chat Transcripts")
     }
     assert all(s.startswith("ICE Chat transcript:") for s in subjects)
+
+
+def test_a_day_without_chats_is_an_empty_balanced_report(
+    sftp_server, pgp_keypair, graph_emulator, tmp_path
+):
+    """A holiday: one unencrypted part with no conversation; nothing to archive, all told."""
+    firm = sftp_server.username
+    site = Path(sftp_server.remote_dir)
+    part = site / f"{firm}_ICECHAT_{DAY:%Y%m%d}.xml"
+    part.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?><FileDump FirmCode="{firm}" '
+        f'ExportDate="{DAY}" SchemaVersion="1.0"></FileDump>'
+    )
+    digest = hashlib.sha256(part.read_bytes()).hexdigest()
+    marker = f"{part.name},{part.stat().st_size},{digest},0\n"
+    (site / f"{firm}_ICECHAT_{DAY:%Y%m%d}.done").write_text(marker)
+    data = tmp_path / "data"
+    env = airflow_env(
+        tmp_path / "airflow",
+        data,
+        icechat_sftp=sftp_server.connection(),
+        icechat_pgp=pgp_connection(pgp_keypair),
+        icechat_graph=graph_connection(graph_emulator),
+    )
+    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
+    assert run_airflow(env, "db", "migrate").returncode == 0
+    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
+    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    report = json.loads((data / "reports" / f"{DAY}.json").read_text())
+    assert (report["items"], report["copies"], len(report["files"])) == (0, 0, 1)
+    assert report["balanced"] is True
