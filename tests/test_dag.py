@@ -7,6 +7,7 @@ import json
 import warnings
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,36 @@ def sample_site(sftp_server, pgp_keypair, tmp_path):
     return plain
 
 
+def run_day(
+    tmp_path: Path,
+    sftp_server: Any,
+    pgp_keypair: Any,
+    graph_emulator: Any,
+    graph: dict[str, Any] | None = None,
+    **variables: str,
+) -> tuple[dict[str, str], Path, Any]:
+    """``airflow dags test`` of DAY in a fresh Airflow home against the test servers.
+
+    Returns the environment (to run again), the data directory and the first run's result.
+    """
+    data = tmp_path / "data"
+    env = airflow_env(
+        tmp_path / "airflow",
+        data,
+        icechat_sftp=sftp_server.connection(),
+        icechat_pgp=pgp_connection(pgp_keypair),
+        icechat_graph=graph or graph_connection(graph_emulator),
+    )
+    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
+    for name, value in variables.items():
+        env[f"AIRFLOW_VAR_ICECHAT_{name.upper()}"] = value
+    assert run_airflow(env, "db", "migrate").returncode == 0
+    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
+    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    (tmp_path / "dags-test.log").write_text(result.stdout + result.stderr)
+    return env, data, result
+
+
 def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
@@ -62,19 +93,7 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     graph_emulator.add_users(
         [{"userPrincipalName": e, "displayName": n} for e, n in people.items()]
     )
-    home, data = tmp_path / "airflow", tmp_path / "data"
-    env = airflow_env(
-        home,
-        data,
-        icechat_sftp=sftp_server.connection(),
-        icechat_pgp=pgp_connection(pgp_keypair),
-        icechat_graph=graph_connection(graph_emulator),
-    )
-    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
-    assert run_airflow(env, "db", "migrate").returncode == 0
-    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
-    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
-    (tmp_path / "dags-test.log").write_text(result.stdout + result.stderr)
+    env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
     assert report["balanced"] is True
@@ -101,18 +120,7 @@ def test_a_day_whose_participants_map_nowhere_is_reported_balanced(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
     """No mailbox for anyone: no import task runs, and the report still accounts for all."""
-    data = tmp_path / "data"
-    env = airflow_env(
-        tmp_path / "airflow",
-        data,
-        icechat_sftp=sftp_server.connection(),
-        icechat_pgp=pgp_connection(pgp_keypair),
-        icechat_graph=graph_connection(graph_emulator),
-    )
-    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
-    assert run_airflow(env, "db", "migrate").returncode == 0
-    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
-    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    _env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
     assert report["copies"] == report["not_mapped"] > 0
@@ -130,17 +138,7 @@ def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
         client_id=graph_emulator.nomail_client_id,
         secret=graph_emulator.nomail_client_secret,
     )
-    env = airflow_env(
-        tmp_path / "airflow",
-        tmp_path / "data",
-        icechat_sftp=sftp_server.connection(),
-        icechat_pgp=pgp_connection(pgp_keypair),
-        icechat_graph=graph,
-    )
-    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
-    assert run_airflow(env, "db", "migrate").returncode == 0
-    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
-    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    _env, _data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator, graph=graph)
     log = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Mail.ReadWrite" in log
@@ -154,20 +152,14 @@ def test_transcript_mode_archives_one_item_per_conversation_day(
 ):
     people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
     graph_emulator.add_users([{"userPrincipalName": e} for e in people])
-    data = tmp_path / "data"
-    env = airflow_env(
-        tmp_path / "airflow",
-        data,
-        icechat_sftp=sftp_server.connection(),
-        icechat_pgp=pgp_connection(pgp_keypair),
-        icechat_graph=graph_connection(graph_emulator),
+    _env, data, result = run_day(
+        tmp_path,
+        sftp_server,
+        pgp_keypair,
+        graph_emulator,
+        item_mode="transcript",
+        folder_name="ICE Chat Transcripts",
     )
-    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
-    env["AIRFLOW_VAR_ICECHAT_ITEM_MODE"] = "transcript"
-    env["AIRFLOW_VAR_ICECHAT_FOLDER_NAME"] = "ICE Chat Transcripts"
-    assert run_airflow(env, "db", "migrate").returncode == 0
-    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
-    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
     assert report["item_mode"] == "transcript"
@@ -196,18 +188,7 @@ def test_a_day_without_chats_is_an_empty_balanced_report(
     digest = hashlib.sha256(part.read_bytes()).hexdigest()
     marker = f"{part.name},{part.stat().st_size},{digest},0\n"
     (site / f"{firm}_ICECHAT_{DAY:%Y%m%d}.done").write_text(marker)
-    data = tmp_path / "data"
-    env = airflow_env(
-        tmp_path / "airflow",
-        data,
-        icechat_sftp=sftp_server.connection(),
-        icechat_pgp=pgp_connection(pgp_keypair),
-        icechat_graph=graph_connection(graph_emulator),
-    )
-    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
-    assert run_airflow(env, "db", "migrate").returncode == 0
-    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
-    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    _env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
     assert (report["items"], report["copies"], len(report["files"])) == (0, 0, 1)

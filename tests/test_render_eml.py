@@ -88,16 +88,7 @@ def test_header_injection_stays_inside_its_field(make_item):
     )
     message = parse(to_eml(build_message(item, NO_FILES)))
     assert message["Bcc"] is None and message["Cc"] is None
-    assert set(message.keys()) == {
-        "Date",
-        "From",
-        "To",
-        "Subject",
-        "Message-ID",
-        "X-IceChat-Dedupe-Key",
-        "MIME-Version",
-        "Content-Type",
-    }
+    assert set(message.keys()) == set(HEADERS)
     assert "\n" not in message["Subject"] and "\r" not in message["Subject"]
     assert message["Subject"] == "ICE Chat: Rates Bcc: spy@evil.example "
     [sender] = message["From"].addresses
