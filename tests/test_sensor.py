@@ -18,13 +18,27 @@ def site(sftp_server, monkeypatch):
     return sftp_server
 
 
-def sensor(site, tmp_path, **kw):
-    return IceChatDeliverySensor(
-        task_id="wait_for_export",
-        day="2026-11-26",
-        data_dir=str(tmp_path / "data"),
-        remote_dir=site.remote_dir,
-        **kw,
+# ICE uploads 2026-11-26 during 2026-11-27: mid-morning of that day, the default deadline
+# (the end of 2026-11-27) is still ahead, whatever today's date is.
+DURING_UPLOAD = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+def at(now: datetime, sensor: IceChatDeliverySensor) -> IceChatDeliverySensor:
+    """The sensor with its clock stopped at ``now``."""
+    sensor.clock = lambda: now
+    return sensor
+
+
+def sensor(site, tmp_path, now=DURING_UPLOAD, **kw):
+    return at(
+        now,
+        IceChatDeliverySensor(
+            task_id="wait_for_export",
+            day="2026-11-26",
+            data_dir=str(tmp_path / "data"),
+            remote_dir=site.remote_dir,
+            **kw,
+        ),
     )
 
 
@@ -57,7 +71,7 @@ def test_day_without_marker_is_found_once_stable_across_two_pokes(site, make_day
 
 def test_times_out_with_a_message_a_person_can_act_on(site, tmp_path):
     (site.served / f"{site.username}_ICECHAT_20261125.xml").write_text("<x/>")  # the day before
-    deadline = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    deadline = (DURING_UPLOAD - timedelta(minutes=1)).isoformat()
     late = sensor(site, tmp_path, deadline=deadline)
     assert not late.poke({}).is_done  # the first look after the deadline gets a second chance
     with pytest.raises(AirflowSensorTimeout) as err:
@@ -94,9 +108,21 @@ def test_pgp_connection_gives_the_key(monkeypatch, pgp_keypair):
 
 
 def test_default_deadline_is_the_end_of_the_next_day(site, tmp_path):
-    old = IceChatDeliverySensor(
-        task_id="w", day="2020-02-28", data_dir=str(tmp_path), remote_dir=site.remote_dir
-    )
-    assert not old.poke({}).is_done
+    def waiting(now: datetime, data: str) -> IceChatDeliverySensor:
+        return at(
+            now,
+            IceChatDeliverySensor(
+                task_id="w",
+                day="2020-02-28",
+                data_dir=str(tmp_path / data),
+                remote_dir=site.remote_dir,
+            ),
+        )
+
+    before = datetime(2020, 2, 29, 23, 59, tzinfo=UTC)
+    assert not waiting(before, "early").poke({}).is_done
+    assert not waiting(before, "early").poke({}).is_done  # still before the deadline
+    after = datetime(2020, 3, 1, tzinfo=UTC)
+    assert not waiting(after, "late").poke({}).is_done  # the first look after it: a second chance
     with pytest.raises(AirflowSensorTimeout, match=r"by 2020-03-01T00:00:00\+00:00"):
-        old.poke({})
+        waiting(after, "late").poke({})

@@ -6,9 +6,10 @@ once, saves the look for the next poke under the data directory, and disconnects
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
@@ -29,6 +30,8 @@ class IceChatDeliverySensor(BaseSensorOperator):
     """
 
     template_fields = ("day", "remote_dir", "data_dir", "deadline")
+    # The time the deadline is compared with; tests replace it, so none depends on today.
+    clock: ClassVar[Callable[[], datetime]] = staticmethod(lambda: datetime.now(UTC))
 
     def __init__(
         self,
@@ -73,7 +76,7 @@ class IceChatDeliverySensor(BaseSensorOperator):
         try:
             enforce_deadline(
                 completion,
-                now=datetime.now(UTC),
+                now=self.clock(),
                 deadline=deadline or default_deadline(day),
                 first_look=previous is None,
                 site=site.site,
