@@ -32,8 +32,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from icechat.graph_client import GraphClient  # noqa: E402
-from icechat.graph_properties import (  # noqa: E402
+from icechat.graph.client import GraphClient  # noqa: E402
+from icechat.graph.properties import (  # noqa: E402
     ARCHIVED_MESSAGE_FLAGS,
     DEDUPE_KEY,
     DELIVERY_TIME,
@@ -41,7 +41,7 @@ from icechat.graph_properties import (  # noqa: E402
     MESSAGE_ID_DOMAIN,
     SUBMIT_TIME,
 )
-from icechat.graph_settings import GraphSettings  # noqa: E402
+from icechat.graph.settings import GraphSettings  # noqa: E402
 from icechat.importer import Copy, Importer  # noqa: E402
 from icechat.ledger import Ledger  # noqa: E402
 

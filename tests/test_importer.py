@@ -11,13 +11,20 @@ from typing import Any
 
 import pytest
 
-from icechat.graph_auth import access_token
-from icechat.graph_client import GraphClient
+from icechat.graph.auth import access_token
+from icechat.graph.client import GraphClient
+from icechat.graph.mailbox import create_request, ensure_folder
 from icechat.importer import Copy, Importer, Status
 from icechat.ledger import CopyState, Ledger, Mark
-from icechat.mailbox import create_request, ensure_folder
-from tests.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
-from tests.graph_import_helpers import DAY, chat_time, copies, emulator_settings, payload
+from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
+from tests.support.graph_import_helpers import (
+    DAY,
+    assert_exactly_once,
+    chat_time,
+    copies,
+    emulator_settings,
+    payload,
+)
 
 
 @pytest.fixture
@@ -30,15 +37,6 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 def client(graph_emulator: Any) -> Iterator[GraphClient]:
     with GraphClient(emulator_settings(graph_emulator)) as opened:
         yield opened
-
-
-def assert_exactly_once(emulator: Any, expected: dict[str, int]) -> None:
-    """Each mailbox's folder holds each item once, and as many as expected."""
-    for mailbox, count in expected.items():
-        ids = [m["internetMessageId"] for m in emulator.messages(mailbox)]
-        dupes = {k: n for k, n in Counter(ids).items() if n > 1}
-        assert dupes == {}, f"{mailbox} holds duplicates"
-        assert len(ids) == count, mailbox
 
 
 def test_items_arrive_as_non_drafts_with_the_chat_times(

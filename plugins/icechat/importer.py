@@ -26,8 +26,8 @@ from enum import StrEnum
 from typing import Any
 
 from icechat.exceptions import GraphError
-from icechat.graph_attachments import REQUEST_LIMIT, fit_attachments
-from icechat.graph_client import (
+from icechat.graph.attachments import REQUEST_LIMIT, fit_attachments
+from icechat.graph.client import (
     MAX_BATCH,
     GraphClient,
     GraphRequest,
@@ -35,8 +35,7 @@ from icechat.graph_client import (
     Outcome,
     Recover,
 )
-from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
-from icechat.mailbox import (
+from icechat.graph.mailbox import (
     create_request,
     dedupe_key,
     ensure_folder,
@@ -44,6 +43,7 @@ from icechat.mailbox import (
     found_id,
     lookup_request,
 )
+from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
 
 log = logging.getLogger(__name__)
 

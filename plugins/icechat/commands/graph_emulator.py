@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from icechat.dev.graph_emulator import FaultConfig, GraphEmulator
 from icechat.exceptions import GraphEmulatorError
-from icechat.graph_emulator import FaultConfig, GraphEmulator
 
 ENV_FAULTS = "ICECHAT_GRAPH_EMULATOR_FAULTS"
 _FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (

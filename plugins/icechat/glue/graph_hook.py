@@ -12,9 +12,9 @@ from airflow.sdk.log import mask_secret
 
 from icechat.checks import check_graph_app
 from icechat.exceptions import IceChatError
-from icechat.graph_client import GraphClient
-from icechat.graph_settings import GRAPH_URL, MICROSOFT_AUTHORITY_HOST, GraphSettings
-from icechat.retry import RetryPolicy
+from icechat.graph.client import GraphClient
+from icechat.graph.retry import RetryPolicy
+from icechat.graph.settings import GRAPH_URL, MICROSOFT_AUTHORITY_HOST, GraphSettings
 
 GRAPH_CONN_ID = "icechat_graph"
 # A connection test answers within seconds; the import's ten-minute retry budget would not.

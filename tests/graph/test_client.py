@@ -1,0 +1,172 @@
+"""The Graph client against the project's emulator: auth, typed errors, retries, $batch."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from icechat.exceptions import (
+    GraphAuthError,
+    GraphPermissionError,
+    GraphUnavailableError,
+    MailboxNotFoundError,
+)
+from icechat.graph.auth import access_token, msal_app
+from icechat.graph.client import GraphClient, GraphRequest, user_path
+from icechat.graph.mailbox import ensure_folder, find_folder
+from icechat.graph.retry import RetryPolicy
+from icechat.graph.settings import GraphSettings
+from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE
+from tests.support.graph_import_helpers import emulator_settings
+
+
+def test_secret_and_certificate_both_get_tokens(graph_emulator: Any) -> None:
+    for certificate in (False, True):
+        settings = emulator_settings(graph_emulator, certificate=certificate)
+        with GraphClient(settings) as client:
+            body = client.get(user_path(ALICE), mailbox=ALICE, params={"$select": "id"})
+            assert body["id"]
+
+
+def test_one_msal_app_per_settings_and_cached_token(graph_emulator: Any) -> None:
+    settings = emulator_settings(graph_emulator)
+    assert msal_app(settings) is msal_app(settings)
+    before = [r for r in graph_emulator.requests_log() if "token" in r["path"]]
+    assert access_token(settings) == access_token(settings)
+    after = [r for r in graph_emulator.requests_log() if "token" in r["path"]]
+    assert len(after) - len(before) <= 1
+
+
+def test_wrong_secret_is_an_auth_error_without_the_secret(graph_emulator: Any) -> None:
+    settings = GraphSettings(
+        client_id=graph_emulator.client_id,
+        tenant_id=graph_emulator.tenant_id,
+        client_secret="not-the-right-secret-42",
+        authority_host=graph_emulator.authority_host,
+        graph_url=graph_emulator.graph_url,
+        ca_bundle=graph_emulator.ca_bundle,
+    )
+    with pytest.raises(GraphAuthError, match="Entra ID refused a token") as caught:
+        access_token(settings)
+    assert "not-the-right-secret-42" not in str(caught.value)
+
+
+def test_app_without_mail_permission_is_told_what_to_grant(graph_emulator: Any) -> None:
+    settings = GraphSettings(
+        client_id=graph_emulator.nomail_client_id,
+        tenant_id=graph_emulator.tenant_id,
+        client_secret=graph_emulator.nomail_client_secret,
+        authority_host=graph_emulator.authority_host,
+        graph_url=graph_emulator.graph_url,
+        ca_bundle=graph_emulator.ca_bundle,
+    )
+    with (
+        GraphClient(settings) as client,
+        pytest.raises(GraphPermissionError, match=r"grant it Mail\.ReadWrite") as caught,
+    ):
+        find_folder(client, ALICE, "ICE Chat")
+    assert caught.value.status == 403 and caught.value.code == "ErrorAccessDenied"
+    assert caught.value.request_id
+
+
+def test_user_without_mailbox_is_a_typed_error(graph_emulator: Any) -> None:
+    with GraphClient(emulator_settings(graph_emulator)) as client:
+        with pytest.raises(MailboxNotFoundError, match=f"no Exchange Online mailbox for {DAVE}"):
+            ensure_folder(client, DAVE, "ICE Chat")
+        with pytest.raises(MailboxNotFoundError):
+            find_folder(client, "nobody@contoso.example", "ICE Chat")
+
+
+def test_folder_created_exactly_once_by_16_concurrent_importers(graph_emulator: Any) -> None:
+    graph_emulator.set_faults(latency_ms=20, max_concurrent=None)
+    settings = emulator_settings(graph_emulator)
+    ids: list[str] = []
+    clients = [GraphClient(settings) for _ in range(16)]
+    barrier = threading.Barrier(16)
+
+    def run(client: GraphClient) -> None:
+        barrier.wait()
+        ids.append(ensure_folder(client, BOB, "ICE Chat"))
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for client in clients:
+        client.close()
+    assert len(ids) == 16 and len(set(ids)) == 1
+    folders = [
+        f
+        for u in graph_emulator.state()["users"]
+        if u["userPrincipalName"] == BOB
+        for f in u["folders"]
+        if f["displayName"] == "ICE Chat"
+    ]
+    assert len(folders) == 1
+    creates = [r for r in graph_emulator.requests_log() if r["method"] == "POST"]
+    assert len(creates) >= 2, "the test must make creators race"
+
+
+def test_retry_after_holds_every_thread_of_the_mailbox(graph_emulator: Any) -> None:
+    graph_emulator.set_faults(window_requests=3, window_seconds=1.0, max_concurrent=None)
+    # One request in flight per mailbox, eight threads: a Retry-After told to one must stop all.
+    with GraphClient(emulator_settings(graph_emulator), per_mailbox=1) as client:
+        path = f"{user_path(ALICE)}/mailFolders/msgfolderroot/childFolders"
+        threads = [
+            threading.Thread(
+                target=client.send, args=(GraphRequest.get(path, {}),), kwargs={"mailbox": ALICE}
+            )
+            for _ in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    statuses = [r["status"] for r in graph_emulator.requests_log() if "childFolders" in r["path"]]
+    assert 429 in statuses and statuses.count(200) == 8
+    assert graph_emulator.violations() == []
+
+
+def test_batch_retries_throttled_parts_only(graph_emulator: Any) -> None:
+    graph_emulator.set_faults(rate_503=0.3, seed=7, retry_after=0)
+    with GraphClient(emulator_settings(graph_emulator)) as client:
+        folder = ensure_folder(client, ALICE, "ICE Chat")
+        requests_ = [
+            GraphRequest.get(f"{user_path(ALICE)}/mailFolders/{folder}", {"$select": "id"})
+            for _ in range(20)
+        ]
+        outcomes = client.batch(requests_, mailbox=ALICE)
+    assert all(not isinstance(o, Exception) and o.body["id"] == folder for o in outcomes)
+    log = graph_emulator.requests_log()
+    assert any(r["status"] == 503 for r in log)
+
+
+def test_retry_budget_runs_out_as_a_typed_error(graph_emulator: Any) -> None:
+    graph_emulator.set_faults(rate_503=1.0, retry_after=0)
+    policy = RetryPolicy(budget=0.3, backoff_base=0.05)
+    with (
+        GraphClient(emulator_settings(graph_emulator), policy=policy) as client,
+        pytest.raises(GraphUnavailableError, match="retry budget ran out") as caught,
+    ):
+        find_folder(client, ALICE, "ICE Chat")
+    assert caught.value.status == 503
+
+
+def test_no_secret_or_token_in_logs(
+    graph_emulator: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = emulator_settings(graph_emulator)
+    with GraphClient(settings) as client:
+        ensure_folder(client, ALICE, "ICE Chat")
+        token = access_token(settings)
+    out = capsys.readouterr()
+    text = caplog.text + out.out + out.err
+    assert caplog.records, "logging must have been captured"
+    assert graph_emulator.client_secret not in text
+    assert token not in text
+    assert token.split(".")[-1] not in text
