@@ -20,7 +20,7 @@ from icechat.graph_client import GraphClient, GraphRequest, user_path
 from icechat.graph_settings import GraphSettings
 from icechat.mailbox import ensure_folder, find_folder
 from icechat.retry import RetryPolicy
-from tests.fixtures.graph_emulator import ALICE, BOB, DAVE
+from tests.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
 from tests.graph_import_helpers import emulator_settings
 
 
@@ -104,10 +104,11 @@ def test_app_without_mail_permission_is_told_what_to_grant(graph_emulator: Any) 
     assert caught.value.request_id
 
 
-def test_user_without_mailbox_is_a_typed_error(graph_emulator: Any) -> None:
+@pytest.mark.parametrize("user", [DAVE, FRANK])  # MailboxNotEnabledForRESTAPI, ResourceNotFound
+def test_user_without_mailbox_is_a_typed_error(graph_emulator: Any, user: str) -> None:
     with GraphClient(emulator_settings(graph_emulator)) as client:
-        with pytest.raises(MailboxNotFoundError, match=f"no Exchange Online mailbox for {DAVE}"):
-            ensure_folder(client, DAVE, "ICE Chat")
+        with pytest.raises(MailboxNotFoundError, match=f"no Exchange Online mailbox for {user}"):
+            ensure_folder(client, user, "ICE Chat")
         with pytest.raises(MailboxNotFoundError):
             find_folder(client, "nobody@contoso.example", "ICE Chat")
 

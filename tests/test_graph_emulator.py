@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+import requests
 
 from icechat.graph_emulator import MAX_REQUEST_BYTES
 from icechat.graph_properties import (
@@ -23,6 +24,7 @@ from tests.fixtures.graph_emulator import (
     CAROL,
     DAVE,
     ERIN,
+    FRANK,
     GraphEmulatorHandle,
 )
 
@@ -114,6 +116,24 @@ def test_user_without_mailbox_answers_mail_requests_with_404(
     assert response.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
     unknown = graph_emulator.graph("GET", "/users/nobody@contoso.example/mailFolders")
     assert unknown.json()["error"]["code"] == "ErrorInvalidUser"
+
+
+@pytest.mark.parametrize("path", ["mailFolders/msgfolderroot", "messages"])
+def test_some_users_without_mailbox_answer_resource_not_found(
+    graph_emulator: GraphEmulatorHandle, path: str
+) -> None:
+    assert graph_emulator.graph("GET", f"/users/{FRANK}").status_code == 200
+    response = graph_emulator.graph("GET", f"/users/{FRANK}/{path}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "ResourceNotFound"
+    assert response.json()["error"]["message"] == "Resource could not be discovered."
+
+
+def test_unknown_no_mailbox_answer_is_refused(graph_emulator: GraphEmulatorHandle) -> None:
+    with pytest.raises(requests.HTTPError):
+        graph_emulator.add_users(
+            [{"userPrincipalName": "x@contoso.example", "noMailboxAnswer": "Gone"}]
+        )
 
 
 # --- folders -----------------------------------------------------------------------------

@@ -42,10 +42,18 @@ MAX_BATCH = 20
 PER_MAILBOX = 4
 TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
 NOT_EXECUTED = 424  # a $batch sub-request skipped because the one it depended on failed
+# A 404 with one of these on a user's mail means no mailbox; Graph answers an account
+# without one with MailboxNotEnabledForRESTAPI or with ResourceNotFound ("Resource could not
+# be discovered.", microsoft-graph-docs-contrib#7160, microsoft-graph-docs#10481).
 MAILBOX_MISSING_CODES = frozenset(
-    {"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI", "ErrorInvalidUser"}
+    {
+        "MailboxNotEnabledForRESTAPI",
+        "MailboxNotSupportedForRESTAPI",
+        "ResourceNotFound",
+        "ErrorInvalidUser",
+    }
 )
-USER_MISSING_CODES = frozenset({"ResourceNotFound", "Request_ResourceNotFound", "ErrorInvalidUser"})
+USER_MISSING_CODES = frozenset({"Request_ResourceNotFound", "ErrorInvalidUser"})
 
 
 def user_path(mailbox: str) -> str:

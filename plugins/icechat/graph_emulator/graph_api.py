@@ -50,6 +50,14 @@ _PROP_FILTER = re.compile(
     re.IGNORECASE,
 )
 
+# Graph's message for each answer to a mailbox-less user (see NO_MAILBOX_ANSWERS).
+NO_MAILBOX_MESSAGES = {
+    "MailboxNotEnabledForRESTAPI": (
+        "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
+    ),
+    "ResourceNotFound": "Resource could not be discovered.",
+}
+
 MailHandler = Callable[[Request, User, list[str]], Response]
 
 
@@ -148,8 +156,8 @@ class GraphApi:
             return graph_error(
                 request,
                 404,
-                "MailboxNotEnabledForRESTAPI",
-                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+                user.no_mailbox_answer,
+                NO_MAILBOX_MESSAGES[user.no_mailbox_answer],
             )
         key = (request.client_id or "", user.id)
         throttle = self.limiter.enter(key)

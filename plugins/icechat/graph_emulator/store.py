@@ -28,6 +28,9 @@ WELL_KNOWN_FOLDERS: tuple[tuple[str, str], ...] = (
 )
 ROOT_FOLDER = "msgfolderroot"
 DEFAULT_PERMISSIONS = ("Mail.ReadWrite", "User.Read.All")
+# What Graph answers mail requests for a user without an Exchange Online mailbox: one code
+# or the other, per account (microsoft-graph-docs-contrib#7160, microsoft-graph-docs#10481).
+NO_MAILBOX_ANSWERS = ("MailboxNotEnabledForRESTAPI", "ResourceNotFound")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,7 +59,7 @@ class FolderExistsError(Exception):
 
 @dataclass(frozen=True)
 class User:
-    """A directory user; ``has_mailbox`` False answers mail requests with MailboxNotEnabled."""
+    """A directory user; without a mailbox, mail requests get ``no_mailbox_answer`` (a 404)."""
 
     id: str
     user_principal_name: str
@@ -65,6 +68,7 @@ class User:
     proxy_addresses: tuple[str, ...]
     account_enabled: bool
     has_mailbox: bool
+    no_mailbox_answer: str = NO_MAILBOX_ANSWERS[0]
 
     def graph(self) -> dict[str, Any]:
         """The user as Graph returns it (every property; callers apply ``$select``)."""
@@ -110,6 +114,11 @@ def user_from_spec(spec: Mapping[str, Any]) -> User:
     addresses = spec.get("proxyAddresses")
     if addresses is None:
         addresses = [f"SMTP:{mail}"] if mail else []
+    answer = str(spec.get("noMailboxAnswer") or NO_MAILBOX_ANSWERS[0])
+    if answer not in NO_MAILBOX_ANSWERS:
+        raise ValueError(
+            f"user {upn}: noMailboxAnswer must be one of {', '.join(NO_MAILBOX_ANSWERS)}"
+        )
     return User(
         id=str(spec.get("id") or uuid.uuid5(uuid.NAMESPACE_URL, "user:" + upn.lower())),
         user_principal_name=upn,
@@ -118,6 +127,7 @@ def user_from_spec(spec: Mapping[str, Any]) -> User:
         proxy_addresses=tuple(str(a) for a in addresses),
         account_enabled=bool(spec.get("accountEnabled", True)),
         has_mailbox=bool(spec.get("hasMailbox", True)),
+        no_mailbox_answer=answer,
     )
 
 
