@@ -53,6 +53,21 @@ def test_items_arrive_as_non_drafts_with_the_chat_times(
     assert ledger.counts(DAY)[CopyState.DONE] == 10
 
 
+def test_a_hidden_ice_chat_folder_is_imported_into_not_duplicated(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    path = f"/users/{BOB}/mailFolders/msgfolderroot/childFolders"
+    hidden = graph_emulator.graph("POST", path, json={"displayName": "ICE Chat", "isHidden": True})
+    assert hidden.status_code == 201
+    result = Importer(client, ledger, run_id="r1").run(copies([BOB], 3))
+    assert result.counts[Status.IMPORTED] == 3, result.failures
+    (bob,) = [u for u in graph_emulator.state()["users"] if u["userPrincipalName"] == BOB]
+    folders = [f for f in bob["folders"] if f["displayName"] == "ICE Chat"]
+    assert [(f["id"], f["isHidden"], f["messageCount"]) for f in folders] == [
+        (hidden.json()["id"], True, 3)
+    ]
+
+
 def test_a_rerun_finds_everything_already_present(
     graph_emulator: Any, client: GraphClient, ledger: Ledger
 ) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from icechat.dev.graph_emulator import MAX_REQUEST_BYTES
+from icechat.dev.graph_emulator.store import Store
 from icechat.graph.properties import (
     ARCHIVED_MESSAGE_FLAGS,
     DEDUPE_KEY,
@@ -21,6 +25,7 @@ from tests.support.fixtures.graph_emulator import (
     CAROL,
     DAVE,
     ERIN,
+    FRANK,
     GraphEmulatorHandle,
 )
 
@@ -84,6 +89,24 @@ def test_user_without_mailbox_answers_mail_requests_with_404(
     assert unknown.json()["error"]["code"] == "ErrorInvalidUser"
 
 
+@pytest.mark.parametrize("path", ["mailFolders/msgfolderroot", "messages"])
+def test_some_users_without_mailbox_answer_resource_not_found(
+    graph_emulator: GraphEmulatorHandle, path: str
+) -> None:
+    assert graph_emulator.graph("GET", f"/users/{FRANK}").status_code == 200
+    response = graph_emulator.graph("GET", f"/users/{FRANK}/{path}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "ResourceNotFound"
+    assert response.json()["error"]["message"] == "Resource could not be discovered."
+
+
+def test_unknown_no_mailbox_answer_is_refused(graph_emulator: GraphEmulatorHandle) -> None:
+    with pytest.raises(requests.HTTPError):
+        graph_emulator.add_users(
+            [{"userPrincipalName": "x@contoso.example", "noMailboxAnswer": "Gone"}]
+        )
+
+
 # --- folders -----------------------------------------------------------------------------
 
 
@@ -97,6 +120,37 @@ def test_folder_find_create_and_duplicate(graph_emulator: GraphEmulatorHandle) -
     again = graph_emulator.graph("POST", path, json={"displayName": FOLDER.upper()})
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "ErrorFolderExists"
+
+
+@pytest.mark.parametrize("path", ["mailFolders", "mailFolders/msgfolderroot/childFolders"])
+def test_hidden_folders_are_listed_only_when_asked_for(
+    graph_emulator: GraphEmulatorHandle, path: str
+) -> None:
+    base = f"/users/{ALICE}/{path}"
+    created = graph_emulator.graph("POST", base, json={"displayName": FOLDER, "isHidden": True})
+    assert created.status_code == 201 and created.json()["isHidden"] is True
+    query = {"$filter": f"displayName eq '{FOLDER}'"}
+    assert graph_emulator.graph("GET", base, params=query).json()["value"] == []
+    listed = graph_emulator.graph("GET", base, params={**query, "includeHiddenFolders": "true"})
+    assert [(f["id"], f["isHidden"]) for f in listed.json()["value"]] == [
+        (created.json()["id"], True)
+    ]
+    every = graph_emulator.graph("GET", base, params={"includeHiddenFolders": "true"})
+    assert FOLDER in {f["displayName"] for f in every.json()["value"]}
+    assert FOLDER not in {
+        f["displayName"] for f in graph_emulator.graph("GET", base).json()["value"]
+    }
+
+
+def test_a_hidden_folder_takes_its_name(graph_emulator: GraphEmulatorHandle) -> None:
+    path = f"/users/{ALICE}/mailFolders/msgfolderroot/childFolders"
+    hidden = graph_emulator.graph("POST", path, json={"displayName": FOLDER, "isHidden": True})
+    assert hidden.status_code == 201
+    again = graph_emulator.graph("POST", path, json={"displayName": FOLDER})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "ErrorFolderExists"
+    bad = graph_emulator.graph("POST", path, json={"displayName": "Other", "isHidden": "yes"})
+    assert bad.status_code == 400
 
 
 def test_sixteen_concurrent_creators_make_one_folder(graph_emulator: GraphEmulatorHandle) -> None:
@@ -320,3 +374,18 @@ def test_message_posted_to_the_mailbox_is_a_draft_and_delete_moves_it(
     assert deleted.status_code == 204
     assert graph_emulator.message_count(ALICE, "Deleted Items") == 1
     assert graph_emulator.message_count(ALICE, "Drafts") == 0
+
+
+def test_state_from_before_hidden_folders_still_opens(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "graph.sqlite3") as db:
+        db.execute(
+            "CREATE TABLE folders (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, parent_id TEXT,"
+            " well_known TEXT, display_name TEXT NOT NULL COLLATE NOCASE, seq INTEGER NOT NULL)"
+        )
+        db.execute("INSERT INTO folders VALUES ('f1', 'u1', 'root', NULL, 'ICE Chat', 1)")
+    db.close()
+    store = Store(tmp_path)
+    try:
+        assert store.child_folders("u1", "root", include_hidden=False)[0]["isHidden"] is False
+    finally:
+        store.close()

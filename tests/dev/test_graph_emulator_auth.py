@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from icechat.dev.graph_emulator import make_app_certificate
@@ -188,3 +191,61 @@ def test_thumbprint_registration_trusts_the_sent_certificate(
     without_x5c = {"private_key": cert.private_key_pem, "thumbprint": cert.thumbprint}
     result = graph_emulator.msal_app("thumb-app", without_x5c).acquire_token_for_client(GRAPH_SCOPE)
     assert result["error_codes"] == [700027]
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "https://graph.microsoft.com",
+        "https://graph.microsoft.us",
+        "https://dod-graph.microsoft.us",
+        "https://microsoftgraph.chinacloudapi.cn",
+    ],
+)
+def test_tokens_are_issued_for_each_clouds_graph_with_it_as_audience(
+    graph_emulator: GraphEmulatorHandle, resource: str
+) -> None:
+    result = graph_emulator.msal_app().acquire_token_for_client([f"{resource}/.default"])
+    assert "access_token" in result, result.get("error_description")
+    claims = result["access_token"].split(".")[1]
+    assert json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["aud"] == (
+        resource
+    )
+
+
+def test_a_scope_for_the_graph_servers_own_address_is_refused(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    scope = f"{graph_emulator.authority_host}/.default"
+    result = graph_emulator.msal_app().acquire_token_for_client([scope])
+    assert result["error"] == "invalid_resource"
+    assert result["error_codes"] == [500011]
+    assert (
+        f"resource principal named {graph_emulator.authority_host} was not found"
+        in (result["error_description"])
+    )
+
+
+def test_scopes_of_two_resources_are_refused(graph_emulator: GraphEmulatorHandle) -> None:
+    scopes = ["https://graph.microsoft.com/.default", "https://graph.microsoft.us/.default"]
+    result = graph_emulator.msal_app().acquire_token_for_client(scopes)
+    assert result["error"] == "invalid_scope"
+    assert result["error_codes"] == [28000]
+
+
+def test_graph_refuses_a_token_for_another_clouds_graph(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    result = graph_emulator.msal_app().acquire_token_for_client(
+        ["https://graph.microsoft.us/.default"]
+    )
+    with graph_emulator.session() as session:
+        response = session.get(
+            f"{graph_emulator.graph_url}/users/{ALICE}",
+            headers={"Authorization": f"Bearer {result['access_token']}"},
+            timeout=10,
+        )
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == (
+        "Access token validation failure. Invalid audience."
+    )

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import sqlalchemy as sa
 
 from icechat.checks import Status, check_graph_mailbox, check_ledger, check_pgp, check_sftp
@@ -14,7 +15,7 @@ from icechat.glue.sftp import open_site
 from icechat.graph.client import GraphClient
 from icechat.graph.settings import GraphSettings
 from icechat.ledger import Ledger
-from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE
+from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
 from tests.support.paths import REPO
 
 OTHER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3nb4dViGNVgn2cRGbyfnSQMqHLovlhbMFyY4nkqOq+"
@@ -168,11 +169,12 @@ def test_no_pgp_key_is_ok():
     assert check_pgp(None).status is Status.OK
 
 
-def test_mailbox_check_names_a_user_without_mailbox(graph_emulator):
+@pytest.mark.parametrize("user", [DAVE, FRANK])  # MailboxNotEnabledForRESTAPI, ResourceNotFound
+def test_mailbox_check_names_a_user_without_mailbox(graph_emulator, user):
     with graph_client(graph_emulator) as client:
-        result = check_graph_mailbox(client, DAVE, "ICE Chat")
+        result = check_graph_mailbox(client, user, "ICE Chat")
     assert result.status is Status.FAIL
-    assert f"no Exchange Online mailbox for {DAVE}" in result.detail
+    assert f"no Exchange Online mailbox for {user}" in result.detail
 
 
 def test_mailbox_check_of_an_app_without_mail_permission(graph_emulator):

@@ -29,6 +29,7 @@ def test_connection_with_secret_and_extras(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.client_secret == "client-secret-value-123"
     assert settings.authority == "https://127.0.0.1:9443/contoso.onmicrosoft.com"
     assert settings.ca_bundle == "/etc/ssl/test-ca.pem"
+    assert settings.token_scope == "https://graph.microsoft.com/.default"
     assert "client-secret-value-123" not in str(redact("token client-secret-value-123 leaked"))
 
 
@@ -52,3 +53,18 @@ def test_connection_without_tenant_is_refused(monkeypatch: pytest.MonkeyPatch) -
     )
     with pytest.raises(GraphSettingsError, match="tenant_id"):
         graph_settings()
+
+
+def test_scope_extra_reaches_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {
+        "conn_type": "generic",
+        "login": "app",
+        "password": "secret!",
+        "extra": {
+            "tenant_id": "t",
+            "graph_url": "https://graph-gateway.contoso.example/v1.0",
+            "scope": "https://graph.microsoft.us/.default",
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_GRAPH", json.dumps(conn))
+    assert graph_settings().token_scope == "https://graph.microsoft.us/.default"

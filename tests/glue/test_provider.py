@@ -26,6 +26,7 @@ GRAPH_EXTRAS = {
     "authority_host",
     "graph_url",
     "ca_bundle",
+    "scope",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from icechat.graph.client import GraphClient, GraphRequest, user_path
 from icechat.graph.mailbox import ensure_folder, find_folder
 from icechat.graph.retry import RetryPolicy
 from icechat.graph.settings import GraphSettings
-from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE
+from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
 from tests.support.graph_import_helpers import emulator_settings
 
 
@@ -54,6 +55,37 @@ def test_wrong_secret_is_an_auth_error_without_the_secret(graph_emulator: Any) -
     assert "not-the-right-secret-42" not in str(caught.value)
 
 
+def test_emulator_at_a_loopback_graph_url_takes_a_token_for_graph(graph_emulator: Any) -> None:
+    settings = emulator_settings(graph_emulator)
+    assert settings.graph_url.startswith("https://127.0.0.1:")
+    assert settings.token_scope == "https://graph.microsoft.com/.default"
+    with GraphClient(settings) as client:
+        assert client.get(user_path(ALICE), mailbox=ALICE, params={"$select": "id"})["id"]
+
+
+def test_a_scope_entra_does_not_know_is_refused_naming_scope_and_fix(graph_emulator: Any) -> None:
+    scope = f"{graph_emulator.authority_host}/.default"
+    settings = replace(emulator_settings(graph_emulator), scope=scope)
+    with pytest.raises(GraphAuthError, match="AADSTS500011") as caught:
+        access_token(settings)
+    message = str(caught.value)
+    assert f"for scope {scope}" in message
+    assert "correct or clear the extra scope" in message
+    assert caught.value.code == "invalid_resource"
+
+
+def test_a_token_graph_does_not_accept_names_the_scope_asked_for(graph_emulator: Any) -> None:
+    scope = "https://graph.microsoft.us/.default"
+    settings = replace(emulator_settings(graph_emulator), scope=scope)
+    with (
+        GraphClient(settings) as client,
+        pytest.raises(GraphPermissionError, match="Invalid audience") as caught,
+    ):
+        client.get(user_path(ALICE), mailbox=ALICE, params={"$select": "id"})
+    assert f"asked for scope {scope}" in str(caught.value)
+    assert caught.value.status == 401
+
+
 def test_app_without_mail_permission_is_told_what_to_grant(graph_emulator: Any) -> None:
     settings = GraphSettings(
         client_id=graph_emulator.nomail_client_id,
@@ -72,10 +104,11 @@ def test_app_without_mail_permission_is_told_what_to_grant(graph_emulator: Any) 
     assert caught.value.request_id
 
 
-def test_user_without_mailbox_is_a_typed_error(graph_emulator: Any) -> None:
+@pytest.mark.parametrize("user", [DAVE, FRANK])  # MailboxNotEnabledForRESTAPI, ResourceNotFound
+def test_user_without_mailbox_is_a_typed_error(graph_emulator: Any, user: str) -> None:
     with GraphClient(emulator_settings(graph_emulator)) as client:
-        with pytest.raises(MailboxNotFoundError, match=f"no Exchange Online mailbox for {DAVE}"):
-            ensure_folder(client, DAVE, "ICE Chat")
+        with pytest.raises(MailboxNotFoundError, match=f"no Exchange Online mailbox for {user}"):
+            ensure_folder(client, user, "ICE Chat")
         with pytest.raises(MailboxNotFoundError):
             find_folder(client, "nobody@contoso.example", "ICE Chat")
 

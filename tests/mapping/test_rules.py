@@ -13,7 +13,7 @@ from icechat.mapping.graph_directory import GraphDirectory
 from icechat.mapping.plan import plan_day, read_shard
 from icechat.mapping.rules import Reason, Resolver
 from icechat.render.itemsfile import ItemsWriter
-from tests.support.fixtures.graph_emulator import ALICE, BOB, CAROL, DAVE, ERIN
+from tests.support.fixtures.graph_emulator import ALICE, BOB, CAROL, DAVE, ERIN, FRANK
 from tests.support.graph_import_helpers import emulator_settings
 
 OUTSIDER = "someone@broker.example"
@@ -33,7 +33,16 @@ def table(text: str):
 
 def test_directory_verdicts_upn_alias_disabled_no_mailbox_external(directory):
     found = directory.lookup(
-        [ALICE, "ALICE.SMITH@contoso.example", "erin@contoso.example", BOB, CAROL, DAVE, OUTSIDER]
+        [
+            ALICE,
+            "ALICE.SMITH@contoso.example",
+            "erin@contoso.example",
+            BOB,
+            CAROL,
+            DAVE,
+            FRANK,
+            OUTSIDER,
+        ]
     )
     assert found[ALICE].verdict is Verdict.VALID
     assert found["alice.smith@contoso.example"].user_id == found[ALICE].user_id
@@ -41,6 +50,8 @@ def test_directory_verdicts_upn_alias_disabled_no_mailbox_external(directory):
     assert found[BOB].verdict is Verdict.VALID
     assert found[CAROL].verdict is Verdict.DISABLED
     assert found[DAVE].verdict is Verdict.NO_MAILBOX
+    # Graph's other answer for a mailbox-less account (404 ResourceNotFound): not an abort.
+    assert found[FRANK].verdict is Verdict.NO_MAILBOX
     assert found[OUTSIDER].verdict is Verdict.NOT_IN_TENANT
 
 
@@ -73,6 +84,7 @@ def test_automatic_mapping_off(directory):
         (OUTSIDER, Reason.NOT_IN_TENANT),
         (CAROL, Reason.DISABLED),
         (DAVE, Reason.NO_MAILBOX),
+        (FRANK, Reason.NO_MAILBOX),
         (None, Reason.NO_ADDRESS),
     ],
 )

@@ -39,6 +39,7 @@ def graph_settings(conn_id: str = GRAPH_CONN_ID) -> GraphSettings:
         authority_host=extra.get("authority_host") or MICROSOFT_AUTHORITY_HOST,
         graph_url=extra.get("graph_url") or GRAPH_URL,
         ca_bundle=extra.get("ca_bundle") or None,
+        scope=extra.get("scope") or None,
     )
 
 

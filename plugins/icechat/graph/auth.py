@@ -14,12 +14,14 @@ from typing import Any
 import msal
 
 from icechat.exceptions import GraphAuthError
-from icechat.graph.settings import GraphSettings
+from icechat.graph.settings import GRAPH_SCOPE, GraphSettings
 from icechat.graph.tls import VerifyingSession
 
 log = logging.getLogger(__name__)
 
 TOKEN_TIMEOUT = 30.0
+# Entra ID's answers to a scope whose resource it does not know or cannot serve.
+SCOPE_ERRORS = frozenset({"invalid_resource", "invalid_scope"})
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", re.DOTALL
 )
@@ -67,7 +69,7 @@ def access_token(settings: GraphSettings) -> str:
     """A bearer token for Graph, from MSAL's cache when it still holds a valid one."""
     try:
         result: dict[str, Any] = msal_app(settings).acquire_token_for_client(
-            scopes=[settings.scope]
+            scopes=[settings.token_scope]
         )
     except (ValueError, OSError) as exc:
         raise GraphAuthError(
@@ -79,9 +81,20 @@ def access_token(settings: GraphSettings) -> str:
         return token
     error = str(result.get("error", "unknown_error"))
     description = str(result.get("error_description", "")).splitlines()[0:1]
+    if error in SCOPE_ERRORS:
+        fix = (
+            "the scope must be Microsoft Graph's of the tenant's cloud: correct or clear the "
+            f"extra scope of the Graph connection (empty means {GRAPH_SCOPE}, whatever "
+            "graph_url is)"
+        )
+    else:
+        fix = (
+            "check the client id, the tenant and the client secret or certificate (and that "
+            "it has not expired)"
+        )
     raise GraphAuthError(
         f"Entra ID refused a token for app {settings.client_id} in tenant "
-        f"{settings.tenant_id}: {error}: {' '.join(description)}; check the client id, "
-        "the tenant and the client secret or certificate (and that it has not expired)",
+        f"{settings.tenant_id} for scope {settings.token_scope}: {error}: {' '.join(description)}; "
+        f"{fix}",
         code=error,
     )

@@ -42,10 +42,18 @@ MAX_BATCH = 20
 PER_MAILBOX = 4
 TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
 NOT_EXECUTED = 424  # a $batch sub-request skipped because the one it depended on failed
+# A 404 with one of these on a user's mail means no mailbox; Graph answers an account
+# without one with MailboxNotEnabledForRESTAPI or with ResourceNotFound ("Resource could not
+# be discovered.", microsoft-graph-docs-contrib#7160, microsoft-graph-docs#10481).
 MAILBOX_MISSING_CODES = frozenset(
-    {"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI", "ErrorInvalidUser"}
+    {
+        "MailboxNotEnabledForRESTAPI",
+        "MailboxNotSupportedForRESTAPI",
+        "ResourceNotFound",
+        "ErrorInvalidUser",
+    }
 )
-USER_MISSING_CODES = frozenset({"ResourceNotFound", "Request_ResourceNotFound", "ErrorInvalidUser"})
+USER_MISSING_CODES = frozenset({"Request_ResourceNotFound", "ErrorInvalidUser"})
 
 
 def user_path(mailbox: str) -> str:
@@ -109,12 +117,26 @@ Recover = Callable[[GraphRequest], GraphResponse | None]
 Outcome = GraphResponse | GraphError
 
 
-def error_for(response: GraphResponse, request: GraphRequest, mailbox: str) -> GraphError:
-    """The typed error for a Graph failure status: the one place statuses map to types."""
+def error_for(
+    response: GraphResponse, request: GraphRequest, mailbox: str, scope: str = ""
+) -> GraphError:
+    """The typed error for a Graph failure status: the one place statuses map to types.
+
+    ``scope`` is what the token was asked for, named when Graph does not accept the token.
+    """
     status, code = response.status, response.error_code
     where = f"{request.method} {request.path.split('?')[0]}"
     kind: type[GraphError]
-    if status in (401, 403):
+    if status == 401:
+        kind, message = (
+            GraphPermissionError,
+            f"Graph did not accept the app's token on {where} "
+            f"({response.error_message or 'no message'}): the token was asked for scope "
+            f"{scope or 'unknown'}; it must be the .default scope of the Graph that graph_url "
+            "reaches: correct or clear the extra scope of the Graph connection (if it is "
+            "right, check that the app's application permissions have admin consent)",
+        )
+    elif status == 403:
         kind, message = (
             GraphPermissionError,
             f"Graph refused the app on {where}: grant it Mail.ReadWrite (application) with "
@@ -296,7 +318,9 @@ class GraphClient:
                     answer.ok or not self._transient(answer.status)
                 ):
                     outcomes[item.index] = (
-                        answer if answer.ok else error_for(answer, item.request, mailbox)
+                        answer
+                        if answer.ok
+                        else error_for(answer, item.request, mailbox, self.settings.token_scope)
                     )
                     continue
                 retry.append(
@@ -346,7 +370,7 @@ class GraphClient:
         self, answer: GraphResponse | Exception, request: GraphRequest, mailbox: str
     ) -> GraphError:
         if isinstance(answer, GraphResponse):
-            return error_for(answer, request, mailbox)
+            return error_for(answer, request, mailbox, self.settings.token_scope)
         return GraphUnavailableError(
             f"Graph unreachable for {request.method} {request.path.split('?')[0]} "
             f"({type(answer).__name__}); the retry budget ran out: re-run the task later",

@@ -1,7 +1,9 @@
 """What the import does in one mailbox through Graph: its folder, item creates, dedupe lookups.
 
 The folder is a child of ``msgfolderroot``, found or created idempotently: a concurrent
-create that loses the race (``ErrorFolderExists``, 409 or 400) re-reads the folder.
+create that loses the race (``ErrorFolderExists``, 409 or 400) re-reads the folder. The
+look-up includes hidden folders, which Graph lists only when asked: a hidden folder of that
+name still takes the name, so it is the one to use.
 Items are looked up by their dedupe key (a named extended property) so that a create whose
 outcome is unknown is never sent twice.
 """
@@ -39,14 +41,24 @@ def dedupe_key(payload: Mapping[str, Any]) -> str | None:
 
 
 def find_folder(client: GraphClient, mailbox: str, name: str) -> str | None:
-    """The id of the top-level folder ``name`` in ``mailbox``, if it exists."""
+    """The id of the top-level folder ``name`` in ``mailbox``, hidden or not, if it exists."""
     body = client.get(
         f"{user_path(mailbox)}/mailFolders/{ROOT_FOLDER}/childFolders",
         mailbox=mailbox,
-        params={"$filter": f"displayName eq {_literal(name)}", "$select": "id,displayName"},
+        params={
+            "$filter": f"displayName eq {_literal(name)}",
+            "$select": "id,displayName,isHidden",
+            "includeHiddenFolders": "true",
+        },
     )
     for folder in body.get("value", []):
         if str(folder.get("displayName", "")).casefold() == name.casefold():
+            if folder.get("isHidden"):
+                log.warning(
+                    "folder %r in %s is hidden: items go into it, but Outlook does not show it",
+                    name,
+                    mailbox,
+                )
             return str(folder["id"])
     return None
 

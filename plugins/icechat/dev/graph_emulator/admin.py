@@ -111,10 +111,14 @@ class Admin:
                 "folders": [],
             }
             root = self.store.folder(user.id, "msgfolderroot") if user.has_mailbox else None
-            for folder in self.store.child_folders(user.id, root["id"]) if root else []:
+            folders = (
+                self.store.child_folders(user.id, root["id"], include_hidden=True) if root else []
+            )
+            for folder in folders:
                 item: dict[str, Any] = {
                     "id": folder["id"],
                     "displayName": folder["displayName"],
+                    "isHidden": folder["isHidden"],
                     "messageCount": counts.get(user.id, {}).get(folder["id"], 0),
                 }
                 if with_messages:

@@ -3,8 +3,10 @@
 Serves the OpenID discovery document and instance discovery, and issues tokens for a
 client secret or a client assertion (a JWT signed with a registered certificate: RS256 with
 ``x5t`` or PS256 with ``x5t#S256``; signature, ``aud``, ``iss``/``sub`` and lifetime
-checked). Access tokens are HS256 JWTs signed with a key kept in the state, so they stay
-valid across restarts and carry the app's permissions as ``roles``.
+checked). Tokens are issued only for a known resource principal (Microsoft Graph of one of
+the clouds), with that resource as ``aud``; the Graph API accepts only the global Graph's.
+Access tokens are HS256 JWTs signed with a key kept in the state, so they stay valid across
+restarts and carry the app's permissions as ``roles``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ from icechat.dev.graph_emulator.store import App, Store
 from icechat.dev.graph_emulator.tls import thumbprints
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
+# The resource principals a tenant knows for client credentials: Microsoft Graph in each
+# cloud (Learn, "Microsoft Graph national cloud deployments"; a .default scope must use the
+# cloud's own Graph domain, Learn "Access national cloud deployments with the Microsoft
+# Graph SDKs"). Any other resource is AADSTS500011 (Learn, "Microsoft Entra authentication
+# and authorization error codes").
+KNOWN_RESOURCES = frozenset(
+    {
+        GRAPH_RESOURCE,
+        "https://graph.microsoft.us",
+        "https://dod-graph.microsoft.us",
+        "https://microsoftgraph.chinacloudapi.cn",
+    }
+)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _CLOCK_SKEW_S = 300
 
@@ -174,12 +189,39 @@ class Authority:
                 ),
                 client_id,
             )
+        resources = {s.removesuffix("/.default").lower().rstrip("/"): s for s in scopes}
+        if len(resources) > 1:
+            return (
+                self._aad_error(
+                    400,
+                    "invalid_scope",
+                    28000,
+                    "Provided value for the input parameter scope is not valid because it"
+                    " contains more than one resource.",
+                ),
+                client_id,
+            )
+        ((resource, scope),) = resources.items()
+        if resource not in KNOWN_RESOURCES:
+            return (
+                self._aad_error(
+                    400,
+                    "invalid_resource",
+                    500011,
+                    f"The resource principal named {scope.removesuffix('/.default')} was not"
+                    f" found in the tenant named {tenant}. This can happen if the application"
+                    " has not been installed by the administrator of the tenant or consented to"
+                    " by any user in the tenant. You might have sent your authentication request"
+                    " to the wrong tenant.",
+                ),
+                client_id,
+            )
         problem = self._check_credential(app, form, request.base_url)
         if problem is not None:
             return problem, client_id
         now = int(time.time())
         claims = {
-            "aud": GRAPH_RESOURCE,
+            "aud": resource,
             "iss": f"https://sts.windows.net/{self.tenant_id}/",
             "iat": now,
             "nbf": now,
@@ -349,6 +391,7 @@ class Authority:
             return _unauthorized(request, "IDX14100: JWT is not well formed.")
         if claims.get("exp", 0) < time.time():
             return _unauthorized(request, "Lifetime validation failed, the token is expired.")
+        # A token for another resource (another cloud's Graph): microsoft-graph-docs-contrib#2362
         if claims.get("tid") != self.tenant_id or claims.get("aud") != GRAPH_RESOURCE:
             return _unauthorized(request, "Access token validation failure. Invalid audience.")
         return Principal(str(claims["appid"]), tuple(claims.get("roles") or ()))

@@ -50,6 +50,14 @@ _PROP_FILTER = re.compile(
     re.IGNORECASE,
 )
 
+# Graph's message for each answer to a mailbox-less user (see NO_MAILBOX_ANSWERS).
+NO_MAILBOX_MESSAGES = {
+    "MailboxNotEnabledForRESTAPI": (
+        "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
+    ),
+    "ResourceNotFound": "Resource could not be discovered.",
+}
+
 MailHandler = Callable[[Request, User, list[str]], Response]
 
 
@@ -148,8 +156,8 @@ class GraphApi:
             return graph_error(
                 request,
                 404,
-                "MailboxNotEnabledForRESTAPI",
-                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+                user.no_mailbox_answer,
+                NO_MAILBOX_MESSAGES[user.no_mailbox_answer],
             )
         key = (request.client_id or "", user.id)
         throttle = self.limiter.enter(key)
@@ -229,8 +237,13 @@ class GraphApi:
             return graph_error(
                 request, 400, "ErrorInvalidUrlQueryFilter", f"Invalid filter clause: {exc}"
             )
+        # Hidden folders are listed only on request (Learn, "List mailFolders", "List
+        # childFolders": includeHiddenFolders=true).
+        hidden = request.query.get("includeHiddenFolders", "").lower() == "true"
         children = [
-            f for f in self.store.child_folders(user.id, parent["id"]) if where is None or where(f)
+            f
+            for f in self.store.child_folders(user.id, parent["id"], include_hidden=hidden)
+            if where is None or where(f)
         ]
         return self._page(request, children, "mailFolders")
 
@@ -249,8 +262,20 @@ class GraphApi:
             return graph_error(
                 request, 400, "ErrorInvalidRequest", "The folder needs a displayName."
             )
+        # isHidden can be set only at creation (Learn, "Create MailFolder", "Hidden mail folders").
+        hidden = body.get("isHidden", False)
+        if not isinstance(hidden, bool):
+            return graph_error(
+                request,
+                400,
+                "RequestBodyRead",
+                f"Cannot convert the literal '{hidden}' to the expected type 'Edm.Boolean'.",
+            )
         try:
-            folder = self.store.create_folder(user.id, parent["id"], name)
+            # The name is taken even by a hidden folder: Exchange refuses a second folder of
+            # a name under one parent (MS-OXWSFOLD 3.1.4.2 CreateFolder; MS-ASCMD FolderCreate
+            # status 2), which Graph answers with ErrorFolderExists.
+            folder = self.store.create_folder(user.id, parent["id"], name, hidden=hidden)
         except FolderExistsError:
             return graph_error(
                 request,

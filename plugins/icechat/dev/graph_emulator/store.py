@@ -1,8 +1,8 @@
 """The emulator's persistent state: tenant, users, apps, mail folders and messages, in SQLite.
 
 One connection guarded by a lock: every change is one transaction, so a crash or a restart
-never leaves half an item, and uniqueness (one folder name per parent) holds under any
-number of concurrent creators.
+never leaves half an item, and uniqueness (one folder name per parent, hidden folders
+included) holds under any number of concurrent creators.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ WELL_KNOWN_FOLDERS: tuple[tuple[str, str], ...] = (
 )
 ROOT_FOLDER = "msgfolderroot"
 DEFAULT_PERMISSIONS = ("Mail.ReadWrite", "User.Read.All")
+# What Graph answers mail requests for a user without an Exchange Online mailbox: one code
+# or the other, per account (microsoft-graph-docs-contrib#7160, microsoft-graph-docs#10481).
+NO_MAILBOX_ANSWERS = ("MailboxNotEnabledForRESTAPI", "ResourceNotFound")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,7 +39,8 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS apps (client_id TEXT PRIMARY KEY COLLATE NOCASE, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS folders (
     id TEXT PRIMARY KEY, user_id TEXT NOT NULL, parent_id TEXT, well_known TEXT,
-    display_name TEXT NOT NULL COLLATE NOCASE, seq INTEGER NOT NULL);
+    display_name TEXT NOT NULL COLLATE NOCASE, seq INTEGER NOT NULL,
+    hidden INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS folder_name ON folders (user_id, parent_id, display_name);
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, user_id TEXT NOT NULL, folder_id TEXT NOT NULL,
@@ -56,7 +60,7 @@ class FolderExistsError(Exception):
 
 @dataclass(frozen=True)
 class User:
-    """A directory user; ``has_mailbox`` False answers mail requests with MailboxNotEnabled."""
+    """A directory user; without a mailbox, mail requests get ``no_mailbox_answer`` (a 404)."""
 
     id: str
     user_principal_name: str
@@ -65,6 +69,7 @@ class User:
     proxy_addresses: tuple[str, ...]
     account_enabled: bool
     has_mailbox: bool
+    no_mailbox_answer: str = NO_MAILBOX_ANSWERS[0]
 
     def graph(self) -> dict[str, Any]:
         """The user as Graph returns it (every property; callers apply ``$select``)."""
@@ -110,6 +115,11 @@ def user_from_spec(spec: Mapping[str, Any]) -> User:
     addresses = spec.get("proxyAddresses")
     if addresses is None:
         addresses = [f"SMTP:{mail}"] if mail else []
+    answer = str(spec.get("noMailboxAnswer") or NO_MAILBOX_ANSWERS[0])
+    if answer not in NO_MAILBOX_ANSWERS:
+        raise ValueError(
+            f"user {upn}: noMailboxAnswer must be one of {', '.join(NO_MAILBOX_ANSWERS)}"
+        )
     return User(
         id=str(spec.get("id") or uuid.uuid5(uuid.NAMESPACE_URL, "user:" + upn.lower())),
         user_principal_name=upn,
@@ -118,6 +128,7 @@ def user_from_spec(spec: Mapping[str, Any]) -> User:
         proxy_addresses=tuple(str(a) for a in addresses),
         account_enabled=bool(spec.get("accountEnabled", True)),
         has_mailbox=bool(spec.get("hasMailbox", True)),
+        no_mailbox_answer=answer,
     )
 
 
@@ -150,6 +161,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(folders)")}
+        if "hidden" not in columns:  # state written before hidden folders were modelled
+            self._db.execute("ALTER TABLE folders ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")
         self._seq = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM messages") or 0
 
     def close(self) -> None:
@@ -212,12 +226,12 @@ class Store:
             return
         root = new_graph_id("AQMkAG")
         db.execute(
-            "INSERT INTO folders VALUES (?, ?, NULL, ?, ?, 0)",
+            "INSERT INTO folders VALUES (?, ?, NULL, ?, ?, 0, 0)",
             (root, user_id, ROOT_FOLDER, "Top of Information Store"),
         )
         for seq, (well_known, name) in enumerate(WELL_KNOWN_FOLDERS, start=1):
             db.execute(
-                "INSERT INTO folders VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO folders VALUES (?, ?, ?, ?, ?, ?, 0)",
                 (new_graph_id("AQMkAG"), user_id, root, well_known, name, seq),
             )
 
@@ -257,37 +271,44 @@ class Store:
     # --- folders ---------------------------------------------------------------------
 
     def folder(self, user_id: str, key: str) -> dict[str, Any] | None:
-        """A folder by id or well-known name (``msgfolderroot``, ``inbox``, ...)."""
+        """A folder by id or well-known name (``msgfolderroot``, ``inbox``...), hidden or not."""
         rows = self._rows(
-            "SELECT id, parent_id, display_name, well_known FROM folders"
+            "SELECT id, parent_id, display_name, well_known, hidden FROM folders"
             " WHERE user_id = ? AND (id = ? OR well_known = ?)",
             (user_id, key, key.lower()),
         )
         return self._folder_doc(user_id, rows[0]) if rows else None
 
-    def child_folders(self, user_id: str, parent_id: str) -> list[dict[str, Any]]:
+    def child_folders(
+        self, user_id: str, parent_id: str, *, include_hidden: bool
+    ) -> list[dict[str, Any]]:
         """The folders directly under ``parent_id``, in creation order."""
         rows = self._rows(
-            "SELECT id, parent_id, display_name, well_known FROM folders"
-            " WHERE user_id = ? AND parent_id = ? ORDER BY seq",
-            (user_id, parent_id),
+            "SELECT id, parent_id, display_name, well_known, hidden FROM folders"
+            " WHERE user_id = ? AND parent_id = ? AND (hidden = 0 OR ?) ORDER BY seq",
+            (user_id, parent_id, include_hidden),
         )
         return [self._folder_doc(user_id, row) for row in rows]
 
     def folder_by_name(self, user_id: str, name: str) -> dict[str, Any] | None:
-        """A child of msgfolderroot by display name (case-insensitive)."""
+        """A child of msgfolderroot by display name (case-insensitive), hidden or not."""
         root = self.folder(user_id, ROOT_FOLDER)
         if root is None:
             return None
         rows = self._rows(
-            "SELECT id, parent_id, display_name, well_known FROM folders"
+            "SELECT id, parent_id, display_name, well_known, hidden FROM folders"
             " WHERE user_id = ? AND parent_id = ? AND display_name = ?",
             (user_id, root["id"], name),
         )
         return self._folder_doc(user_id, rows[0]) if rows else None
 
-    def create_folder(self, user_id: str, parent_id: str, name: str) -> dict[str, Any]:
-        """Create a folder; raises FolderExistsError if the parent already has that name."""
+    def create_folder(
+        self, user_id: str, parent_id: str, name: str, *, hidden: bool = False
+    ) -> dict[str, Any]:
+        """Create a folder; raises FolderExistsError if the parent already has that name.
+
+        The name is taken whether the folder holding it is hidden or not.
+        """
         folder_id = new_graph_id("AAMkAG")
         try:
             with self._tx() as db:
@@ -295,15 +316,15 @@ class Store:
                     "SELECT COALESCE(MAX(seq), 0) + 1 FROM folders WHERE user_id = ?", (user_id,)
                 ).fetchone()[0]
                 db.execute(
-                    "INSERT INTO folders VALUES (?, ?, ?, NULL, ?, ?)",
-                    (folder_id, user_id, parent_id, name, seq),
+                    "INSERT INTO folders VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                    (folder_id, user_id, parent_id, name, seq, int(hidden)),
                 )
         except sqlite3.IntegrityError as exc:
             raise FolderExistsError(name) from exc
-        return self._folder_doc(user_id, (folder_id, parent_id, name, None))
+        return self._folder_doc(user_id, (folder_id, parent_id, name, None, int(hidden)))
 
     def _folder_doc(self, user_id: str, row: tuple[Any, ...]) -> dict[str, Any]:
-        folder_id, parent_id, name, _ = row
+        folder_id, parent_id, name, _, hidden = row
         with self._lock:
             children = self._db.execute(
                 "SELECT COUNT(*) FROM folders WHERE parent_id = ?", (folder_id,)
@@ -319,7 +340,7 @@ class Store:
             "childFolderCount": children,
             "unreadItemCount": 0,
             "totalItemCount": total,
-            "isHidden": False,
+            "isHidden": bool(hidden),
         }
 
     # --- messages --------------------------------------------------------------------
