@@ -20,7 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from icechat.dev.graph_emulator.tls import AppCertificate, thumbprints
 from icechat.graph.properties import MESSAGE_FLAGS
 from tests.support.emulator_calls import chat_message, make_folder
-from tests.support.fixtures.graph_emulator import ALICE, BOB, GRAPH_SCOPE, GraphEmulatorHandle
+from tests.support.fixtures.graph_emulator import (
+    ALICE,
+    BOB,
+    GRAPH_SCOPE,
+    SEED_USERS,
+    GraphEmulatorHandle,
+)
 
 # --- helpers -----------------------------------------------------------------------------
 
@@ -265,7 +271,7 @@ def test_user_list_pages_with_next_link(graph_emulator: GraphEmulatorHandle) -> 
     everyone = graph_emulator.graph("GET", "/users").json()
     assert "@odata.nextLink" not in everyone
     assert seen == [u["userPrincipalName"] for u in everyone["value"]]
-    assert len(seen) == 5
+    assert len(seen) == len(SEED_USERS)
 
 
 def test_directory_reads_are_not_counted_against_a_mailbox(
