@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -76,6 +77,23 @@ def test_directory_lookup_by_mail_and_alias(
     response = graph_emulator.graph("GET", "/users", params={"$filter": filter_})
     assert response.status_code == 200, response.text
     assert [u["userPrincipalName"] for u in response.json()["value"]] == [expected]
+
+
+def test_directory_filter_of_more_than_15_or_clauses_is_refused(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    def clauses(n: int) -> str:
+        return " or ".join(f"mail eq 'user{i}@contoso.example'" for i in range(n - 1)) + (
+            f" or userPrincipalName eq '{BOB}'"
+        )
+
+    allowed = graph_emulator.graph("GET", "/users", params={"$filter": clauses(15)})
+    assert [u["userPrincipalName"] for u in allowed.json()["value"]] == [BOB]
+    refused = graph_emulator.graph("GET", "/users", params={"$filter": clauses(16)})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "Request_UnsupportedQuery"
+    assert "'OR' operators: 16. Max allowed: 15" in error["message"]
 
 
 def test_user_without_mailbox_answers_mail_requests_with_404(
@@ -317,6 +335,25 @@ def test_request_over_four_megabytes_is_refused(graph_emulator: GraphEmulatorHan
     assert graph_emulator.message_count(ALICE) == 0
 
 
+def test_four_megabytes_are_counted_in_bytes_not_characters(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    # 1.5 million CJK characters: under 4 MB as characters, 4.5 MB as UTF-8.
+    body = chat_message("cjk") | {"body": {"contentType": "text", "content": "漢" * 1_500_000}}
+    data = json.dumps(body, ensure_ascii=False).encode()
+    assert len(data.decode()) < MAX_REQUEST_BYTES < len(data)
+    response = graph_emulator.graph(
+        "POST",
+        f"/users/{ALICE}/mailFolders/{folder_id}/messages",
+        data=data,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "RequestEntityTooLarge"
+    assert graph_emulator.message_count(ALICE) == 0
+
+
 def test_prefer_immutable_id_is_accepted(graph_emulator: GraphEmulatorHandle) -> None:
     response = graph_emulator.graph(
         "GET", f"/users/{ALICE}/mailFolders", headers={"Prefer": 'IdType="ImmutableId"'}
@@ -341,14 +378,176 @@ def test_batch_creates_and_reports_each_status(graph_emulator: GraphEmulatorHand
     requests_ = [_sub(str(i), url, chat_message(f"b{i}")) for i in range(3)]
     requests_.append(_sub("3", f"/users/{DAVE}/mailFolders/inbox/messages", chat_message("d")))
     requests_.append(_sub("4", url, {"bogus": 1}))
-    requests_.append(_sub("5", url, chat_message("dep"), dependsOn=["4"]))
     response = graph_emulator.graph("POST", "/$batch", json={"requests": requests_})
     assert response.status_code == 200
     statuses = {r["id"]: r["status"] for r in response.json()["responses"]}
-    assert statuses == {"0": 201, "1": 201, "2": 201, "3": 404, "4": 400, "5": 424}
+    assert statuses == {"0": 201, "1": 201, "2": 201, "3": 404, "4": 400}
     assert graph_emulator.message_count(ALICE) == 3
     subs = [r for r in graph_emulator.requests_log() if r["batch_of"]]
-    assert len(subs) == 6 and all(r["client"] == graph_emulator.client_id for r in subs)
+    assert len(subs) == 5 and all(r["client"] == graph_emulator.client_id for r in subs)
+
+
+def test_sequential_batch_skips_what_follows_a_failure(graph_emulator: GraphEmulatorHandle) -> None:
+    folder_id = make_folder(graph_emulator)
+    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    requests_ = [
+        _sub("a", url, chat_message("s0")),
+        _sub("b", url, {"bogus": 1}, dependsOn=["a"]),
+        _sub("c", url, chat_message("s2"), dependsOn=["b"]),
+    ]
+    response = graph_emulator.graph("POST", "/$batch", json={"requests": requests_})
+    statuses = {r["id"]: r["status"] for r in response.json()["responses"]}
+    assert statuses == {"a": 201, "b": 400, "c": 424}
+    assert graph_emulator.message_count(ALICE) == 1
+
+
+@pytest.mark.parametrize(
+    "depends",
+    [
+        # Four interleaved chains: what the client used to send.
+        {n: [str(n - 4)] for n in range(4, 8)},
+        # Some parts depend on the one before, others on nothing.
+        {1: ["0"], 3: ["2"]},
+        # A part that depends on two.
+        {1: ["0"], 2: ["0", "1"]},
+        # The first part depends on nothing, the rest on a part other than the first.
+        {2: ["1"], 3: ["1"]},
+    ],
+    ids=["interleaved-chains", "partly-sequential", "two-dependencies", "all-on-second"],
+)
+def test_batch_neither_parallel_nor_sequential_is_refused_whole(
+    graph_emulator: GraphEmulatorHandle, depends: dict[int, list[str]]
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    requests_ = [
+        _sub(
+            str(n),
+            url,
+            chat_message(f"m{n}"),
+            **({"dependsOn": depends[n]} if n in depends else {}),
+        )
+        for n in range(8)
+    ]
+    response = graph_emulator.graph("POST", "/$batch", json={"requests": requests_})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "BadRequest"
+    assert error["message"] == "Batch should be either fully sequential or fully parallel."
+    assert graph_emulator.message_count(ALICE) == 0
+
+
+def test_batch_where_every_part_depends_on_the_first_runs(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    requests_ = [_sub("0", url, chat_message("f0"))]
+    requests_ += [_sub(str(n), url, chat_message(f"f{n}"), dependsOn=["0"]) for n in range(1, 6)]
+    response = graph_emulator.graph("POST", "/$batch", json={"requests": requests_})
+    assert response.status_code == 200
+    assert sorted(r["status"] for r in response.json()["responses"]) == [201] * 6
+    assert graph_emulator.message_count(ALICE) == 6
+
+
+def _concurrent_batches(
+    emu: GraphEmulatorHandle, batches: list[list[dict[str, Any]]]
+) -> list[list[int]]:
+    """Send the batches at the same moment; each batch's part statuses."""
+    token = emu.token()
+    barrier = threading.Barrier(len(batches))
+    results: list[list[int]] = [[] for _ in batches]
+
+    def send(n: int) -> None:
+        with emu.session() as session:
+            barrier.wait()
+            answer = session.post(
+                f"{emu.graph_url}/$batch",
+                json={"requests": batches[n]},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+        results[n] = [r["status"] for r in answer.json()["responses"]]
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_parallel_batch_parts_each_take_a_slot_of_the_mailbox(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    graph_emulator.set_faults(latency_ms=300)
+    url = f"/users/{ALICE}/mailFolders/inbox"
+    parallel = [_sub(str(n), url) for n in range(4)]
+    results = _concurrent_batches(graph_emulator, [parallel, parallel])
+    statuses = sorted(results[0] + results[1])
+    assert statuses.count(429) >= 1 and statuses.count(200) >= 4
+    assert graph_emulator.peak_concurrency()[ALICE] > 4
+
+
+def test_sequential_batches_hold_one_slot_each(graph_emulator: GraphEmulatorHandle) -> None:
+    graph_emulator.set_faults(latency_ms=100)
+    url = f"/users/{ALICE}/mailFolders/inbox"
+    sequential = [_sub("0", url)] + [_sub(str(n), url, dependsOn=[str(n - 1)]) for n in (1, 2)]
+    results = _concurrent_batches(graph_emulator, [sequential] * 4)
+    assert [status for statuses in results for status in statuses] == [200] * 12
+    assert graph_emulator.peak_concurrency()[ALICE] == 4
+
+
+def test_a_parallel_batch_of_twenty_runs_four_parts_at_a_time(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    url = f"/users/{ALICE}/mailFolders/inbox"
+    response = graph_emulator.graph(
+        "POST", "/$batch", json={"requests": [_sub(str(n), url) for n in range(20)]}
+    )
+    assert sorted(r["status"] for r in response.json()["responses"]) == [200] * 20
+    assert graph_emulator.peak_concurrency()[ALICE] <= 4
+
+
+def test_batch_part_ids_follow_the_part_own_prefer_header(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    immutable = {"Content-Type": "application/json", "Prefer": 'IdType="ImmutableId"'}
+    requests_ = [
+        _sub("plain", url, chat_message("p")),
+        _sub("immutable", url, chat_message("i")) | {"headers": immutable},
+    ]
+    response = graph_emulator.graph(
+        "POST",
+        "/$batch",
+        json={"requests": requests_},
+        headers={"Prefer": 'IdType="ImmutableId"'},  # applies to the batch POST only
+    )
+    ids = {r["id"]: r["body"]["id"] for r in response.json()["responses"]}
+    stored = {m["internetMessageId"]: m["id"] for m in graph_emulator.messages(ALICE)}
+    assert ids["immutable"] == stored["<i@icechat-archiver.invalid>"]
+    assert ids["immutable"].startswith("AAkALgAA")
+    assert ids["plain"] != stored["<p@icechat-archiver.invalid>"]
+    assert ids["plain"].startswith("AAMkAG")
+
+
+def test_rest_id_changes_when_the_item_moves_and_immutable_id_does_not(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    rest = graph_emulator.graph("POST", url, json=chat_message("mv")).json()["id"]
+    immutable = graph_emulator.graph(
+        "GET", f"/users/{ALICE}/messages/{rest}", headers={"Prefer": 'IdType="ImmutableId"'}
+    ).json()["id"]
+    assert rest != immutable
+    assert graph_emulator.graph("DELETE", f"/users/{ALICE}/messages/{rest}").status_code == 204
+    assert graph_emulator.graph("GET", f"/users/{ALICE}/messages/{rest}").status_code == 404
+    moved = graph_emulator.graph("GET", f"/users/{ALICE}/messages/{immutable}")
+    assert moved.status_code == 200
+    assert moved.json()["id"] not in (rest, immutable)  # the REST id of its new folder
 
 
 def test_batch_limits(graph_emulator: GraphEmulatorHandle) -> None:

@@ -13,6 +13,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.support.emulator_calls import chat_message, make_folder
@@ -79,6 +80,41 @@ def test_503_fault_stores_nothing(graph_emulator: GraphEmulatorHandle) -> None:
     assert response.json()["error"]["code"] == "ServiceUnavailable"
     assert "Retry-After" in response.headers
     assert graph_emulator.message_count(ALICE) == 0
+
+
+@pytest.mark.parametrize(
+    ("rate", "status", "code"),
+    [("rate_500", 500, "InternalServerError"), ("rate_502", 502, "BadGateway")],
+)
+def test_500_and_502_faults_store_nothing(
+    graph_emulator: GraphEmulatorHandle, rate: str, status: int, code: str
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    graph_emulator.set_faults(**{rate: 1.0})
+    response = _post(graph_emulator, folder_id, "x")
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert graph_emulator.message_count(ALICE) == 0
+
+
+def test_upload_bytes_per_window_throttle_writes_of_that_mailbox_only(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    alice_folder = make_folder(graph_emulator)
+    bob_folder = make_folder(graph_emulator, BOB)
+    size = len(json.dumps(chat_message("u0")).encode())
+    graph_emulator.set_faults(upload_bytes=2 * size + 10, upload_seconds=60)
+    statuses = [_post(graph_emulator, alice_folder, f"u{i}").status_code for i in range(2)]
+    refused = _post(graph_emulator, alice_folder, "u2")
+    assert statuses == [201, 201] and refused.status_code == 429
+    assert refused.json()["error"]["message"] == "Application is over its IncomingBytes limit."
+    assert 50 < int(refused.headers["Retry-After"]) <= 60
+    assert graph_emulator.message_count(ALICE) == 2
+    assert graph_emulator.graph("GET", f"/users/{ALICE}/mailFolders").status_code == 200
+    to_bob = graph_emulator.graph(
+        "POST", f"/users/{BOB}/mailFolders/{bob_folder}/messages", json=chat_message("b")
+    )
+    assert to_bob.status_code == 201
 
 
 def test_429_after_success_has_stored_the_message(graph_emulator: GraphEmulatorHandle) -> None:
@@ -148,11 +184,43 @@ def test_429_inside_batch_carries_retry_after_and_is_recorded(
         ]
     }
     responses = graph_emulator.graph("POST", "/$batch", json=batch).json()["responses"]
-    assert [r["status"] for r in responses] == [201, 201, 429]
-    assert int(responses[2]["headers"]["Retry-After"]) > 0
+    assert sorted(r["status"] for r in responses) == [201, 201, 429]
+    (throttled,) = [r for r in responses if r["status"] == 429]
+    assert int(throttled["headers"]["Retry-After"]) > 0
     assert graph_emulator.violations() == []  # siblings in one batch are not retries
     graph_emulator.graph("POST", "/$batch", json=batch)
     assert len(graph_emulator.violations()) == 3
+
+
+def test_retry_after_in_a_batch_runs_from_the_batch_answer(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    """A request sent before the batch answered cannot have ignored its Retry-After."""
+    graph_emulator.set_faults(window_requests=1, window_seconds=30, retry_after=2)
+    alice = f"/users/{ALICE}/mailFolders/inbox"
+    parts = [{"id": "0", "method": "GET", "url": alice}, {"id": "1", "method": "GET", "url": alice}]
+    # Parts for Bob keep the batch open after Alice's 429 is decided.
+    parts += [
+        {"id": str(n), "method": "GET", "url": f"/users/{BOB}/mailFolders/inbox"}
+        for n in range(2, 10)
+    ]
+    graph_emulator.set_faults(latency_ms=150)
+    batch = threading.Thread(
+        target=graph_emulator.graph, args=("POST", "/$batch"), kwargs={"json": {"requests": parts}}
+    )
+    batch.start()
+    recorder = graph_emulator.emulator.recorder
+    for _ in range(1000):  # poll until Alice's 429 is decided, inside the running batch
+        if any(r["status"] == 429 for r in recorder.records()):
+            break
+        time.sleep(0.01)
+    assert batch.is_alive()
+    graph_emulator.graph("GET", alice)  # the client has not seen the 429 yet
+    batch.join()
+    assert graph_emulator.violations() == []
+    graph_emulator.graph("GET", alice)  # now it has, and 2 s have not passed
+    (violation,) = graph_emulator.violations()
+    assert violation["mailbox"] == ALICE and violation["early_by_s"] > 1
 
 
 def test_state_survives_restart(graph_emulator: GraphEmulatorHandle) -> None:

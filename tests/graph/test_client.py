@@ -16,12 +16,26 @@ from icechat.exceptions import (
     MailboxNotFoundError,
 )
 from icechat.graph.auth import access_token, msal_app
-from icechat.graph.client import GraphClient, GraphRequest, user_path
-from icechat.graph.mailbox import ensure_folder, find_folder
+from icechat.graph.client import (
+    REQUEST_LIMIT,
+    GraphClient,
+    GraphRequest,
+    GraphResponse,
+    batch_bytes,
+    user_path,
+)
+from icechat.graph.mailbox import (
+    create_request,
+    ensure_folder,
+    find_folder,
+    found_id,
+    lookup_request,
+)
+from icechat.graph.properties import MESSAGE_ID_DOMAIN
 from icechat.graph.retry import RetryPolicy
 from icechat.graph.settings import GraphSettings
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
-from tests.support.graph_import_helpers import emulator_settings
+from tests.support.graph_import_helpers import emulator_settings, payload
 
 
 def test_secret_and_certificate_both_get_tokens(graph_emulator: Any) -> None:
@@ -203,3 +217,103 @@ def test_no_secret_or_token_in_logs(
     assert graph_emulator.client_secret not in text
     assert token not in text
     assert token.split(".")[-1] not in text
+
+
+def _lookups(folder: str, n: int) -> list[GraphRequest]:
+    return [
+        GraphRequest.get(f"{user_path(ALICE)}/mailFolders/{folder}", {"$select": "id"})
+        for _ in range(n)
+    ]
+
+
+def test_batch_of_twenty_runs_as_graph_allows_four_parts_at_a_time(graph_emulator: Any) -> None:
+    graph_emulator.set_faults(latency_ms=20)
+    with GraphClient(emulator_settings(graph_emulator)) as client:
+        folder = ensure_folder(client, ALICE, "ICE Chat")
+        creates = [create_request(ALICE, folder, payload(f"k{n}", n)) for n in range(20)]
+        outcomes = client.batch(creates, mailbox=ALICE)
+    assert [o.status for o in outcomes if isinstance(o, GraphResponse)] == [201] * 20
+    assert graph_emulator.message_count(ALICE) == 20
+    assert graph_emulator.peak_concurrency()[ALICE] == 4
+
+
+def test_below_four_per_mailbox_a_batch_is_sequential_and_holds_one_slot(
+    graph_emulator: Any,
+) -> None:
+    graph_emulator.set_faults(latency_ms=20)
+    with GraphClient(emulator_settings(graph_emulator), per_mailbox=1) as client:
+        folder = ensure_folder(client, ALICE, "ICE Chat")
+        outcomes = client.batch(_lookups(folder, 8), mailbox=ALICE)
+    assert all(isinstance(o, GraphResponse) and o.body["id"] == folder for o in outcomes)
+    assert graph_emulator.peak_concurrency()[ALICE] == 1
+
+
+def test_every_batch_part_asks_for_immutable_ids(graph_emulator: Any) -> None:
+    with GraphClient(emulator_settings(graph_emulator)) as client:
+        folder = ensure_folder(client, ALICE, "ICE Chat")
+        creates = [create_request(ALICE, folder, payload(f"i{n}", n)) for n in range(3)]
+        created = client.batch(creates, mailbox=ALICE)
+        found = client.batch(
+            [lookup_request(ALICE, folder, f"i{n}") for n in range(3)], mailbox=ALICE
+        )
+    stored = {m["internetMessageId"]: m["id"] for m in graph_emulator.messages(ALICE)}
+    expected = [stored[f"<i{n}@{MESSAGE_ID_DOMAIN}>"] for n in range(3)]
+    assert [o.body["id"] for o in created if isinstance(o, GraphResponse)] == expected
+    assert [found_id(o) for o in found if isinstance(o, GraphResponse)] == expected
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_500_and_502_are_retried_like_503(graph_emulator: Any, status: int) -> None:
+    graph_emulator.set_faults(**{f"rate_{status}": 0.6}, seed=4, retry_after=0)
+    policy = RetryPolicy(backoff_base=0.01)
+    with GraphClient(emulator_settings(graph_emulator), policy=policy) as client:
+        folder = ensure_folder(client, ALICE, "ICE Chat")
+        assert find_folder(client, ALICE, "ICE Chat") == folder
+    statuses = [r["status"] for r in graph_emulator.requests_log() if r["mailbox"] == ALICE]
+    assert status in statuses
+
+
+def test_500_past_the_budget_is_unavailable_not_a_bad_request(graph_emulator: Any) -> None:
+    graph_emulator.set_faults(rate_500=1.0, retry_after=0)
+    policy = RetryPolicy(budget=0.2, backoff_base=0.05)
+    with (
+        GraphClient(emulator_settings(graph_emulator), policy=policy) as client,
+        pytest.raises(GraphUnavailableError, match="re-run the task later") as caught,
+    ):
+        find_folder(client, ALICE, "ICE Chat")
+    assert caught.value.status == 500
+
+
+def test_retry_after_of_a_batch_part_holds_the_mailbox_even_when_the_caller_gives_up(
+    graph_emulator: Any,
+) -> None:
+    with GraphClient(emulator_settings(graph_emulator)) as client:
+        folder = ensure_folder(client, ALICE, "ICE Chat")
+        graph_emulator.set_faults(window_requests=2, window_seconds=1)
+        no_retries = GraphClient(emulator_settings(graph_emulator), policy=RetryPolicy(budget=0))
+        with no_retries:
+            outcomes = no_retries.batch(_lookups(folder, 3), mailbox=ALICE)
+            assert sum(isinstance(o, GraphUnavailableError) for o in outcomes) == 1
+            assert no_retries.gate(ALICE).wait_left() > 0
+            graph_emulator.set_faults(window_requests=None)
+            assert find_folder(no_retries, ALICE, "ICE Chat") == folder
+    assert graph_emulator.violations() == []
+
+
+def test_a_batch_over_four_megabytes_of_utf8_is_not_sent(graph_emulator: Any) -> None:
+    with GraphClient(emulator_settings(graph_emulator)) as client:
+        folder = ensure_folder(client, ALICE, "ICE Chat")
+        # 2 x 0.8 million CJK characters: 1.6 M characters, 4.8 MB as UTF-8.
+        big = [
+            create_request(
+                ALICE,
+                folder,
+                payload(f"c{n}", n) | {"body": {"contentType": "text", "content": "漢" * 800_000}},
+            )
+            for n in range(2)
+        ]
+        assert batch_bytes(big) > REQUEST_LIMIT
+        before = len(graph_emulator.requests_log())
+        with pytest.raises(ValueError, match="bytes; Graph accepts"):
+            client.batch(big, mailbox=ALICE)
+    assert len(graph_emulator.requests_log()) == before

@@ -14,9 +14,21 @@ from icechat.graph.retry import RetryPolicy, parse_retry_after
 
 @pytest.mark.parametrize(
     ("status", "transient"),
-    [(429, True), (503, True), (504, True), (500, False), (400, False), (404, False)],
+    [
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (507, False),
+        (400, False),
+        (404, False),
+        (413, False),
+    ],
 )
-def test_only_throttling_and_unavailability_are_transient(status: int, transient: bool) -> None:
+def test_only_throttling_and_transient_server_faults_are_transient(
+    status: int, transient: bool
+) -> None:
     assert RetryPolicy().is_transient(status) is transient
 
 

@@ -141,3 +141,11 @@ def test_unmapped_fallback_mailbox_gets_items_nobody_maps(directory, tmp_path):
     assert summary.balanced
     (copy,) = [c for s in summary.shards for c in read_shard(Path(s))]
     assert copy.upn == BOB
+
+
+def test_directory_lookup_of_many_addresses_in_one_batch(directory):
+    outsiders = [f"trader{n}@broker.example" for n in range(40)]
+    found = directory.lookup([ALICE, BOB, DAVE, *outsiders])  # 9 queries of 5 addresses
+    assert found[ALICE].verdict is Verdict.VALID and found[BOB].verdict is Verdict.VALID
+    assert found[DAVE].verdict is Verdict.NO_MAILBOX
+    assert {found[o].verdict for o in outsiders} == {Verdict.NOT_IN_TENANT}

@@ -1,11 +1,26 @@
 """A small Microsoft Graph client on ``requests``: timeouts, retries, typed errors, ``$batch``.
 
-Every call has a timeout. Connection errors, 429, 503 and 504 are retried within the
-policy's time budget, obeying ``Retry-After`` for the whole mailbox (every thread waits, not
-just the one that was told). At most ``per_mailbox`` requests are in flight per mailbox, as
-Exchange allows. A POST is retried only through ``recover``: before re-sending, the caller
-gets to look up whether the first attempt took effect (Graph can answer 429 to a request it
-carried out).
+Every call has a timeout. Connection errors, 429, 500, 502, 503 and 504 are retried within
+the policy's time budget, obeying ``Retry-After`` for the whole mailbox (every thread waits,
+not just the one that was told). At most ``per_mailbox`` requests are in flight per mailbox,
+as Exchange allows. A POST is retried only through ``recover``: before re-sending, the
+caller gets to look up whether the first attempt took effect (Graph can answer 429 to a
+request it carried out).
+
+Every request, and every part of a ``$batch``, carries ``Prefer: IdType="ImmutableId"``:
+the header applies only to the request it is on, and a batch part is a request of its own.
+
+Batch shape. Graph runs a batch only if it is fully parallel, fully sequential, or every
+part depends on the first; it dispatches up to 4 parts of a parallel batch at once, each
+counting against the mailbox's 4 concurrent requests, while a sequential batch holds one.
+A parallel batch is the fastest within that limit: its parts run 4 at a time in one
+round trip, and a failed part does not hold back the others (in a sequential batch every
+part after a failure comes back 424 and must be sent again). So a batch is parallel and
+holds 4 of its mailbox's slots (fewer if it has fewer parts) for its whole round trip; only
+when ``per_mailbox`` is below 4 is it sequential, holding one slot.
+
+The 4 MB limit is on the bytes sent: bodies go out as UTF-8 JSON (:func:`encoded`), and a
+batch is measured the same way (:func:`batch_bytes`) before it is sent.
 """
 
 from __future__ import annotations
@@ -40,6 +55,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 20
 PER_MAILBOX = 4
+BATCH_PARALLELISM = 4  # parts of a parallel $batch Graph runs at once against a mailbox
+REQUEST_LIMIT = 4 * 1024 * 1024  # largest request body Graph accepts (bytes)
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
 TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
 NOT_EXECUTED = 424  # a $batch sub-request skipped because the one it depended on failed
 # A 404 with one of these on a user's mail means no mailbox; Graph answers an account
@@ -54,6 +72,11 @@ MAILBOX_MISSING_CODES = frozenset(
     }
 )
 USER_MISSING_CODES = frozenset({"Request_ResourceNotFound", "ErrorInvalidUser"})
+
+
+def encoded(body: Mapping[str, Any]) -> bytes:
+    """A JSON body as the client sends it: UTF-8, non-ASCII text as is (what Graph counts)."""
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def user_path(mailbox: str) -> str:
@@ -151,7 +174,7 @@ def error_for(
             f"no Exchange Online mailbox for {mailbox}: check the user mapping and that the "
             "user is licensed for Exchange Online",
         )
-    elif status in (429, 503, 504):
+    elif status in (429, 500, 502, 503, 504):
         kind, message = (
             GraphUnavailableError,
             f"Graph kept refusing {where} ({response.error_message or 'throttled'}); "
@@ -382,19 +405,24 @@ class GraphClient:
     def _headers(self) -> dict[str, str]:
         return {
             "Authorization": f"Bearer {access_token(self.settings)}",
-            "Prefer": 'IdType="ImmutableId"',
+            "Prefer": IMMUTABLE_IDS,
             "client-request-id": str(uuid.uuid4()),
             "Accept": "application/json",
         }
 
     def _http(
-        self, method: str, path: str, body: Mapping[str, Any] | None, mailbox: str, cost: int
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        mailbox: str,
+        cost: int,
+        *,
+        batch: bool = False,
     ) -> GraphResponse | requests.RequestException:
         headers = self._headers()
-        data = None
-        if body is not None:
+        if data is not None:
             headers["Content-Type"] = "application/json"
-            data = json.dumps(body, ensure_ascii=False).encode()
         gate = self.gate(mailbox)
         with gate.slot(cost):
             try:
@@ -404,15 +432,15 @@ class GraphClient:
             except requests.RequestException as exc:
                 log.info("Graph %s %s for %s failed: %s", method, path, mailbox, type(exc).__name__)
                 return exc
-            wait = parse_retry_after(raw.headers.get("Retry-After"))
+            response = GraphResponse(
+                raw.status_code,
+                _json(raw.content),
+                {k.lower(): v for k, v in raw.headers.items()},
+            )
+            wait = _longest_wait(response, batch)
             if wait is not None:
                 # Hold the other threads at once, before they send into the wait.
                 gate.hold(wait)
-        response = GraphResponse(
-            raw.status_code,
-            _json(raw.content),
-            {k.lower(): v for k, v in raw.headers.items()},
-        )
         if response.ok:
             log.debug("Graph %s %s -> %s", method, path, response.status)
         else:
@@ -431,22 +459,21 @@ class GraphClient:
     def _transmit(
         self, request: GraphRequest, mailbox: str
     ) -> GraphResponse | requests.RequestException:
-        return self._http(request.method, request.path, request.body, mailbox, cost=1)
+        data = None if request.body is None else encoded(request.body)
+        return self._http(request.method, request.path, data, mailbox, cost=1)
 
     def _transmit_batch(
         self, requests_: list[GraphRequest], mailbox: str
     ) -> list[GraphResponse | requests.RequestException]:
-        parts: list[dict[str, Any]] = []
-        for n, request in enumerate(requests_):
-            part: dict[str, Any] = {"id": str(n), "method": request.method, "url": request.path}
-            if n >= self.per_mailbox:
-                # per_mailbox chains run side by side: Exchange admits that many per mailbox.
-                part["dependsOn"] = [str(n - self.per_mailbox)]
-            if request.body is not None:
-                part["body"] = request.body
-                part["headers"] = {"Content-Type": "application/json"}
-            parts.append(part)
-        answer = self._http("POST", "/$batch", {"requests": parts}, mailbox, cost=len(parts))
+        parallel = self.per_mailbox >= BATCH_PARALLELISM or len(requests_) <= self.per_mailbox
+        data = encoded(_batch_body(requests_, sequential=not parallel))
+        if len(data) > REQUEST_LIMIT:
+            raise ValueError(
+                f"a $batch of {len(requests_)} requests for {mailbox} is {len(data)} bytes; "
+                f"Graph accepts {REQUEST_LIMIT}: size groups with batch_bytes()"
+            )
+        cost = min(len(requests_), BATCH_PARALLELISM) if parallel else 1
+        answer = self._http("POST", "/$batch", data, mailbox, cost, batch=True)
         if isinstance(answer, Exception) or not answer.ok:
             return [answer] * len(requests_)
         by_id: dict[str, GraphResponse] = {}
@@ -460,6 +487,49 @@ class GraphClient:
             )
         missing = GraphResponse(503, {"error": {"code": "MissingBatchResponse"}}, {})
         return [by_id.get(str(n), missing) for n in range(len(requests_))]
+
+
+def _part(n: int, request: GraphRequest, *, sequential: bool) -> dict[str, Any]:
+    """One ``$batch`` part; it carries its own headers (the POST's do not reach it)."""
+    headers = {"Prefer": IMMUTABLE_IDS}
+    part: dict[str, Any] = {"id": str(n), "method": request.method, "url": request.path}
+    if sequential and n:
+        part["dependsOn"] = [str(n - 1)]
+    if request.body is not None:
+        part["body"] = request.body
+        headers["Content-Type"] = "application/json"
+    part["headers"] = headers
+    return part
+
+
+def _batch_body(requests_: Sequence[GraphRequest], *, sequential: bool) -> dict[str, Any]:
+    return {"requests": [_part(n, r, sequential=sequential) for n, r in enumerate(requests_)]}
+
+
+BATCH_ENVELOPE = len(encoded({"requests": []}))
+
+
+def part_bytes(request: GraphRequest) -> int:
+    """At most how many bytes ``request`` adds to a ``$batch`` body (separator included)."""
+    return len(encoded(_part(MAX_BATCH - 1, request, sequential=True))) + len(", ")
+
+
+def batch_bytes(requests_: Sequence[GraphRequest]) -> int:
+    """At most how many bytes the ``$batch`` of ``requests_`` is (Graph's 4 MB counts these)."""
+    return BATCH_ENVELOPE + sum(part_bytes(r) for r in requests_)
+
+
+def _longest_wait(response: GraphResponse, batch: bool) -> float | None:
+    """The longest ``Retry-After`` an answer carries, on itself or (a batch) on its parts."""
+    waits = [response.retry_after]
+    if batch:
+        for item in response.body.get("responses") or ():
+            headers = item.get("headers") if isinstance(item, Mapping) else None
+            if isinstance(headers, Mapping):
+                lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+                waits.append(parse_retry_after(lowered.get("retry-after")))
+    found = [w for w in waits if w is not None]
+    return max(found) if found else None
 
 
 def _skipped(answer: GraphResponse | Exception) -> bool:

@@ -11,7 +11,10 @@ import email.utils
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-RETRY_STATUSES = frozenset({429, 503, 504})
+# Throttling, and the transient server faults Graph and Exchange answer (Microsoft's Dev Proxy
+# GraphRandomErrorPlugin models the same set, bar 507 Insufficient Storage, which waiting
+# does not cure).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ class Admin:
         if route == ("POST", "reset"):
             self.store.clear_mail()
             self.recorder.clear()
+            self.limiter.forget_peaks()
             self.on_config(self.start_config)
             return Response(200, {"reset": True, "config": self.start_config.as_dict()})
         if route == ("POST", "users"):
@@ -96,7 +97,11 @@ class Admin:
         return Response(200, config.as_dict())
 
     def state(self, with_messages: bool) -> dict[str, Any]:
-        """Users (with folders and counts), apps without their secrets, optionally messages."""
+        """Users (with folders and counts), apps without their secrets, optionally messages.
+
+        ``concurrency`` lists, per app and mailbox, the most requests it ever had in flight
+        at once (refused ones included): above ``max_concurrent`` means a client overran it.
+        """
         counts = self.store.message_counts()
         users = []
         for user in self.store.users():
@@ -137,7 +142,12 @@ class Admin:
             }
             for app in self.store.apps()
         ]
-        return {"users": users, "apps": apps}
+        upns = {user.id: user.user_principal_name for user in self.store.users()}
+        concurrency = [
+            {"client": client, "mailbox": upns.get(user_id, user_id), "peak": peak}
+            for (client, user_id), peak in sorted(self.limiter.peaks().items())
+        ]
+        return {"users": users, "apps": apps, "concurrency": concurrency}
 
     def _eml(self, request: Request, mailbox: str, folder_name: str) -> Response:
         user = self.store.user(mailbox)

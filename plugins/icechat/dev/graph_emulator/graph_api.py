@@ -1,7 +1,17 @@
 """The Microsoft Graph v1.0 surface the connector uses: users, mail folders, messages, ``$batch``.
 
 Every mailbox request passes the app's permissions, the mailbox checks (unknown user,
-no mailbox) and the limiter, in that order, as Exchange Online does.
+no mailbox) and the limiter, in that order, as Exchange Online does; a ``$batch`` part is
+such a request of its own (https://learn.microsoft.com/en-us/graph/json-batching: "Requests
+in a batch are evaluated individually against the applicable throttling limits").
+A batch is run only when it is fully parallel (no ``dependsOn``), fully sequential (each
+part depends on the one before) or when every part depends on the first; anything else is
+refused whole with 400 (the page's tip, microsoftgraph/microsoft-graph-docs issue 16280,
+and the JavaScript SDK's ``BatchRequestContent`` validation). Parallel parts are dispatched
+up to 4 at a time, each holding a slot of its mailbox's concurrency limit; sequential parts
+one at a time (https://learn.microsoft.com/en-us/graph/throttling-limits, "Outlook service
+limits for JSON batching"). Answers of parallel parts come back in the order they finish
+("Individual responses might appear in a different order than the requests").
 """
 
 from __future__ import annotations
@@ -10,10 +20,12 @@ import json
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from icechat.dev.graph_emulator.faults import Limiter, Throttle
+from icechat.dev.graph_emulator.ids import parse_rest_id, rest_id, wants_immutable
 from icechat.dev.graph_emulator.messages import (
     MessageError,
     attachment_from_request,
@@ -26,6 +38,12 @@ from icechat.dev.graph_emulator.responses import Request, Response, graph_error,
 from icechat.dev.graph_emulator.store import ROOT_FOLDER, FolderExistsError, Store, User
 
 MAX_BATCH = 20
+BATCH_PARALLELISM = 4  # parts of a parallel $batch Graph sends to Outlook at once
+# Entra ID refuses a directory $filter of more than 15 clauses joined by "or"
+# (https://developer.microsoft.com/en-us/graph/known-issues/?search=13635 states it for the
+# "in" operator; an "or" of "eq" clauses is the same expression).
+MAX_OR_CLAUSES = 15
+WRITES = frozenset({"POST", "PATCH", "PUT"})
 DEFAULT_PAGE = 10
 MAX_PAGE = 1000
 USER_DEFAULT_SELECT = (
@@ -129,7 +147,7 @@ class GraphApi:
 
     def _pause(self, request: Request) -> None:
         latency = self.limiter.config.latency_ms
-        if latency and request.batch_of is None:
+        if latency:
             time.sleep(latency / 1000)
 
     def _mailbox_call(
@@ -160,7 +178,7 @@ class GraphApi:
                 NO_MAILBOX_MESSAGES[user.no_mailbox_answer],
             )
         key = (request.client_id or "", user.id)
-        throttle = self.limiter.enter(key)
+        throttle = self.limiter.enter(key, len(request.body) if request.method in WRITES else 0)
         if throttle is not None:
             return _throttled(request, throttle)
         try:
@@ -201,6 +219,14 @@ class GraphApi:
         except ODataError as exc:
             return graph_error(
                 request, 400, "Request_UnsupportedQuery", f"Invalid filter clause: {exc}"
+            )
+        if where is not None and where.or_clauses > MAX_OR_CLAUSES:
+            return graph_error(
+                request,
+                400,
+                "Request_UnsupportedQuery",
+                "Too many child clauses specified in search filter expression containing 'OR'"
+                f" operators: {where.or_clauses}. Max allowed: {MAX_OR_CLAUSES}.",
             )
         users = [u for u in self.store.users() if where is None or where(u.graph())]
         return self._page(
@@ -305,7 +331,10 @@ class GraphApi:
             code = exc.code if isinstance(exc, MessageError) else "RequestBodyRead"
             return graph_error(request, 400, code, str(exc))
         self.store.add_message(user.id, folder_id, doc)
-        return Response(201, {"@odata.context": _context(request, "messages/$entity"), **view(doc)})
+        return Response(
+            201,
+            {"@odata.context": _context(request, "messages/$entity"), **_ided(request, doc)},
+        )
 
     def _list_all_messages(self, request: Request, user: User, args: list[str]) -> Response:
         return self._query_messages(request, user, None)
@@ -334,13 +363,28 @@ class GraphApi:
                 hints["prop"] = (prop.group(2).replace("''", "'"), prop.group(3).replace("''", "'"))
         docs = self.store.messages(user.id, folder_id, **hints)
         try:
-            items = [view(d, select, expand) for d in docs if where is None or where(d)]
+            items = [
+                _ided(request, d, view(d, select, expand))
+                for d in docs
+                if where is None or where(d)
+            ]
         except MessageError as exc:
             return graph_error(request, 400, exc.code, str(exc))
         return self._page(request, items, "messages")
 
+    def _message(self, user: User, key: str) -> dict[str, Any] | None:
+        """A message by immutable id, or by REST id while it is in the folder that id names."""
+        doc = self.store.message(user.id, key)
+        if doc is not None:
+            return doc
+        named = parse_rest_id(key)
+        if named is None:
+            return None
+        doc = self.store.message(user.id, named[1])
+        return doc if doc is not None and doc.get("parentFolderId") == named[0] else None
+
     def _get_message(self, request: Request, user: User, args: list[str]) -> Response:
-        doc = self.store.message(user.id, args[0])
+        doc = self._message(user, args[0])
         if doc is None:
             return _item_not_found(request)
         try:
@@ -351,24 +395,28 @@ class GraphApi:
             )
         except (ODataError, MessageError) as exc:
             return graph_error(request, 400, "BadRequest", str(exc))
-        return Response(200, {"@odata.context": _context(request, "messages/$entity"), **body})
+        return Response(
+            200,
+            {"@odata.context": _context(request, "messages/$entity"), **_ided(request, doc, body)},
+        )
 
     def _delete_message(self, request: Request, user: User, args: list[str]) -> Response:
-        if self.store.message(user.id, args[0]) is None:
+        doc = self._message(user, args[0])
+        if doc is None:
             return _item_not_found(request)
         deleted = self.store.folder(user.id, "deleteditems")
         assert deleted is not None  # every mailbox has its well-known folders
-        self.store.move_message(user.id, args[0], deleted["id"])
+        self.store.move_message(user.id, doc["id"], deleted["id"])
         return Response(204)
 
     def _list_attachments(self, request: Request, user: User, args: list[str]) -> Response:
-        doc = self.store.message(user.id, args[0])
+        doc = self._message(user, args[0])
         if doc is None:
             return _item_not_found(request)
         return self._page(request, list(doc.get("attachments") or []), "attachments")
 
     def _add_attachment(self, request: Request, user: User, args: list[str]) -> Response:
-        doc = self.store.message(user.id, args[0])
+        doc = self._message(user, args[0])
         if doc is None:
             return _item_not_found(request)
         try:
@@ -413,6 +461,8 @@ class GraphApi:
             subs = payload["requests"]
             if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
                 raise TypeError("requests must be a list of objects")
+            if not all(isinstance(s.get("dependsOn") or [], list) for s in subs):
+                raise TypeError("dependsOn must be a list of ids")
         except (ValueError, KeyError, TypeError):
             return graph_error(request, 400, "BadRequest", "Invalid batch payload format.")
         if not subs or len(subs) > MAX_BATCH:
@@ -426,43 +476,65 @@ class GraphApi:
         problem = _batch_problem(subs, ids)
         if problem:
             return graph_error(request, 400, "BadRequest", problem)
-        statuses: dict[str, int] = {}
-        responses = []
-        for sub, sub_id in zip(subs, ids, strict=True):
-            failed = [
-                d for d in sub.get("dependsOn") or [] if not 200 <= statuses.get(str(d), 0) < 300
-            ]
-            if failed:
-                answer = graph_error(
-                    request,
-                    424,
-                    "FailedDependency",
-                    f"Request {sub_id} depends on failed request {failed[0]}.",
-                )
-                sub_request = None
-            else:
-                sub_request = self._sub_request(request, sub)
-                answer = self.handle(sub_request)
-            statuses[sub_id] = answer.status
-            self.recorder.record(
-                arrived=request.arrived,
-                method=str(sub.get("method", "")).upper(),
-                path=str(sub.get("url", "")),
-                client=request.client_id,
-                mailbox=sub_request.mailbox if sub_request else None,
-                status=answer.status,
-                retry_after=answer.retry_after,
-                batch_of=request.request_id,
+        shape = _batch_shape(subs, ids)
+        if shape is None:
+            return graph_error(
+                request,
+                400,
+                "BadRequest",
+                "Batch should be either fully sequential or fully parallel.",
             )
-            entry: dict[str, Any] = {
-                "id": sub_id,
-                "status": answer.status,
-                "headers": answer.all_headers(),
-            }
-            if answer.body is not None:
-                entry["body"] = answer.body
-            responses.append(entry)
+        parts = list(zip(subs, ids, strict=True))
+        statuses: dict[str, int] = {}
+        if shape == "sequential":
+            responses = [self._batch_part(request, sub, sub_id, statuses) for sub, sub_id in parts]
+        else:
+            head = parts[:1] if shape == "after_first" else []
+            responses = [self._batch_part(request, sub, sub_id, statuses) for sub, sub_id in head]
+            with ThreadPoolExecutor(BATCH_PARALLELISM) as pool:
+                running = [
+                    pool.submit(self._batch_part, request, sub, sub_id, statuses)
+                    for sub, sub_id in parts[len(head) :]
+                ]
+                responses += [done.result() for done in as_completed(running)]
         return Response(200, {"responses": responses})
+
+    def _batch_part(
+        self, request: Request, sub: dict[str, Any], sub_id: str, statuses: dict[str, int]
+    ) -> dict[str, Any]:
+        """Run one part (or answer 424 when a part it depends on failed) and record it."""
+        failed = [d for d in sub.get("dependsOn") or [] if not 200 <= statuses.get(str(d), 0) < 300]
+        if failed:
+            answer = graph_error(
+                request,
+                424,
+                "FailedDependency",
+                f"Request {sub_id} depends on failed request {failed[0]}.",
+            )
+            sub_request = None
+        else:
+            sub_request = self._sub_request(request, sub)
+            answer = self.handle(sub_request)
+        statuses[sub_id] = answer.status
+        self.recorder.record(
+            arrived=request.arrived,
+            method=str(sub.get("method", "")).upper(),
+            path=str(sub.get("url", "")),
+            client=request.client_id,
+            mailbox=sub_request.mailbox if sub_request else None,
+            status=answer.status,
+            retry_after=answer.retry_after,
+            answer=request.request_id,
+            batch_of=request.request_id,
+        )
+        entry: dict[str, Any] = {
+            "id": sub_id,
+            "status": answer.status,
+            "headers": answer.all_headers(),
+        }
+        if answer.body is not None:
+            entry["body"] = answer.body
+        return entry
 
     def _sub_request(self, outer: Request, sub: dict[str, Any]) -> Request:
         url = str(sub["url"])
@@ -477,7 +549,7 @@ class GraphApi:
             if body is None
             else body.encode()
             if isinstance(body, str)
-            else json.dumps(body).encode()
+            else json.dumps(body, ensure_ascii=False).encode()
         )
         headers = {str(k).lower(): str(v) for k, v in (sub.get("headers") or {}).items()}
         headers.setdefault(
@@ -512,6 +584,30 @@ def _batch_problem(subs: list[dict[str, Any]], ids: list[str]) -> str | None:
                 return f"Request {sub_id} depends on '{dep}', which is not an earlier request."
         seen.add(sub_id)
     return None
+
+
+def _batch_shape(subs: list[dict[str, Any]], ids: list[str]) -> str | None:
+    """``parallel``, ``sequential`` or ``after_first``: the dependency shapes Graph runs."""
+    deps = [[str(d) for d in sub.get("dependsOn") or []] for sub in subs]
+    if not any(deps):
+        return "parallel"
+    if deps[0]:
+        return None
+    if all(dep == [ids[n - 1]] for n, dep in enumerate(deps) if n):
+        return "sequential"
+    if all(dep == [ids[0]] for dep in deps[1:]):
+        return "after_first"
+    return None
+
+
+def _ided(
+    request: Request, doc: dict[str, Any], body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A message's view with its id in the form this request's own ``Prefer`` asks for."""
+    out = view(doc) if body is None else body
+    if wants_immutable(request.header("prefer")):
+        return out
+    return {**out, "id": rest_id(str(doc["id"]), str(doc["parentFolderId"]))}
 
 
 def _throttled(request: Request, throttle: Throttle) -> Response:

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from icechat.dev.graph_emulator.ids import new_message_id
 from icechat.dev.graph_emulator.odata import Expand, Filter
 from icechat.dev.graph_emulator.store import new_graph_id
 from icechat.graph.properties import (
@@ -185,7 +186,7 @@ def build_message(body: Any, folder_id: str) -> dict[str, Any]:
         text = html.unescape(_TAGS.sub(" ", text))
     sender = body.get("from")
     return {
-        "id": new_graph_id(),
+        "id": new_message_id(),
         "createdDateTime": now,
         "lastModifiedDateTime": now,
         "changeKey": secrets.token_urlsafe(12),

@@ -48,10 +48,15 @@ class _Tok:
 
 @dataclass(frozen=True)
 class Filter:
-    """A compiled ``$filter``; ``equals`` lists the ``(path, literal)`` pairs of its top ``and``."""
+    """A compiled ``$filter``.
+
+    ``equals`` lists the ``(path, literal)`` pairs of its top ``and``; ``or_clauses`` counts
+    the clauses joined by ``or`` (anywhere in it), which Entra ID caps.
+    """
 
     predicate: Expr
     equals: tuple[tuple[str, Any], ...]
+    or_clauses: int = 1
 
     def __call__(self, doc: Mapping[str, Any]) -> bool:
         return bool(self.predicate({ROOT: doc}))
@@ -113,7 +118,8 @@ class _Parser:
         expr = self.or_expr(top=True)
         if self.peek() is not None:
             raise ODataError(f"unexpected {self.take().text!r}")
-        return Filter(expr, tuple(self.equals))
+        ors = sum(1 for t in self.tokens if t.kind == "name" and t.text.lower() == "or")
+        return Filter(expr, tuple(self.equals), ors + 1)
 
     def or_expr(self, top: bool = False) -> Expr:
         parts = [self.and_expr(top)]

@@ -1,7 +1,10 @@
 """Every request the emulator answered, and the ones that ignored a ``Retry-After``.
 
-A request from an app to a mailbox that arrives while a ``Retry-After`` given to that app
-for that mailbox (on an earlier answer) has not yet run out is a violation.
+A request from an app to a mailbox is a violation when it arrives after an answer carrying
+a ``Retry-After`` for that app and mailbox was sent, and before that wait ran out. The wait
+starts when the HTTP answer carrying it leaves the emulator: for a ``$batch`` part that is
+the whole batch's answer, so the part's siblings (sent with it) and requests the client
+sent before it could read the answer are not violations.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 
 _MAX_RECORDS = 200_000
 
+_Key = tuple[str, str]
+
 
 class Recorder:
     """The request log and the violation list, in memory."""
@@ -20,7 +25,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._records: list[dict[str, Any]] = []
         self._violations: list[dict[str, Any]] = []
-        self._blocks: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
+        self._blocks: dict[_Key, list[tuple[float, float, int]]] = {}
+        self._unsent: dict[str, list[tuple[_Key, int, int]]] = {}
         self._seq = 0
 
     def clear(self) -> None:
@@ -29,6 +35,7 @@ class Recorder:
             self._records.clear()
             self._violations.clear()
             self._blocks.clear()
+            self._unsent.clear()
 
     def record(
         self,
@@ -40,9 +47,14 @@ class Recorder:
         mailbox: str | None,
         status: int,
         retry_after: int | None,
+        answer: str,
         batch_of: str | None = None,
     ) -> int:
-        """Log one answered request (or ``$batch`` sub-request); returns its sequence number."""
+        """Log one answered request (or ``$batch`` part); returns its sequence number.
+
+        ``answer`` is the id of the HTTP request whose answer carries this one (the batch's
+        for a part): its ``Retry-After`` runs from ``sent(answer)``.
+        """
         answered = time.time()
         with self._lock:
             self._seq += 1
@@ -62,6 +74,7 @@ class Recorder:
             if client and mailbox:
                 key = (client, mailbox)
                 blocks = [b for b in self._blocks.get(key, []) if b[1] > arrived - 60]
+                self._blocks[key] = blocks
                 early = next((b for b in blocks if b[0] < arrived < b[1]), None)
                 if early is not None:
                     entry["violation"] = True
@@ -79,12 +92,18 @@ class Recorder:
                         }
                     )
                 if retry_after:
-                    blocks.append((answered, answered + retry_after, self._seq))
-                self._blocks[key] = blocks
+                    self._unsent.setdefault(answer, []).append((key, retry_after, self._seq))
             if len(self._records) >= _MAX_RECORDS:
                 del self._records[: _MAX_RECORDS // 10]
             self._records.append(entry)
             return self._seq
+
+    def sent(self, answer: str) -> None:
+        """The HTTP answer ``answer`` left: the ``Retry-After`` waits it carries start now."""
+        now = time.time()
+        with self._lock:
+            for key, retry_after, seq in self._unsent.pop(answer, []):
+                self._blocks.setdefault(key, []).append((now, now + retry_after, seq))
 
     def records(self, since: int = 0) -> list[dict[str, Any]]:
         """Records with a sequence number above ``since``."""

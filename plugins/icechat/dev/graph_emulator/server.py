@@ -97,6 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             response = self.server.emulator.dispatch(request)
         self._send(request, response)
+        self.server.emulator.recorder.sent(request.request_id)
 
     def _discard(self, length: int) -> None:
         if length > _DISCARD_LIMIT:
@@ -264,6 +265,7 @@ class GraphEmulator:
             mailbox=request.mailbox,
             status=response.status,
             retry_after=response.retry_after,
+            answer=request.request_id,
         )
 
     def start(self) -> GraphEmulator:
