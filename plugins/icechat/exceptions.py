@@ -49,6 +49,10 @@ class ArchiveError(IceChatError):
     """A .gz or .zip part cannot be opened safely."""
 
 
+class ArchiveCorruptError(ArchiveError):
+    """A .gz or .zip part's compressed data is damaged or truncated (bad CRC, cut short)."""
+
+
 class ArchiveLimitError(ArchiveError):
     """A compressed part expands beyond the configured size or ratio limit."""
 
