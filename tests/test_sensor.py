@@ -69,6 +69,34 @@ def test_day_without_marker_is_found_once_stable_across_two_pokes(site, make_day
     assert done.xcom_value["parts"][0]["name"] == part.name
 
 
+def test_a_slow_upload_among_other_files_is_waited_for_and_the_wait_says_what_is_there(
+    site, make_day, tmp_path, capsys
+):
+    """A real site: lower-case login, upper-case firm code, other files, an upload under way."""
+    firm = site.username.upper()
+    staging = tmp_path / "ice"
+    staging.mkdir()
+    part, marker = make_day(staging, firm, date(2026, 11, 26), parts=1)
+    make_day(site.served, firm, date(2026, 11, 25), parts=1)  # yesterday's, still on the site
+    (site.served / "README.txt").write_text("files are kept 30 days\n")
+    uploading = site.served / f"{part.name}.filepart"
+    uploading.write_bytes(part.read_bytes()[:100])
+    assert not sensor(site, tmp_path).poke({}).is_done
+    logged = "".join(capsys.readouterr())  # the task log, as Airflow's logging writes it
+    assert "seen: nothing; waiting for: any part named" in logged
+    assert "other days: 2026-11-25 (2 file(s))" in logged
+    assert f"unknown extension or part number (an upload in progress?): {uploading.name}" in logged
+    assert "1 file(s) not named like an ICE Chat export" in logged
+    uploading.write_bytes(part.read_bytes())
+    uploading.rename(site.served / part.name)
+    assert not sensor(site, tmp_path).poke({}).is_done  # no marker yet: not stable yet
+    (site.served / marker.name).write_bytes(marker.read_bytes())
+    done = sensor(site, tmp_path).poke({})
+    assert done.is_done
+    assert done.xcom_value["firm"] == firm
+    assert [p["name"] for p in done.xcom_value["parts"]] == [part.name]
+
+
 def test_times_out_with_a_message_a_person_can_act_on(site, tmp_path):
     (site.served / f"{site.username}_ICECHAT_20261125.xml").write_text("<x/>")  # the day before
     deadline = (DURING_UPLOAD - timedelta(minutes=1)).isoformat()

@@ -1,9 +1,9 @@
 """Deterministic sample export days for tests, the demo and benchmarks (``icechat sample``)."""
 
+from icechat.delivery import marker_name
 from icechat.sample.delivery import (
     WrittenDay,
     WrittenPart,
-    marker_name,
     part_name,
     write_day,
     write_part,
