@@ -227,16 +227,34 @@ def test_what_else_is_there_is_capped_so_it_reads_in_one_line():
     assert empty.describe().endswith("also in the directory: nothing")
 
 
-def test_deadline_gives_a_late_first_look_a_second_chance():
-    c = complete([])
-    kw = {"site": "sftp://h:22", "remote_dir": "/out", "firm": "ACME01", "day": DAY}
-    late = datetime(2026, 11, 28, 0, 0, 1, tzinfo=UTC)
+KW = {"site": "sftp://h:22", "remote_dir": "/out", "firm": "ACME01", "day": DAY}
+LATE = datetime(2026, 11, 28, 0, 0, 1, tzinfo=UTC)
+
+
+def test_deadline_gives_a_late_first_look_that_finds_the_day_a_second_chance():
+    c = complete([f(P1)])  # no marker: a second look must see it hold still
     assert default_deadline(DAY) == datetime(2026, 11, 28, tzinfo=UTC)
-    enforce_deadline(c, now=late, deadline=default_deadline(DAY), first_look=True, **kw)
+    enforce_deadline(c, now=LATE, deadline=default_deadline(DAY), first_look=True, **KW)
     early = datetime(2026, 11, 27, 23, tzinfo=UTC)
-    enforce_deadline(c, now=early, deadline=default_deadline(DAY), first_look=False, **kw)
+    enforce_deadline(c, now=early, deadline=default_deadline(DAY), first_look=False, **KW)
     with pytest.raises(DeliveryTimeoutError, match=r"sftp://h:22 in directory '/out'"):
-        enforce_deadline(c, now=late, deadline=default_deadline(DAY), first_look=False, **kw)
+        enforce_deadline(c, now=LATE, deadline=default_deadline(DAY), first_look=False, **KW)
+
+
+def test_an_old_day_with_nothing_on_the_site_fails_on_the_first_look():
+    c = complete([f("ACME01_ICECHAT_20261125.xml.pgp"), f("ACME01_ICECHAT_20261124.xml.pgp")])
+    early = datetime(2026, 11, 27, 23, tzinfo=UTC)
+    enforce_deadline(c, now=early, deadline=default_deadline(DAY), first_look=True, **KW)
+    with pytest.raises(DeliveryTimeoutError) as err:
+        enforce_deadline(c, now=LATE, deadline=default_deadline(DAY), first_look=True, **KW)
+    message = str(err.value)
+    assert message.startswith(
+        "ICE Chat export of ACME01 for 2026-11-26 is not on sftp://h:22 in directory '/out', "
+        "and its upload deadline 2026-11-28T00:00:00+00:00 has passed"
+    )
+    assert "seen: nothing" in message
+    assert "other days: 2026-11-25, 2026-11-24 (2 file(s))" in message
+    assert "Check that 2026-11-26 is the day meant" in message
 
 
 def test_versioned_names_keep_their_suffixes():

@@ -370,6 +370,20 @@ def timeout_message(
     )
 
 
+def absent_message(
+    *, site: str, remote_dir: str, firm: str, day: date, deadline: datetime, completion: Completion
+) -> str:
+    """What a person needs when an old day is not on the site at all (a backfill, a typo)."""
+    return (
+        f"ICE Chat export of {firm} for {day.isoformat()} is not on {site} in directory "
+        f"{remote_dir!r}, and its upload deadline {deadline.isoformat()} has passed, so "
+        f"waiting will not bring it. Expected {expected_names(firm, day)}; "
+        f"{completion.describe()}. Check that {day.isoformat()} is the day meant (the run's "
+        "day param or logical date); if it is, ask ICE to deliver it again (ICE keeps a "
+        "limited history), then clear this task."
+    )
+
+
 def enforce_deadline(
     completion: Completion,
     *,
@@ -383,13 +397,16 @@ def enforce_deadline(
 ) -> None:
     """Fail an incomplete day once the deadline has passed.
 
-    The first look after the deadline never fails: a day fetched late (a backfill) still gets
-    the second look the completion rule needs.
+    A first look after the deadline that finds some of the day gets the second look the
+    completion rule needs (a late run of a day that is there). One that finds nothing of the
+    day fails at once: the day is old (a backfill of a day ICE no longer holds, a typo), and
+    waiting a poke interval would not change that.
     """
-    if completion.complete or first_look or now < deadline:
+    if completion.complete or now < deadline or (first_look and completion.look):
         return
+    message = absent_message if first_look else timeout_message
     raise DeliveryTimeoutError(
-        timeout_message(
+        message(
             site=site,
             remote_dir=remote_dir,
             firm=firm,

@@ -28,7 +28,8 @@ class IceChatDeliverySensor(BaseSensorOperator):
     ``firm`` as the files spell it. Each look that is not complete logs what it saw, what it
     waits for and what else in the directory looks like an ICE Chat export.
     Fails with :class:`AirflowSensorTimeout` after ``deadline`` (default: end of D+1, UTC),
-    naming the site, the directory, the names expected and what was seen.
+    naming the site, the directory, the names expected and what was seen; at once when the
+    first look is already past the deadline and finds nothing of the day (an old day).
     """
 
     template_fields = ("day", "remote_dir", "data_dir", "deadline")
