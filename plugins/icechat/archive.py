@@ -22,9 +22,9 @@ from typing import IO, BinaryIO, Protocol
 from icechat.exceptions import ArchiveCorruptError, ArchiveError, ArchiveLimitError, UnsafePathError
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
 # What gzip, zlib and zipfile raise on damaged or truncated data (BadGzipFile is an OSError).
 _DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
-ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass(frozen=True, slots=True)
