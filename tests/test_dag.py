@@ -46,9 +46,10 @@ def test_dagbag_imports_without_errors_or_warnings():
 def sample_site(sftp_server, pgp_keypair, tmp_path):
     """An encrypted two-part sample day with a marker, on the SFTP site.
 
-    The firm code is the SFTP login, which on the test server is the current user.
+    The SFTP login is the current user, in lower case as ICE's logins usually are; the files
+    carry the firm code in upper case, as ICE issues it.
     """
-    firm = sftp_server.username
+    firm = sftp_server.username.upper()
     plain = write_day(tmp_path / "plain", firm, DAY, 120, 5, parts=2, packaging="zip")
     site = Path(sftp_server.remote_dir)
     pub = pgp_keypair.public_file
@@ -96,6 +97,7 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
+    assert report["firm"] == sftp_server.username.upper() != sftp_server.username
     assert report["balanced"] is True
     assert report["items"] == 120
     assert report["failed"] == 0
@@ -178,7 +180,7 @@ def test_a_day_without_chats_is_an_empty_balanced_report(
     sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
     """A holiday: one unencrypted part with no conversation; nothing to archive, all told."""
-    firm = sftp_server.username
+    firm = sftp_server.username.upper()
     site = Path(sftp_server.remote_dir)
     part = site / f"{firm}_ICECHAT_{DAY:%Y%m%d}.xml"
     part.write_text(

@@ -49,6 +49,10 @@ class ArchiveError(IceChatError):
     """A .gz or .zip part cannot be opened safely."""
 
 
+class ArchiveCorruptError(ArchiveError):
+    """A .gz or .zip part's compressed data is damaged or truncated (bad CRC, cut short)."""
+
+
 class ArchiveLimitError(ArchiveError):
     """A compressed part expands beyond the configured size or ratio limit."""
 
@@ -152,6 +156,12 @@ class MarkerFormatError(DeliveryError):
     transient = False
 
 
+class AmbiguousDeliveryError(DeliveryError):
+    """The day's files carry the firm code in several spellings and none is the one given."""
+
+    transient = False
+
+
 class DeliveryTimeoutError(DeliveryError):
     """The day's parts did not arrive complete before the deadline."""
 
@@ -160,6 +170,12 @@ class DeliveryTimeoutError(DeliveryError):
 
 class SftpConnectError(DeliveryError):
     """The SFTP site refused the connection or the login."""
+
+
+class SftpSettingsError(DeliveryError):
+    """The ``icechat_sftp`` connection has an extra the connector cannot use (a bad firm_code)."""
+
+    transient = False
 
 
 class HostKeyError(DeliveryError):

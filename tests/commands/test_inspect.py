@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+
+import pytest
 
 from tests.support.cli import icechat
 from tests.support.paths import SPEC
@@ -28,6 +31,28 @@ def test_inspect_of_a_broken_file_exits_1_naming_file_and_line(tmp_path):
     assert result.returncode == 1
     assert "ACME01_ICECHAT_20261126.xml:" in result.stderr
     assert "malformed XML" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("cut", [slice(None, -4), slice(None, 200)])
+def test_inspect_of_a_truncated_gzip_part_exits_1_naming_it(tmp_path, cut):
+    part = tmp_path / "ACME01_ICECHAT_20261126.xml.gz"
+    part.write_bytes(gzip.compress(SPEC.read_bytes())[cut])
+    result = icechat("inspect", str(part))
+    assert result.returncode == 1
+    assert result.stderr.startswith("icechat inspect: ACME01_ICECHAT_20261126.xml.gz: ")
+    assert "damaged or truncated" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_inspect_of_a_gzip_part_with_a_bad_crc_exits_1_naming_it(tmp_path):
+    good = gzip.compress(SPEC.read_bytes())
+    part = tmp_path / "ACME01_ICECHAT_20261126_02.xml.gz"
+    part.write_bytes(good[:-8] + bytes(b ^ 0xFF for b in good[-8:-4]) + good[-4:])
+    result = icechat("inspect", str(SPEC), str(part))
+    assert result.returncode == 1
+    assert result.stderr.startswith("icechat inspect: ACME01_ICECHAT_20261126_02.xml.gz: ")
+    assert "CRC check failed" in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
 
 

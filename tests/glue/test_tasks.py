@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import date
 
@@ -74,3 +75,17 @@ def test_a_ledger_connection_without_url_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", json.dumps({"conn_type": "generic"}))
     with pytest.raises(SettingsError, match="put the URL in its host or its extra 'url'"):
         tasks.ledger_url(Settings(data_dir=tmp_path))
+
+
+def test_a_damaged_gzip_part_fails_the_decrypt_step_naming_it_without_retry(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_PGP", raising=False)
+    part = tmp_path / "raw" / "ACME01_ICECHAT_20261126.xml.gz"
+    part.parent.mkdir()
+    part.write_bytes(gzip.compress(b"<FileDump>" + b"<Conversation/>" * 1000 + b"</FileDump>")[:-4])
+    fetched = {"files": [{"name": part.name, "path": str(part), "items_expected": None}]}
+    with pytest.raises(AirflowFailException) as err:
+        tasks.decrypt_and_unpack(date(2026, 11, 26), fetched)
+    assert str(err.value).startswith("decrypt: ACME01_ICECHAT_20261126.xml.gz: the compressed")
+    assert "ask ICE to resend it" in str(err.value)
+    assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()] == []  # no half XML

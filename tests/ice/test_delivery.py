@@ -11,12 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from icechat.exceptions import DeliveryTimeoutError, MarkerFormatError, UnsafePathError
+from icechat.exceptions import (
+    AmbiguousDeliveryError,
+    DeliveryTimeoutError,
+    MarkerFormatError,
+    UnsafePathError,
+)
 from icechat.ice.delivery import (
     RemoteFile,
     check_complete,
     default_deadline,
     enforce_deadline,
+    is_marker_name,
     parse_marker,
     parse_part_name,
 )
@@ -56,6 +62,22 @@ def test_spec_part_names(name, number, packaging, encryption):
 )
 def test_not_part_names(name):
     assert parse_part_name(name, "ACME01", DAY) is None
+
+
+@pytest.mark.parametrize("login", ["acme01", "Acme01", "ACME01"])
+def test_the_firm_code_matches_in_any_case(login):
+    assert parse_part_name("ACME01_ICECHAT_20261126_02.zip.gpg", login, DAY) is not None
+    assert is_marker_name("ACME01_ICECHAT_20261126.done", login, DAY)
+    assert parse_part_name("acme01_ICECHAT_20261126.xml", login, DAY) is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["ACME01_icechat_20261126.xml", "ACME01_ICECHAT_20261126.XML", "ACME01_ICECHAT_20261126.DONE"],
+)
+def test_only_the_firm_code_may_differ_in_case(name):
+    assert parse_part_name(name, "acme01", DAY) is None
+    assert not is_marker_name(name, "acme01", DAY)
 
 
 def test_marker_lines_parse():
@@ -136,16 +158,103 @@ def test_without_marker_parts_must_be_stable_across_two_looks():
     assert not complete([], previous=()).complete
 
 
-def test_deadline_gives_a_late_first_look_a_second_chance():
-    c = complete([])
-    kw = {"site": "sftp://h:22", "remote_dir": "/out", "firm": "ACME01", "day": DAY}
-    late = datetime(2026, 11, 28, 0, 0, 1, tzinfo=UTC)
+def test_a_lower_case_login_finds_the_day_and_keeps_the_firm_code_as_issued():
+    text = f"{P1},10,{SHA},1\n{P2},10,{SHA},1\n"
+    done = check_complete(
+        [f(P1), f(P2), f(MARKER)], firm="acme01", day=DAY, marker_text=text, previous_look=None
+    )
+    assert done.complete and done.firm == "ACME01"
+    assert [p.name for p in done.parts] == [P1, P2]
+    nothing = check_complete([], firm="acme01", day=DAY, marker_text=None, previous_look=None)
+    assert nothing.firm == "acme01"
+
+
+def test_a_day_under_two_spellings_of_the_firm_code_takes_the_one_given_else_fails():
+    upper = [f(P1), f(MARKER)]
+    lower = [f("acme01_ICECHAT_20261126_01.xml.pgp", 99)]
+    exact = complete(upper + lower)  # the firm code given is ACME01
+    assert [x.name for x in exact.look] == [P1, MARKER]
+    assert "other case (only the firm code may differ in case): acme01_ICECHAT" in (
+        exact.describe()
+    )
+    with pytest.raises(AmbiguousDeliveryError, match="in 2 spellings .*set the extra firm_code"):
+        check_complete(upper + lower, firm="Acme01", day=DAY, marker_text=None, previous_look=None)
+
+
+def test_a_look_that_finds_nothing_says_what_else_looks_like_an_export():
+    listing = [
+        f("ACME01_ICECHAT_20261125_01.xml.pgp"),
+        f("ACME01_ICECHAT_20261125_02.xml.pgp"),
+        f("ACME01_ICECHAT_20261125.done"),
+        f("ACME01_ICECHAT_20261124.xml.pgp"),
+        f("ACME02_ICECHAT_20261126.xml.pgp"),
+        f("ACME01_icechat_20261126.xml.pgp"),
+        f("ACME01_ICECHAT_20261126.xml.pgp.filepart"),
+        f("ACME01_ICECHAT_20261126_1.xml"),
+        f("README.txt"),
+        f("reports.csv"),
+    ]
+    c = check_complete(listing, firm="acme01", day=DAY, marker_text=None, previous_look=None)
+    assert not c.complete and c.look == ()
+    said = c.describe()
+    assert said.startswith("seen: nothing; waiting for: any part named acme01_ICECHAT_20261126")
+    assert "the firm code in any case" in said
+    assert "other days: 2026-11-25, 2026-11-24 (4 file(s))" in said
+    assert "other firm codes: ACME02_ICECHAT_20261126.xml.pgp" in said
+    assert "other case (only the firm code may differ in case): ACME01_icechat_20261126" in said
+    assert (
+        "unknown extension or part number (an upload in progress?): "
+        "ACME01_ICECHAT_20261126.xml.pgp.filepart, ACME01_ICECHAT_20261126_1.xml"
+    ) in said
+    assert said.endswith("; 2 file(s) not named like an ICE Chat export")
+
+
+def test_what_else_is_there_is_capped_so_it_reads_in_one_line():
+    days = [date(2026, 10, d) for d in range(1, 32)]
+    listing = [f(f"ACME01_ICECHAT_{d:%Y%m%d}.xml.pgp") for d in days]
+    listing += [f(f"OTHER{n}_ICECHAT_20261126.xml") for n in range(8)]
+    said = check_complete(
+        listing, firm="ACME01", day=DAY, marker_text=None, previous_look=None
+    ).describe()
+    assert (
+        "other days: 2026-10-31, 2026-10-30, 2026-10-29, 2026-10-28, 2026-10-27 and 26 more "
+        in said
+    )
+    assert "(31 file(s))" in said
+    assert "OTHER4_ICECHAT_20261126.xml and 3 more" in said
+    assert "OTHER5" not in said
+    empty = check_complete([], firm="ACME01", day=DAY, marker_text=None, previous_look=None)
+    assert empty.describe().endswith("also in the directory: nothing")
+
+
+KW = {"site": "sftp://h:22", "remote_dir": "/out", "firm": "ACME01", "day": DAY}
+LATE = datetime(2026, 11, 28, 0, 0, 1, tzinfo=UTC)
+
+
+def test_deadline_gives_a_late_first_look_that_finds_the_day_a_second_chance():
+    c = complete([f(P1)])  # no marker: a second look must see it hold still
     assert default_deadline(DAY) == datetime(2026, 11, 28, tzinfo=UTC)
-    enforce_deadline(c, now=late, deadline=default_deadline(DAY), first_look=True, **kw)
+    enforce_deadline(c, now=LATE, deadline=default_deadline(DAY), first_look=True, **KW)
     early = datetime(2026, 11, 27, 23, tzinfo=UTC)
-    enforce_deadline(c, now=early, deadline=default_deadline(DAY), first_look=False, **kw)
+    enforce_deadline(c, now=early, deadline=default_deadline(DAY), first_look=False, **KW)
     with pytest.raises(DeliveryTimeoutError, match=r"sftp://h:22 in directory '/out'"):
-        enforce_deadline(c, now=late, deadline=default_deadline(DAY), first_look=False, **kw)
+        enforce_deadline(c, now=LATE, deadline=default_deadline(DAY), first_look=False, **KW)
+
+
+def test_an_old_day_with_nothing_on_the_site_fails_on_the_first_look():
+    c = complete([f("ACME01_ICECHAT_20261125.xml.pgp"), f("ACME01_ICECHAT_20261124.xml.pgp")])
+    early = datetime(2026, 11, 27, 23, tzinfo=UTC)
+    enforce_deadline(c, now=early, deadline=default_deadline(DAY), first_look=True, **KW)
+    with pytest.raises(DeliveryTimeoutError) as err:
+        enforce_deadline(c, now=LATE, deadline=default_deadline(DAY), first_look=True, **KW)
+    message = str(err.value)
+    assert message.startswith(
+        "ICE Chat export of ACME01 for 2026-11-26 is not on sftp://h:22 in directory '/out', "
+        "and its upload deadline 2026-11-28T00:00:00+00:00 has passed"
+    )
+    assert "seen: nothing" in message
+    assert "other days: 2026-11-25, 2026-11-24 (2 file(s))" in message
+    assert "Check that 2026-11-26 is the day meant" in message
 
 
 def test_versioned_names_keep_their_suffixes():

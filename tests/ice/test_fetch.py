@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from icechat.exceptions import HostKeyError, SftpConnectError, TransferError
+from icechat.exceptions import HostKeyError, SftpConnectError, SftpSettingsError, TransferError
 from icechat.glue.sftp import open_site
 from icechat.ice.fetch import FLAG_ALREADY_FETCHED, FLAG_CHANGED, fetch_day
 from icechat.ice.keys import ssh_fingerprint
@@ -31,7 +31,7 @@ def test_multi_part_encrypted_day_with_marker_lands_in_raw(site, make_day, pgp_k
     delivered = make_day(site.served, site.username, DAY, parts=3, encrypt_to=pgp_keypair)
     data = tmp_path / "data"
     with open_site(connect_attempts=1) as transport:
-        result = fetch_day(transport, site.remote_dir, transport.login, DAY, data)
+        result = fetch_day(transport, site.remote_dir, transport.firm, DAY, data)
     raw = data / "raw" / "2026-11-26"
     assert [f.name for f in result.files] == [p.name for p in delivered[:3]]
     for fetched, original in zip(result.files, delivered, strict=False):
@@ -144,6 +144,48 @@ def test_dropped_connection_leaves_no_partial_file_and_retry_completes(site, tmp
     with open_site(connect_attempts=1) as transport:
         result = fetch_day(transport, site.remote_dir, site.username, DAY, data)
     assert result.files[0].path.read_bytes() == part.read_bytes()
+
+
+def test_a_lower_case_login_fetches_files_named_with_the_firm_code_in_upper_case(
+    site, make_day, tmp_path
+):
+    firm = site.username.upper()
+    assert firm != site.username  # the login is lower case, as ICE's logins usually are
+    delivered = make_day(site.served, firm, DAY, parts=2)
+    (site.served / "README.txt").write_text("files are kept 30 days\n")
+    with open_site(connect_attempts=1) as transport:
+        assert transport.firm == site.username
+        result = fetch_day(transport, site.remote_dir, transport.firm, DAY, tmp_path / "data")
+    assert result.firm == firm
+    assert [f.name for f in result.files] == [p.name for p in delivered[:2]]
+    assert result.marker is not None and result.marker.name == delivered[2].name
+
+
+@pytest.mark.parametrize("given", ["ACME01", "acme01", " ACME01 "])
+def test_the_firm_code_extra_picks_the_files_of_that_firm_code(
+    sftp_server, monkeypatch, make_day, tmp_path, given
+):
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env(firm_code=given))
+    ours = make_day(sftp_server.served, "ACME01", DAY, parts=2)
+    make_day(sftp_server.served, sftp_server.username.upper(), DAY, parts=1)  # the login's
+    with open_site(connect_attempts=1) as transport:
+        assert transport.firm == given.strip()
+        result = fetch_day(transport, sftp_server.remote_dir, transport.firm, DAY, tmp_path)
+    assert result.firm == "ACME01"
+    assert [f.name for f in result.files] == [p.name for p in ours[:2]]
+
+
+@pytest.mark.parametrize("bad", ["ACME 01", "../ACME01", 7, ["ACME01"]])
+def test_a_firm_code_extra_that_cannot_be_a_firm_code_is_refused_before_connecting(
+    sftp_server, monkeypatch, bad
+):
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env(firm_code=bad))
+    with (
+        pytest.raises(SftpSettingsError, match="extra firm_code is .*remove it to use the login"),
+        open_site(connect_attempts=1),
+    ):
+        pass
+    assert "Accepted" not in sftp_server.log()
 
 
 def test_wrong_pinned_host_key_is_refused_with_both_fingerprints(sftp_server, monkeypatch):

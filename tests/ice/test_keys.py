@@ -79,7 +79,7 @@ def test_keys_work_end_to_end_with_sftp_and_gpg(
     make_day(sftp_server.served, sftp_server.username, date(2026, 11, 26), encrypt_to=recipient)
     with open_site(connect_attempts=1) as site:
         fetched = fetch_day(
-            site, sftp_server.remote_dir, site.login, date(2026, 11, 26), tmp_path / "d"
+            site, sftp_server.remote_dir, site.firm, date(2026, 11, 26), tmp_path / "d"
         )
     plain = decrypt_parts([f.path for f in fetched.files], tmp_path / "w", pgp_key())
     assert all(p.read_bytes().startswith(b"<?xml") for p in plain)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from icechat.exceptions import (
+    ArchiveCorruptError,
     ArchiveLimitError,
     ExportFormatError,
     HostileInputError,
@@ -293,10 +294,10 @@ def test_gzip_bomb_stops_at_the_ratio_limit(tmp_path):
         items_of(path)
 
 
-def test_truncated_gzip_is_a_format_error(tmp_path):
+def test_truncated_gzip_is_an_error_naming_the_part(tmp_path):
     data = gzip.compress(export(*(message(f"m{i}") for i in range(200))).encode())
     path = write(tmp_path, data[: len(data) // 2], "cut.xml.gz")
-    with pytest.raises(ExportFormatError, match="cut.xml.gz.*(truncated|malformed)"):
+    with pytest.raises(ArchiveCorruptError, match=r"^cut\.xml\.gz: .*damaged or truncated"):
         items_of(path)
 
 

@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from icechat.exceptions import ArchiveLimitError, UnsafePathError
+from icechat.exceptions import ArchiveCorruptError, ArchiveLimitError, UnsafePathError
 from icechat.workdir import remove_plaintext, unpack_part, work_day_dir
 
 DAY = date(2026, 11, 26)
@@ -74,6 +74,40 @@ def test_gzip_bomb_is_refused(tmp_path):
     part.write_bytes(gzip.compress(b"<FileDump>" + bytes(40 << 20), compresslevel=9))
     with pytest.raises(ArchiveLimitError, match="decompression bomb"):
         unpack_part(part, tmp_path / "work")
+    assert not (tmp_path / "work" / "F" / "F.xml").exists()
+
+
+def bad_crc(data: bytes) -> bytes:
+    """The gzip data with its CRC-32 trailer damaged."""
+    return data[:-8] + bytes(b ^ 0xFF for b in data[-8:-4]) + data[-4:]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (bad_crc, "CRC check failed"),
+        (lambda d: d[:-4], "end-of-stream marker"),  # the trailer cut short
+        (lambda d: d[: len(d) // 2], "end-of-stream marker"),  # an upload cut in half
+    ],
+)
+def test_a_damaged_gzip_part_is_an_error_naming_it_and_leaves_no_plaintext(tmp_path, damage, says):
+    part = tmp_path / "F_ICECHAT_20261126.xml.gz"
+    part.write_bytes(damage(gzip.compress(XML * 1000)))
+    with pytest.raises(ArchiveCorruptError, match="damaged or truncated") as err:
+        unpack_part(part, tmp_path / "work")
+    assert str(err.value).startswith("F_ICECHAT_20261126.xml.gz: ")
+    assert says in str(err.value) and "ask ICE to resend it" in str(err.value)
+    assert [p for p in (tmp_path / "work").rglob("*") if p.is_file()] == []
+
+
+def test_a_zip_member_with_a_bad_crc_is_an_error_naming_it(tmp_path):
+    good = write_zip(tmp_path / "F.zip", {"F.xml": XML * 1000})
+    data = bytearray(good.read_bytes())
+    crc_at = data.index(b"PK\x01\x02") + 16  # the member's CRC-32 in the central directory
+    data[crc_at] ^= 0xFF
+    good.write_bytes(bytes(data))
+    with pytest.raises(ArchiveCorruptError, match=r"F\.zip!F\.xml: .*Bad CRC-32"):
+        unpack_part(good, tmp_path / "work")
     assert not (tmp_path / "work" / "F" / "F.xml").exists()
 
 

@@ -24,9 +24,12 @@ from icechat.ice.fetch import load_look, look, look_state_path, save_look
 class IceChatDeliverySensor(BaseSensorOperator):
     """Done when day ``day``'s parts are complete on the site (see ``check_complete``).
 
-    Returns (as XCom) ``{"day", "firm", "parts": [{"name", "size", "mtime"}], "marker"}``.
+    Returns (as XCom) ``{"day", "firm", "parts": [{"name", "size", "mtime"}], "marker"}``,
+    ``firm`` as the files spell it. Each look that is not complete logs what it saw, what it
+    waits for and what else in the directory looks like an ICE Chat export.
     Fails with :class:`AirflowSensorTimeout` after ``deadline`` (default: end of D+1, UTC),
-    naming the site, the directory, the names expected and what was seen.
+    naming the site, the directory, the names expected and what was seen; at once when the
+    first look is already past the deadline and finds nothing of the day (an old day).
     """
 
     template_fields = ("day", "remote_dir", "data_dir", "deadline")
@@ -59,7 +62,7 @@ class IceChatDeliverySensor(BaseSensorOperator):
         state = look_state_path(Path(self.data_dir) if self.data_dir else settings.data_dir, day)
         previous = load_look(state)
         with open_site(self.sftp_conn_id) as site:
-            completion = look(site, remote_dir, site.login, day, previous)
+            completion = look(site, remote_dir, site.firm, day, previous)
         save_look(state, completion.look)
         if completion.complete:
             self.log.info("ICE Chat %s complete on %s: %s", day, site.site, completion.describe())
@@ -67,7 +70,7 @@ class IceChatDeliverySensor(BaseSensorOperator):
                 is_done=True,
                 xcom_value={
                     "day": day.isoformat(),
-                    "firm": site.login,
+                    "firm": completion.firm,
                     "parts": [p.to_dict() for p in completion.parts],
                     "marker": completion.marker is not None,
                 },
@@ -81,7 +84,7 @@ class IceChatDeliverySensor(BaseSensorOperator):
                 first_look=previous is None,
                 site=site.site,
                 remote_dir=remote_dir,
-                firm=site.login,
+                firm=site.firm,
                 day=day,
             )
         except DeliveryTimeoutError as exc:

@@ -1,11 +1,13 @@
 """The ``icechat_sftp`` connection as a :class:`icechat.ice.fetch.Transport`, through SFTPHook.
 
 The connection's ``host_key`` extra is required and pinned: a server presenting another key
-is refused with both fingerprints, and there is no way to switch the check off.
+is refused with both fingerprints, and there is no way to switch the check off. The firm code
+the files carry is the login, or the ``firm_code`` extra when ICE's file names use another.
 """
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -14,10 +16,12 @@ from typing import Any
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-from icechat.exceptions import HostKeyError, SftpConnectError
+from icechat.exceptions import HostKeyError, SftpConnectError, SftpSettingsError
 from icechat.ice.delivery import RemoteFile
 
 CONN_ID = "icechat_sftp"
+FIRM_CODE_EXTRA = "firm_code"
+_FIRM_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def sftp_hook(conn_id: str = CONN_ID, *, connect_attempts: int = 3) -> SFTPHook:
@@ -33,6 +37,20 @@ def sftp_hook(conn_id: str = CONN_ID, *, connect_attempts: int = 3) -> SFTPHook:
             "in the extra field host_key; host key checking cannot be switched off"
         )
     return hook
+
+
+def firm_code(hook: SFTPHook, conn_id: str = CONN_ID) -> str:
+    """The firm code to look for in file names: the ``firm_code`` extra, else the login."""
+    given = hook.get_connection(conn_id).extra_dejson.get(FIRM_CODE_EXTRA)
+    if given is None or given == "":
+        return str(hook.username)
+    if not isinstance(given, str) or not _FIRM_CODE.fullmatch(given.strip()):
+        raise SftpSettingsError(
+            f"connection {conn_id}: extra {FIRM_CODE_EXTRA} is {given!r}; give the firm code "
+            "as ICE's file names carry it (letters, digits, '.', '_', '-'; e.g. ACME01 for "
+            f"ACME01_ICECHAT_20261126.xml.pgp), or remove it to use the login"
+        )
+    return given.strip()
 
 
 def _mismatch(conn_id: str, site: str, got: paramiko.PKey, pinned: paramiko.PKey) -> HostKeyError:
@@ -70,10 +88,11 @@ class _Reader:
 class SftpTransport:
     """Read-only access to the ICE site over one open SFTP session."""
 
-    def __init__(self, hook: SFTPHook, client: paramiko.SFTPClient) -> None:
+    def __init__(self, hook: SFTPHook, client: paramiko.SFTPClient, firm: str) -> None:
         self._client = client
         self.site = f"sftp://{hook.remote_host}:{hook.port}"
-        self.login: str = hook.username
+        #: The firm code the day's files carry (matched in any case).
+        self.firm = firm
 
     def listdir(self, path: str) -> list[RemoteFile]:
         try:
@@ -108,6 +127,7 @@ class SftpTransport:
 def open_site(conn_id: str = CONN_ID, *, connect_attempts: int = 3) -> Iterator[SftpTransport]:
     """Connect with the provider's hook, check the pinned host key, and always disconnect."""
     hook = sftp_hook(conn_id, connect_attempts=connect_attempts)
+    firm = firm_code(hook, conn_id)
     site = f"sftp://{hook.remote_host}:{hook.port}"
     with ExitStack() as stack:
         try:
@@ -128,4 +148,4 @@ def open_site(conn_id: str = CONN_ID, *, connect_attempts: int = 3) -> Iterator[
         got = client.get_channel().get_transport().get_remote_server_key()
         if got != hook.host_key:
             raise _mismatch(conn_id, site, got, hook.host_key)
-        yield SftpTransport(hook, client)
+        yield SftpTransport(hook, client, firm)

@@ -93,7 +93,7 @@ def fetch(day: date) -> dict[str, Any]:
     with actionable("fetch"):
         settings = load_settings()
         with open_site() as site:
-            result = fetch_day(site, settings.remote_dir, site.login, day, data_dir(settings))
+            result = fetch_day(site, settings.remote_dir, site.firm, day, data_dir(settings))
     return {**result.to_dict(), "seconds": time.monotonic() - began}
 
 

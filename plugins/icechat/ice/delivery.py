@@ -1,8 +1,12 @@
 """What a day's delivery on the ICE SFTP site looks like, and when it is complete.
 
 Pure functions over directory listings: part and marker names (spec "Delivery on the SFTP
-site"), the ``.done`` marker, and the completion rule. The sensor and the fetch call these;
-nothing here touches the network.
+site"; the one owner of the ``{FIRM}_ICECHAT_{YYYYMMDD}`` pattern), the ``.done`` marker, and
+the completion rule. The sensor and the fetch call these; nothing here touches the network.
+
+The firm code is matched without regard to case: SFTP logins are usually lower case, while
+ICE names files with the firm code as issued (``ACME01_ICECHAT_...``). Everything else in a
+name is matched exactly, and names that only look like an export are reported, not taken.
 """
 
 from __future__ import annotations
@@ -11,14 +15,21 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
-from icechat.exceptions import DeliveryTimeoutError, MarkerFormatError
+from icechat.exceptions import AmbiguousDeliveryError, DeliveryTimeoutError, MarkerFormatError
 
 PACKAGINGS = ("xml.gz", "xml", "zip")
 ENCRYPTIONS = ("pgp", "gpg", "asc")
 MAX_MARKER_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_ICECHAT = "_ICECHAT_"
+_PACKAGING = "|".join(re.escape(p) for p in PACKAGINGS)
+_ENCRYPTION = "|".join(ENCRYPTIONS)
+_SUFFIX = rf"(?:_(?P<nn>\d{{2}}))?\.(?P<pack>{_PACKAGING})(?:\.(?P<enc>{_ENCRYPTION}))?"
+# Anything that claims to be an ICE Chat file of some firm and day, in any case.
+_LOOKS_LIKE_EXPORT = re.compile(rf"(?P<firm>.+?){_ICECHAT}(?P<stamp>\d{{8}}).*", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,26 +75,35 @@ def day_stamp(day: date) -> str:
     return day.strftime("%Y%m%d")
 
 
+def part_name(firm: str, day: date, number: int | None, packaging: str) -> str:
+    """``{FIRM}_ICECHAT_{YYYYMMDD}[_{NN}].{packaging}`` (``number`` only for a split day)."""
+    suffix = f"_{number:02d}" if number is not None else ""
+    return f"{firm}{_ICECHAT}{day_stamp(day)}{suffix}.{packaging}"
+
+
 def marker_name(firm: str, day: date) -> str:
     """The completion marker's file name for a firm's day."""
-    return f"{firm}_ICECHAT_{day_stamp(day)}.done"
+    return f"{firm}{_ICECHAT}{day_stamp(day)}.done"
 
 
 def expected_names(firm: str, day: date) -> str:
     """A human-readable pattern of the names a day's parts may have."""
     return (
-        f"{firm}_ICECHAT_{day_stamp(day)}[_NN].{{xml,xml.gz,zip}}[.pgp|.gpg|.asc]"
-        f" (and optionally {marker_name(firm, day)})"
+        f"{firm}{_ICECHAT}{day_stamp(day)}[_NN].{{xml,xml.gz,zip}}[.pgp|.gpg|.asc]"
+        f" (and optionally {marker_name(firm, day)}; the firm code in any case)"
     )
+
+
+def _firm_day(firm: str, day: date) -> str:
+    return rf"(?P<firm>(?i:{re.escape(firm)})){_ICECHAT}{day_stamp(day)}"
 
 
 def _part_regex(firm: str, day: date) -> re.Pattern[str]:
-    packaging = "|".join(re.escape(p) for p in PACKAGINGS)
-    encryption = "|".join(ENCRYPTIONS)
-    return re.compile(
-        rf"{re.escape(firm)}_ICECHAT_{day_stamp(day)}(?:_(?P<nn>\d{{2}}))?"
-        rf"\.(?P<pack>{packaging})(?:\.(?P<enc>{encryption}))?"
-    )
+    return re.compile(_firm_day(firm, day) + _SUFFIX)
+
+
+def _marker_regex(firm: str, day: date) -> re.Pattern[str]:
+    return re.compile(_firm_day(firm, day) + r"\.done")
 
 
 def parse_part_name(name: str, firm: str, day: date) -> PartName | None:
@@ -93,6 +113,83 @@ def parse_part_name(name: str, firm: str, day: date) -> PartName | None:
         return None
     nn = match.group("nn")
     return PartName(name, int(nn) if nn else None, match.group("pack"), match.group("enc"))
+
+
+def is_marker_name(name: str, firm: str, day: date) -> bool:
+    """Whether ``name`` is the ``.done`` marker of this firm's day."""
+    return _marker_regex(firm, day).fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A file that looks like an ICE Chat export but is not one of this firm's day."""
+
+    kind: str
+    name: str
+    stamp: str
+
+
+# Sighting kinds, in the order a person reads them.
+OTHER_DAY = "other days"
+OTHER_FIRM = "other firm codes"
+OTHER_CASE = "other case (only the firm code may differ in case)"
+UNKNOWN_EXTENSION = "unknown extension or part number (an upload in progress?)"
+_KINDS = (OTHER_DAY, OTHER_FIRM, OTHER_CASE, UNKNOWN_EXTENSION)
+
+
+def sightings(others: Iterable[RemoteFile], firm: str, day: date) -> tuple[Sighting, ...]:
+    """Which of ``others`` (files that are not the day's) look like an ICE Chat export, and why
+    each is not this day's.
+
+    So an operator waiting for a day sees at once a delivery for another day or firm code, a
+    name in another case, or an extension the spec does not know (such as the temporary name
+    of an upload in progress).
+    """
+    any_case = [
+        re.compile(r.pattern, re.I) for r in (_part_regex(firm, day), _marker_regex(firm, day))
+    ]
+    found = []
+    for entry in others:
+        match = _LOOKS_LIKE_EXPORT.fullmatch(entry.name)
+        if match is None:
+            continue
+        stamp = match.group("stamp")
+        if stamp != day_stamp(day):
+            kind = OTHER_DAY
+        elif match.group("firm").casefold() != firm.casefold():
+            kind = OTHER_FIRM
+        elif any(p.fullmatch(entry.name) for p in any_case):
+            kind = OTHER_CASE
+        else:
+            kind = UNKNOWN_EXTENSION
+        found.append(Sighting(kind, entry.name, stamp))
+    return tuple(sorted(found, key=lambda s: (_KINDS.index(s.kind), s.name)))
+
+
+def describe_sightings(found: Sequence[Sighting], others: int, *, shown: int = 5) -> str:
+    """What the directory holds besides the day's files (``others`` of them), grouped, capped."""
+    clauses = []
+    for kind in _KINDS:
+        of_kind = [s for s in found if s.kind == kind]
+        if not of_kind:
+            continue
+        tail = ""
+        items = [s.name for s in of_kind]
+        if kind == OTHER_DAY:  # the days, latest first: the files themselves say little more
+            items = [_iso(d) for d in sorted({s.stamp for s in of_kind}, reverse=True)]
+            tail = f" ({len(of_kind)} file(s))"
+        more = f" and {len(items) - shown} more" if len(items) > shown else ""
+        clauses.append(f"{kind}: {', '.join(items[:shown])}{more}{tail}")
+    if others > len(found):
+        clauses.append(f"{others - len(found)} file(s) not named like an ICE Chat export")
+    return "also in the directory: " + ("; ".join(clauses) or "nothing")
+
+
+def _iso(stamp: str) -> str:
+    try:
+        return datetime.strptime(stamp, "%Y%m%d").date().isoformat()
+    except ValueError:
+        return stamp
 
 
 def parse_marker(text: str, *, source: str, firm: str, day: date) -> tuple[MarkerEntry, ...]:
@@ -129,7 +226,11 @@ def parse_marker(text: str, *, source: str, firm: str, day: date) -> tuple[Marke
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """The verdict of one look at the site: complete or not, and why."""
+    """The verdict of one look at the site: complete or not, and why.
+
+    ``firm`` is the firm code as the day's files spell it (the one given when none is there);
+    ``elsewhere`` and ``others`` say what else the directory holds, for a person waiting.
+    """
 
     complete: bool
     parts: tuple[RemoteFile, ...]
@@ -137,27 +238,57 @@ class Completion:
     waiting_for: tuple[str, ...]
     unlisted: tuple[str, ...]
     look: tuple[RemoteFile, ...]
+    firm: str
+    elsewhere: tuple[Sighting, ...]
+    others: int
 
     def describe(self) -> str:
         """One line for logs and error messages: what was seen and what is missing."""
         seen = ", ".join(f"{f.name} ({f.size} bytes)" for f in self.look) or "nothing"
-        waiting = "; ".join(self.waiting_for) or "nothing"
-        return f"seen: {seen}; waiting for: {waiting}"
+        if self.complete:
+            return f"seen: {seen}"
+        waiting = "; ".join(self.waiting_for)
+        return (
+            f"seen: {seen}; waiting for: {waiting}; "
+            f"{describe_sightings(self.elsewhere, self.others)}"
+        )
 
 
-def day_files(
-    listing: Iterable[RemoteFile], firm: str, day: date
-) -> tuple[tuple[RemoteFile, ...], RemoteFile | None]:
-    """The day's parts (sorted by name) and its marker, out of a whole directory listing."""
-    want_marker = marker_name(firm, day)
-    parts: list[RemoteFile] = []
-    marker: RemoteFile | None = None
+class DayFiles(NamedTuple):
+    """A firm's day out of a directory listing."""
+
+    parts: tuple[RemoteFile, ...]  # sorted by name
+    marker: RemoteFile | None
+    firm: str  # as the files spell it; the firm code given when there are none
+
+
+def day_files(listing: Iterable[RemoteFile], firm: str, day: date) -> DayFiles:
+    """The day's parts and marker, the firm code matched in any case.
+
+    Files of the day under two spellings of the firm code (``ACME01_...`` and ``acme01_...``)
+    are ambiguous: the spelling given wins; without it, nothing is taken and the error says
+    what to set.
+    """
+    part, marker = _part_regex(firm, day), _marker_regex(firm, day)
+    by_spelling: dict[str, list[RemoteFile]] = {}
     for entry in listing:
-        if entry.name == want_marker:
-            marker = entry
-        elif parse_part_name(entry.name, firm, day) is not None:
-            parts.append(entry)
-    return tuple(sorted(parts, key=lambda f: f.name)), marker
+        match = part.fullmatch(entry.name) or marker.fullmatch(entry.name)
+        if match:
+            by_spelling.setdefault(match.group("firm"), []).append(entry)
+    if not by_spelling:
+        return DayFiles((), None, firm)
+    if len(by_spelling) > 1 and firm not in by_spelling:
+        names = "; ".join(f"{k}: {', '.join(f.name for f in v)}" for k, v in by_spelling.items())
+        raise AmbiguousDeliveryError(
+            f"the {day.isoformat()} files carry the firm code {firm!r} in {len(by_spelling)} "
+            f"spellings ({names}); ask ICE which delivery is right and set the extra firm_code "
+            "of connection icechat_sftp to that spelling exactly"
+        )
+    spelled = firm if firm in by_spelling else next(iter(by_spelling))
+    files = by_spelling[spelled]
+    day_marker = next((f for f in files if marker.fullmatch(f.name)), None)
+    parts = sorted((f for f in files if f is not day_marker), key=lambda f: f.name)
+    return DayFiles(tuple(parts), day_marker, spelled)
 
 
 def check_complete(
@@ -172,10 +303,19 @@ def check_complete(
 
     With a marker (``marker_text`` given): every part it lists is on the site with its size.
     Without: there is at least one part and every part's size and modification time are
-    those of ``previous_look`` (the ``look`` of the previous call).
+    those of ``previous_look`` (the ``look`` of the previous call). The firm code matches
+    in any case.
     """
-    parts, marker_file = day_files(listing, firm, day)
+    listing = tuple(listing)
+    parts, marker_file, spelled = day_files(listing, firm, day)
     look = parts + ((marker_file,) if marker_file else ())
+    verdict = partial(
+        Completion,
+        look=look,
+        firm=spelled,
+        elsewhere=sightings((f for f in listing if f not in look), firm, day),
+        others=len(listing) - len(look),
+    )
     if marker_text is not None:
         source = marker_file.name if marker_file else marker_name(firm, day)
         entries = parse_marker(marker_text, source=source, firm=firm, day=day)
@@ -190,13 +330,12 @@ def check_complete(
                     f"{entry.name} (marker says {entry.size} bytes, site has {seen.size})"
                 )
         listed = {e.name for e in entries}
-        return Completion(
+        return verdict(
             complete=not waiting,
             parts=tuple(by_name[e.name] for e in entries if e.name in by_name),
             marker=entries,
             waiting_for=tuple(waiting),
             unlisted=tuple(p.name for p in parts if p.name not in listed),
-            look=look,
         )
     if not parts:
         waiting = [f"any part named {expected_names(firm, day)}"]
@@ -207,13 +346,8 @@ def check_complete(
         waiting = [
             f"{p.name} (still changing: {p.size} bytes)" for p in parts if before.get(p.name) != p
         ]
-    return Completion(
-        complete=not waiting,
-        parts=parts,
-        marker=None,
-        waiting_for=tuple(waiting),
-        unlisted=(),
-        look=look,
+    return verdict(
+        complete=not waiting, parts=parts, marker=None, waiting_for=tuple(waiting), unlisted=()
     )
 
 
@@ -231,7 +365,22 @@ def timeout_message(
         f"in directory {remote_dir!r} by {deadline.isoformat()}. "
         f"Expected {expected_names(firm, day)}; {completion.describe()}. "
         "Check with ICE that the day was exported, and that the icechat_remote_dir variable "
-        "and the icechat_sftp login (the firm code) are right; then clear this task to look again."
+        "and the firm code (the icechat_sftp login, or its extra firm_code) are right; then "
+        "clear this task to look again."
+    )
+
+
+def absent_message(
+    *, site: str, remote_dir: str, firm: str, day: date, deadline: datetime, completion: Completion
+) -> str:
+    """What a person needs when an old day is not on the site at all (a backfill, a typo)."""
+    return (
+        f"ICE Chat export of {firm} for {day.isoformat()} is not on {site} in directory "
+        f"{remote_dir!r}, and its upload deadline {deadline.isoformat()} has passed, so "
+        f"waiting will not bring it. Expected {expected_names(firm, day)}; "
+        f"{completion.describe()}. Check that {day.isoformat()} is the day meant (the run's "
+        "day param or logical date); if it is, ask ICE to deliver it again (ICE keeps a "
+        "limited history), then clear this task."
     )
 
 
@@ -248,13 +397,16 @@ def enforce_deadline(
 ) -> None:
     """Fail an incomplete day once the deadline has passed.
 
-    The first look after the deadline never fails: a day fetched late (a backfill) still gets
-    the second look the completion rule needs.
+    A first look after the deadline that finds some of the day gets the second look the
+    completion rule needs (a late run of a day that is there). One that finds nothing of the
+    day fails at once: the day is old (a backfill of a day ICE no longer holds, a typo), and
+    waiting a poke interval would not change that.
     """
-    if completion.complete or first_look or now < deadline:
+    if completion.complete or now < deadline or (first_look and completion.look):
         return
+    message = absent_message if first_look else timeout_message
     raise DeliveryTimeoutError(
-        timeout_message(
+        message(
             site=site,
             remote_dir=remote_dir,
             firm=firm,

@@ -153,7 +153,7 @@ def look(
 ) -> Completion:
     """List the site once and judge the day's completeness (what the sensor does per poke)."""
     listing = transport.listdir(remote_dir)
-    _, marker = day_files(listing, firm, day)
+    marker = day_files(listing, firm, day).marker
     text = read_marker(transport, remote_dir, marker) if marker else None
     return check_complete(
         listing, firm=firm, day=day, marker_text=text, previous_look=previous_look
@@ -167,10 +167,11 @@ def fetch_day(
 
     With a marker only the parts it lists are fetched, and each must match its size and
     SHA-256; without one, every part of the day on the site is fetched. The day must be
-    complete (the sensor's job); an incomplete one is an error here, not a wait.
+    complete (the sensor's job); an incomplete one is an error here, not a wait. ``firm``
+    matches the files' firm code in any case; the result names it as the files spell it.
     """
     listing = transport.listdir(remote_dir)
-    parts, marker_file = day_files(listing, firm, day)
+    parts, marker_file, _ = day_files(listing, firm, day)
     marker_text = read_marker(transport, remote_dir, marker_file) if marker_file else None
     completion = check_complete(
         listing, firm=firm, day=day, marker_text=marker_text, previous_look=parts
@@ -204,7 +205,13 @@ def fetch_day(
         transferred,
     )
     return FetchResult(
-        day, firm, store.dir, tuple(fetched), marker_result, transferred, completion.unlisted
+        day,
+        completion.firm,
+        store.dir,
+        tuple(fetched),
+        marker_result,
+        transferred,
+        completion.unlisted,
     )
 
 

@@ -12,16 +12,19 @@ import io
 import os
 import shutil
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, Protocol
 
-from icechat.exceptions import ArchiveError, ArchiveLimitError, UnsafePathError
+from icechat.exceptions import ArchiveCorruptError, ArchiveError, ArchiveLimitError, UnsafePathError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
+# What gzip, zlib and zipfile raise on damaged or truncated data (BadGzipFile is an OSError).
+_DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +40,7 @@ DEFAULT_LIMITS = Limits()
 
 
 class LimitedReader(io.RawIOBase):
-    """A read-only stream that fails once output outgrows its limits.
+    """A read-only stream that fails once output outgrows its limits or its data is damaged.
 
     ``compressed_pos`` returns how many compressed bytes have been consumed so far, so the
     expansion ratio is measured on the real data, not on what the headers declare.
@@ -61,7 +64,13 @@ class LimitedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buffer))
+        try:
+            data = self._raw.read(len(buffer))
+        except _DAMAGED as exc:
+            raise ArchiveCorruptError(
+                f"{self._name}: the compressed data is damaged or truncated after {self._out} "
+                f"bytes ({exc}); the part cannot be read: ask ICE to resend it"
+            ) from exc
         n = len(data)
         buffer[:n] = data
         self._out += n
@@ -172,7 +181,12 @@ class OpenPart:
 def _open_member(
     zf: zipfile.ZipFile, info: zipfile.ZipInfo, part: str, limits: Limits
 ) -> io.BufferedReader:
-    raw = zf.open(info)
+    try:
+        raw = zf.open(info)
+    except _DAMAGED as exc:
+        raise ArchiveCorruptError(
+            f"{part}: member {info.filename!r} is damaged ({exc}); ask ICE to resend the part"
+        ) from exc
     consumed = raw._fileobj  # type: ignore[attr-defined]
     start = info.header_offset
 
@@ -278,6 +292,10 @@ def _write_atomic(src: BinaryIO, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = target.with_name(target.name + ".partial")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # plaintext: nothing half-written stays behind
+        raise
     tmp.replace(target)

@@ -11,8 +11,6 @@ and how many items were read before it; the items already yielded remain valid.
 from __future__ import annotations
 
 import re
-import zipfile
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -419,12 +417,6 @@ class ExportParser:
                 file=self.name,
                 line=line,
                 column=column,
-                items_read=self.stats.items,
-            ) from exc
-        except (EOFError, zlib.error, zipfile.BadZipFile) as exc:
-            raise ExportFormatError(
-                f"compressed data is truncated or corrupt ({exc}); ask ICE to resend the part",
-                file=self.name,
                 items_read=self.stats.items,
             ) from exc
 

@@ -3,13 +3,13 @@
 from icechat.dev.sample.delivery import (
     WrittenDay,
     WrittenPart,
-    marker_name,
     part_name,
     write_day,
     write_part,
 )
 from icechat.dev.sample.generator import SampleDay, generate_day
 from icechat.dev.sample.writer import PartStats, write_xml
+from icechat.ice.delivery import marker_name
 
 __all__ = [
     "PartStats",

@@ -23,6 +23,8 @@ import gnupg
 from icechat.dev.sample.generator import SampleDay
 from icechat.dev.sample.writer import PartStats, write_xml
 from icechat.exceptions import SampleError
+from icechat.ice import delivery
+from icechat.ice.delivery import marker_name
 from icechat.ice.model import Attachment, ConversationSlice
 from icechat.ice.profile import DEFAULT_PROFILE, Profile
 
@@ -53,13 +55,7 @@ class WrittenDay:
 
 def part_name(firm: str, day: date, number: int, parts: int, packaging: Packaging) -> str:
     """``{FIRM}_ICECHAT_{YYYYMMDD}[_{NN}].{ext}`` (``_NN`` only for a split day)."""
-    suffix = f"_{number:02d}" if parts > 1 else ""
-    return f"{firm}_ICECHAT_{day:%Y%m%d}{suffix}.{packaging}"
-
-
-def marker_name(firm: str, day: date) -> str:
-    """The day's completion marker file name."""
-    return f"{firm}_ICECHAT_{day:%Y%m%d}.done"
+    return delivery.part_name(firm, day, number if parts > 1 else None, packaging)
 
 
 def write_part(
