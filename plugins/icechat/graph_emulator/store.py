@@ -373,6 +373,15 @@ class Store:
                 (folder_id, json.dumps(doc), user_id, message_id),
             )
 
+    def delete_message(self, user_id: str, message_id: str) -> bool:
+        """Remove a message for good (Graph's permanentDelete); whether it existed."""
+        with self._tx() as db:
+            gone = db.execute(
+                "DELETE FROM messages WHERE user_id = ? AND id = ?", (user_id, message_id)
+            ).rowcount
+            db.execute("DELETE FROM message_props WHERE message_id = ?", (message_id,))
+        return bool(gone)
+
     def message(self, user_id: str, message_id: str) -> dict[str, Any] | None:
         """One message document by id."""
         rows = self._rows(
