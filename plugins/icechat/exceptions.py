@@ -212,6 +212,10 @@ class SettingsError(IceChatError):
     """An Airflow Variable of the connector has a value it cannot use."""
 
 
+class EvidenceError(IceChatError):
+    """The evidence folder for a day cannot be written (no verification yet, folder in use)."""
+
+
 class DevServerError(IceChatError):
     """A local server for tests or the demo (sshd, Airflow) could not start or stopped early."""
 
