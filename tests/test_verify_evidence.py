@@ -15,7 +15,7 @@ from icechat.mapping.graph_directory import GraphDirectory
 from icechat.mapping.rules import Resolver
 from icechat.verify import VerifyJob, verify_day
 from icechat.verify.evidence import LEDGER_FIELDS, export_evidence, safe_cell
-from icechat.verify.expected import derive, remove_plaintext, verify_work_dir
+from icechat.verify.expected import verify_work_dir
 from tests.archived_day import DAY, FIRM, ArchivedDay, archive, busiest, sample_parts
 from tests.graph_import_helpers import emulator_settings
 
@@ -57,22 +57,14 @@ def verified(graph_emulator, tmp_path) -> ArchivedDay:
 
 
 def export(graph_emulator, day: ArchivedDay, out: Path):
-    raw = day.data_dir / "raw" / DAY.isoformat()
-    work = verify_work_dir(day.data_dir, DAY)
-    expected = derive([raw / f["name"] for f in day.report["files"]], work, None)
-    try:
-        with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
-            resolver = Resolver(None, GraphDirectory(client))
-            return export_evidence(
-                DAY,
-                day.data_dir,
-                ledger,
-                out,
-                expected=expected,
-                resolve=lambda im_id, email: resolver.resolve(im_id, email).user_id,
-            )
-    finally:
-        remove_plaintext(work)
+    with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
+        return export_evidence(
+            VerifyJob(day.day, day.data_dir),
+            ledger,
+            out,
+            pgp_key=None,
+            resolver=Resolver(None, GraphDirectory(client)),
+        )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -118,6 +110,7 @@ def test_the_evidence_folder_holds_every_record_with_a_manifest(graph_emulator, 
         (f["name"], f["sha256"]) for f in verified.report["files"]
     ]
     assert {o["sha256_now"] == o["sha256"] for o in originals} == {True}
+    assert not verify_work_dir(verified.data_dir, DAY).joinpath("plain").exists()
 
 
 def test_no_csv_cell_starts_a_formula(graph_emulator, verified, tmp_path):

@@ -14,19 +14,22 @@ import hashlib
 import json
 import shutil
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from icechat.exceptions import EvidenceError
-from icechat.ledger import CopyRecord, FileRecord, Ledger
+from icechat.ledger import CopyRecord, Ledger
+from icechat.mapping.rules import Resolver
+from icechat.pgp import PgpKey
 from icechat.rawstore import raw_day_dir
 from icechat.verify.accounting import UNMAPPED
-from icechat.verify.expected import Expected
-from icechat.verify.originals import check_originals
+from icechat.verify.expected import Expected, remove_plaintext, verify_work_dir
+from icechat.verify.originals import check_originals, day_report, report_files
 from icechat.verify.report import report_paths
+from icechat.verify.run import VerifyJob, expected_items
 
 MANIFEST = "SHA256SUMS"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -54,8 +57,6 @@ ORIGINAL_FIELDS = (
     "retention",
     "read_only",
 )
-# Resolves a participant (ImId, email) to the mailbox (user id) its copy goes to, if any.
-Resolve = Callable[[str, str | None], str | None]
 
 
 def safe_cell(value: object) -> str:
@@ -85,28 +86,37 @@ class Evidence:
     ledger_rows: int
 
 
-def copy_participants(expected: Expected, resolve: Resolve) -> dict[tuple[str, str], list[str]]:
-    """(mailbox, item key) -> the ImIds of the item's participants whose copy goes there."""
+def copy_participants(expected: Expected, resolver: Resolver) -> dict[tuple[str, str], list[str]]:
+    """(mailbox, item key) -> the ImIds of the item's participants whose copy goes there.
+
+    The mapping rule is applied as it stands now (the mapping file and the directory of
+    today), which is what a mapping of the day would give unless it changed since.
+    """
+    people = {p for item in expected.items.values() for p in item.participants}
+    resolver.prefetch(a for p in people for a in resolver.addresses_for(*p))
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
     for key, item in expected.items.items():
         for im_id, email in item.participants:
-            mailbox = resolve(im_id, email)
+            mailbox = resolver.resolve(im_id, email).user_id
             if mailbox is not None:
                 found[(mailbox, key)].append(im_id)
     return found
 
 
 def export_evidence(
-    day: date,
-    data_dir: Path,
+    job: VerifyJob,
     ledger: Ledger,
     out_dir: Path,
     *,
-    expected: Expected | None = None,
-    resolve: Resolve | None = None,
+    pgp_key: PgpKey | None,
+    resolver: Resolver | None,
 ) -> Evidence:
-    """Write the day's evidence into ``out_dir`` (new or empty); raises EvidenceError."""
-    reports = data_dir / "reports"
+    """Write the day's evidence into ``out_dir`` (new or empty); raises EvidenceError.
+
+    The originals are read again (as verification does) for each copy's chat MessageID and
+    participant; without them (or without ``resolver``) those cells stay empty.
+    """
+    day, reports = job.day, job.data_dir / "reports"
     verify_json, verify_html = report_paths(reports, day.isoformat())
     if not verify_json.exists():
         raise EvidenceError(
@@ -122,20 +132,23 @@ def export_evidence(
         if source.exists():
             shutil.copyfile(source, out_dir / source.name)
     runs = ledger.runs(day)
-    day_report = out_dir / f"{day}.json"
-    originals = check_originals(
-        raw_day_dir(data_dir, day),
-        _report_files(day_report) if day_report.exists() else None,
+    checked = check_originals(
+        raw_day_dir(job.data_dir, day),
+        report_files(day_report(reports, day.isoformat())),
         list(runs[-1].files) if runs else None,
-    ).originals
+    )
     write_csv(
         out_dir / f"originals-{day}.csv",
         ORIGINAL_FIELDS,
-        ([getattr(o, name) for name in ORIGINAL_FIELDS] for o in originals),
+        ([getattr(o, name) for name in ORIGINAL_FIELDS] for o in checked.originals),
     )
+    try:
+        expected = expected_items(job, checked.run_paths, pgp_key)
+        chat_ids = expected.chat_ids() if expected is not None else {}
+        who = copy_participants(expected, resolver) if expected and resolver else {}
+    finally:
+        remove_plaintext(verify_work_dir(job.data_dir, day))
     upns = _upns(verify_json)
-    chat_ids = expected.chat_ids() if expected is not None else {}
-    who = copy_participants(expected, resolve) if expected and resolve else {}
     rows = write_csv(
         out_dir / f"ledger-{day}.csv",
         LEDGER_FIELDS,
@@ -178,11 +191,6 @@ def _ledger_row(
         row.created_at.isoformat() if row.created_at else "",
         row.updated_at.isoformat(),
     ]
-
-
-def _report_files(path: Path) -> list[FileRecord]:
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return [FileRecord(f["name"], int(f["size"]), f["sha256"]) for f in data.get("files", [])]
 
 
 def _upns(verify_json: Path) -> dict[str, str]:

@@ -165,5 +165,21 @@ def check_originals(
     return OriginalsCheck(tuple(originals), tuple(findings), run_paths)
 
 
+def day_report(reports_dir: Path, day: str) -> dict[str, Any] | None:
+    """The archive's report ``{day}.json``, if the day was reported."""
+    path = reports_dir / f"{day}.json"
+    if not path.exists():
+        return None
+    found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return found
+
+
+def report_files(report: dict[str, Any] | None) -> list[FileRecord] | None:
+    """The files a report says the run read."""
+    if report is None:
+        return None
+    return [FileRecord(f["name"], int(f["size"]), f["sha256"]) for f in report.get("files", [])]
+
+
 def _names(files: Sequence[FileRecord]) -> str:
     return ", ".join(f"{f.name} ({f.sha256[:12]})" for f in files) or "no file"

@@ -8,10 +8,9 @@ copies found missing before the accounting, and re-checks their mailboxes.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,7 +19,7 @@ from typing import Any
 
 from icechat.exceptions import ArchiveError, ExportFormatError, PgpError
 from icechat.graph_client import GraphClient
-from icechat.ledger import CopyRecord, FileRecord, Ledger
+from icechat.ledger import CopyRecord, Ledger
 from icechat.pgp import PgpKey
 from icechat.profile import DEFAULT_PROFILE, Profile
 from icechat.rawstore import raw_day_dir
@@ -30,7 +29,7 @@ from icechat.verify.checkpoint import Checkpoint, fingerprint
 from icechat.verify.expected import Expected, derive, remove_plaintext, verify_work_dir
 from icechat.verify.findings import Finding, Kind
 from icechat.verify.mailboxes import MailboxChecker, MailboxResult
-from icechat.verify.originals import check_originals
+from icechat.verify.originals import check_originals, day_report, report_files
 from icechat.verify.repair import repair_missing
 from icechat.verify.report import build_report, summary_line, write_report
 
@@ -88,19 +87,19 @@ def verify_day(
     work = verify_work_dir(job.data_dir, job.day)
     reports_dir = job.data_dir / "reports"
     findings: list[Finding] = []
-    day_report = _load(reports_dir / f"{day}.json")
+    report_of_day = day_report(reports_dir, day)
     runs = ledger.runs(job.day)
-    if day_report is None or not runs:
-        what = f"no report reports/{day}.json" if day_report is None else "no run row"
+    if report_of_day is None or not runs:
+        what = f"no report reports/{day}.json" if report_of_day is None else "no run row"
         findings.append(Finding(Kind.NOT_ARCHIVED, "report and ledger", f"{what} for {day}"))
     originals = check_originals(
         raw_day_dir(job.data_dir, job.day),
-        _files(day_report),
+        report_files(report_of_day),
         list(runs[-1].files) if runs else None,
     )
     findings.extend(originals.findings)
     try:
-        expected = _expected(job, originals.run_paths, work, pgp_key, findings)
+        expected = expected_items(job, originals.run_paths, pgp_key, findings)
         results, resumed = _check_mailboxes(job, client, ledger, expected, work)
         repairs: list[dict[str, Any]] = []
         if repair and expected is not None:
@@ -116,7 +115,7 @@ def verify_day(
             )
             if repairs:
                 results, resumed = _check_mailboxes(job, client, ledger, expected, work)
-        accounting, accounted = account(list(ledger.copies(job.day)), day_report, expected)
+        accounting, accounted = account(list(ledger.copies(job.day)), report_of_day, expected)
     finally:
         remove_plaintext(work)
     findings.extend(accounted)
@@ -143,33 +142,25 @@ def verify_day(
     return VerifyOutcome(report, json_path, html_path, retry_later)
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return found
-
-
-def _files(report: Mapping[str, Any] | None) -> list[FileRecord] | None:
-    if report is None:
-        return None
-    return [FileRecord(f["name"], int(f["size"]), f["sha256"]) for f in report.get("files", [])]
-
-
-def _expected(
+def expected_items(
     job: VerifyJob,
     raw_files: Sequence[Path],
-    work: Path,
     pgp_key: PgpKey | None,
-    findings: list[Finding],
+    findings: list[Finding] | None = None,
 ) -> Expected | None:
-    """The day's items made again from intact originals; ``None`` (and a finding) if not."""
+    """The day's items made again from intact originals; ``None`` (and a finding) if not.
+
+    The plaintext stays under the day's verify work directory until
+    :func:`icechat.verify.expected.remove_plaintext`.
+    """
     if not raw_files:
         return None
+    work = verify_work_dir(job.data_dir, job.day)
     try:
         return derive(raw_files, work, pgp_key, mode=job.item_mode, profile=job.profile)
     except (PgpError, ExportFormatError, ArchiveError) as exc:
-        findings.append(Finding(Kind.UNREADABLE, f"raw/{job.day.isoformat()}", str(exc)))
+        if findings is not None:
+            findings.append(Finding(Kind.UNREADABLE, f"raw/{job.day.isoformat()}", str(exc)))
         return None
 
 
