@@ -212,6 +212,12 @@ class SettingsError(IceChatError):
     """An Airflow Variable of the connector has a value it cannot use."""
 
 
+class VerifyIncompleteError(IceChatError):
+    """Graph was unavailable for some mailboxes; checking again resumes the verification."""
+
+    transient = True
+
+
 class EvidenceError(IceChatError):
     """The evidence folder for a day cannot be written (no verification yet, folder in use)."""
 
