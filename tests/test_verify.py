@@ -385,3 +385,26 @@ def test_the_report_page_escapes_what_came_from_outside(graph_emulator, day):
     page = outcome.html_path.read_text()
     assert "<script>" not in page and "&lt;script&gt;x()&lt;/script&gt;" in page
     assert "failed_copy" in page and "DIFFERS" in page
+
+
+def test_repair_refuses_when_the_originals_are_not_intact(graph_emulator, day):
+    mailbox, rows = busiest(day)
+    graph_emulator.graph("POST", f"/users/{mailbox}/messages/{rows[0].graph_id}/permanentDelete")
+    raw = day.data_dir / "raw" / DAY.isoformat() / day.report["files"][1]["name"]
+    raw.chmod(0o600)
+    raw.write_bytes(raw.read_bytes().replace(b"<Content>", b"<Content>x", 1))
+    since = len(graph_emulator.requests_log())
+    outcome = verify(graph_emulator, day, repair=True)
+    assert [(r["key"], r["outcome"]) for r in outcome.report["repaired"]] == [
+        (
+            rows[0].item_key,
+            "not repaired: the originals of the day could not be read again (see the "
+            "differences about them)",
+        )
+    ]
+    assert {"raw_changed", "missing_item"} <= {f["kind"] for f in outcome.report["findings"]}
+    assert [
+        r
+        for r in graph_emulator.requests_log(since)
+        if r["method"] == "POST" and r["path"].endswith("/messages")
+    ] == []

@@ -25,7 +25,7 @@ REPAIRABLE = (Kind.MISSING_ITEM, Kind.DELETED_ITEM)
 
 def repair_missing(
     results: Sequence[MailboxResult],
-    expected: Expected,
+    expected: Expected | None,
     *,
     ledger: Ledger,
     client: GraphClient,
@@ -34,7 +34,11 @@ def repair_missing(
     run_id: str,
     when: str,
 ) -> list[dict[str, Any]]:
-    """Re-import the missing copies; one entry per copy with its outcome."""
+    """Re-import the missing copies; one entry per copy with its outcome.
+
+    Without ``expected`` (the originals are not intact or cannot be read) nothing can be
+    re-imported, and each entry says so.
+    """
     targets = [
         (result, finding)
         for result in results
@@ -49,13 +53,18 @@ def repair_missing(
             "upn": result.upn,
             "key": finding.key,
             "kind": finding.kind.value,
-            "outcome": "not repaired: the originals of the day do not hold this item",
+            "outcome": (
+                "not repaired: the originals of the day do not hold this item"
+                if expected is not None
+                else "not repaired: the originals of the day could not be read again (see "
+                "the differences about them)"
+            ),
             "graph_id": None,
         }
         repairs[(result.mailbox, finding.key)] = entry
-        if finding.key in expected.items:
+        if expected is not None and finding.key in expected.items:
             wanted[result.mailbox].append(finding.key)
-    if wanted:
+    if expected is not None and wanted:
         outcomes: dict[tuple[str, str], CopyOutcome] = {}
         copies = []
         for mailbox, keys in wanted.items():

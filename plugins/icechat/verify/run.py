@@ -102,7 +102,7 @@ def verify_day(
         expected = expected_items(job, originals.run_paths, pgp_key, findings)
         results, resumed = _check_mailboxes(job, client, ledger, expected, work)
         repairs: list[dict[str, Any]] = []
-        if repair and expected is not None:
+        if repair:
             repairs = repair_missing(
                 results,
                 expected,
@@ -113,7 +113,7 @@ def verify_day(
                 run_id=f"verify-repair-{day}-{started:%Y%m%dT%H%M%SZ}",
                 when=started.isoformat(timespec="seconds"),
             )
-            if repairs:
+            if repairs and expected is not None:
                 results, resumed = _check_mailboxes(job, client, ledger, expected, work)
         accounting, accounted = account(list(ledger.copies(job.day)), report_of_day, expected)
     finally:
