@@ -246,6 +246,9 @@ def test_a_copy_left_half_imported_is_unaccounted(graph_emulator, day):
     outcome = verify(graph_emulator, day)
     assert ("unaccounted", stranger.item_key) in kinds(outcome)
     assert outcome.report["checks"]["accounting"]["accounted"] is False
+    left = next(f for f in outcome.report["findings"] if f["kind"] == "unaccounted")
+    assert left["subject"] in day.mailboxes, "the mailbox is named by its UPN"
+    assert left["detail"].startswith("left sent by run run-crashed at ")
 
 
 def test_a_day_never_archived_is_reported_not_archived(graph_emulator, day):
@@ -293,6 +296,7 @@ def test_repair_reimports_exactly_the_missing_copies(graph_emulator, day):
         and now.graph_id == repaired[(first, deleted.item_key)]["graph_id"]
     )
     assert now.graph_id != deleted.graph_id
+    assert outcome.report["checks"]["mailboxes"]["resumed_from_checkpoint"] == 0
     again = verify(graph_emulator, day)
     assert kinds(again) == {("unknown_item", "e" * 64)}
     assert again.report["repaired"] == []

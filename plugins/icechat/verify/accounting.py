@@ -24,11 +24,14 @@ def account(
     rows: Sequence[CopyRecord],
     report: Mapping[str, Any] | None,
     expected: Expected | None,
+    *,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[Finding]]:
-    """The day's accounting and what does not add up."""
-    findings = [f for row in rows for f in _row_findings(row)]
+    """The day's accounting and what does not add up (mailboxes shown by ``names``)."""
+    shown = names or {}
+    findings = [f for row in rows for f in _row_findings(row, shown.get(row.mailbox))]
     if expected is not None:
-        findings.extend(_against_originals(rows, expected))
+        findings.extend(_against_originals(rows, expected, shown))
     if report is not None:
         findings.extend(_against_report(rows, report, expected))
     states = Counter(row.state for row in rows)
@@ -47,8 +50,8 @@ def account(
     return accounting, findings
 
 
-def _row_findings(row: CopyRecord) -> list[Finding]:
-    where = row.mailbox
+def _row_findings(row: CopyRecord, name: str | None) -> list[Finding]:
+    where = name or row.mailbox
     if row.state in (CopyState.PLANNED, CopyState.SENT):
         return [
             Finding(
@@ -68,7 +71,9 @@ def _row_findings(row: CopyRecord) -> list[Finding]:
     return out
 
 
-def _against_originals(rows: Sequence[CopyRecord], expected: Expected) -> list[Finding]:
+def _against_originals(
+    rows: Sequence[CopyRecord], expected: Expected, names: Mapping[str, str]
+) -> list[Finding]:
     out = []
     in_ledger = {row.item_key for row in rows}
     for key, item in expected.items.items():
@@ -87,7 +92,7 @@ def _against_originals(rows: Sequence[CopyRecord], expected: Expected) -> list[F
             out.append(
                 Finding(
                     Kind.LEDGER_EXTRA,
-                    row.mailbox,
+                    names.get(row.mailbox, row.mailbox),
                     f"recorded {row.state} by run {row.run_id}; no such item in the originals",
                     row.item_key,
                 )

@@ -114,8 +114,11 @@ def verify_day(
                 when=started.isoformat(timespec="seconds"),
             )
             if repairs and expected is not None:
-                results, resumed = _check_mailboxes(job, client, ledger, expected, work)
-        accounting, accounted = account(list(ledger.copies(job.day)), report_of_day, expected)
+                results, _ = _check_mailboxes(job, client, ledger, expected, work)
+        upns = {r.mailbox: r.upn for r in results}
+        accounting, accounted = account(
+            list(ledger.copies(job.day)), report_of_day, expected, names=upns
+        )
     finally:
         remove_plaintext(work)
     findings.extend(accounted)
