@@ -27,11 +27,11 @@ from icechat.verify.mailboxes import MailboxChecker
 from tests.archived_day import DAY, ArchivedDay, archive, sample_parts
 from tests.graph_import_helpers import emulator_settings
 
-CLOCK = iter(datetime(2026, 12, 7, 6, 0, s, tzinfo=UTC) for s in range(60))
+NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # the verification's clock
 
 
 def clock() -> datetime:
-    return next(CLOCK)
+    return NOW
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_a_clean_day_verifies_and_says_what_was_checked(graph_emulator, day):
         "graph_app": graph_emulator.client_id,
         "run": "test",
     }
-    assert report["started_at"].startswith("2026-12-07T06:00")
+    assert report["started_at"] == report["finished_at"] == "2026-12-07T06:00:00+00:00"
     done = done_rows(day)
     checks = report["checks"]
     assert checks["mailboxes"]["copies"] == checks["mailboxes"]["found"] == len(done)
@@ -323,7 +323,8 @@ def test_a_rerun_after_a_crash_skips_mailboxes_already_checked(graph_emulator, d
     with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
         mine = [r for r in ledger.copies(DAY) if r.mailbox == mailbox]
         checker = MailboxChecker(client, folder_name="ICE Chat", day=DAY, chat_times={})
-        Checkpoint(work).put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
+        checkpoint = Checkpoint(work, datetime(2026, 12, 7, 5, 0, tzinfo=UTC))
+        checkpoint.put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
     with (work / "checkpoint.jsonl").open("a") as fh:
         fh.write('{"mailbox": "torn')  # the crash cut the next line short
     upn = next(u for u, i in day.mailboxes.items() if i == mailbox)
@@ -343,7 +344,8 @@ def test_a_checkpoint_is_not_used_once_the_mailboxs_ledger_rows_changed(graph_em
     with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
         mine = [r for r in ledger.copies(DAY) if r.mailbox == mailbox]
         checker = MailboxChecker(client, folder_name="ICE Chat", day=DAY, chat_times={})
-        Checkpoint(work).put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
+        checkpoint = Checkpoint(work, datetime(2026, 12, 7, 5, 0, tzinfo=UTC))
+        checkpoint.put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
     graph_emulator.graph("POST", f"/users/{mailbox}/messages/{rows[0].graph_id}/permanentDelete")
     with day.ledger() as ledger:
         ledger.reopen(mailbox, [Mark(rows[0].item_key, DAY, reason="lost")], "r3")
@@ -412,3 +414,16 @@ def test_repair_refuses_when_the_originals_are_not_intact(graph_emulator, day):
         for r in graph_emulator.requests_log(since)
         if r["method"] == "POST" and r["path"].endswith("/messages")
     ] == []
+
+
+def test_a_checkpoint_older_than_a_day_is_not_used(graph_emulator, day):
+    """A verification resumed days later reads every mailbox again."""
+    mailbox, _ = busiest(day)
+    work = verify_work_dir(day.data_dir, DAY)
+    with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
+        mine = [r for r in ledger.copies(DAY) if r.mailbox == mailbox]
+        checker = MailboxChecker(client, folder_name="ICE Chat", day=DAY, chat_times={})
+        checkpoint = Checkpoint(work, datetime(2026, 12, 6, 5, 59, tzinfo=UTC))
+        checkpoint.put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
+    outcome = verify(graph_emulator, day)
+    assert outcome.report["checks"]["mailboxes"]["resumed_from_checkpoint"] == 0

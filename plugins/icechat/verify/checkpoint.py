@@ -2,8 +2,9 @@
 
 One JSON line per mailbox checked, appended and flushed to disk as soon as it is known;
 a line is used again only while the mailbox's ledger rows and the folder are what they were
-(its fingerprint). A torn last line (a crash mid-write) is ignored. The file is removed once
-the verification's report is written.
+(its fingerprint), and for at most ``MAX_AGE`` after it was checked: a verification resumed
+days later reads the mailboxes again. A torn last line (a crash mid-write) is ignored. The
+file is removed once the verification's report is written.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import json
 import os
 import threading
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from icechat.ledger import CopyRecord
 from icechat.verify.mailboxes import MailboxResult
 
 NAME = "checkpoint.jsonl"
+MAX_AGE = timedelta(hours=24)
 
 
 def fingerprint(folder_name: str, rows: Iterable[CopyRecord]) -> str:
@@ -30,23 +33,25 @@ def fingerprint(folder_name: str, rows: Iterable[CopyRecord]) -> str:
 
 
 class Checkpoint:
-    """The results already known for this verification of a day, and where to add more."""
+    """The results already known for a verification of a day started at ``now``."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, now: datetime) -> None:
         self.path = work_dir / NAME
+        self.now = now
         self._lock = threading.Lock()
         self._known: dict[tuple[str, str], MailboxResult] = {}
         text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
         self._torn = bool(text) and not text.endswith("\n")
-        if text:
-            for line in text.splitlines():
-                try:
-                    data = json.loads(line)
-                    self._known[(data["mailbox"], data["fingerprint"])] = MailboxResult.from_json(
-                        data["result"]
-                    )
-                except (ValueError, KeyError):
-                    continue  # the line a crash cut short
+        for line in text.splitlines():
+            try:
+                data = json.loads(line)
+                if now - datetime.fromisoformat(data["checked_at"]) > MAX_AGE:
+                    continue
+                self._known[(data["mailbox"], data["fingerprint"])] = MailboxResult.from_json(
+                    data["result"]
+                )
+            except (ValueError, KeyError, TypeError):
+                continue  # the line a crash cut short
 
     def get(self, mailbox: str, print_: str) -> MailboxResult | None:
         """The result recorded for the mailbox in this state, if any."""
@@ -57,7 +62,12 @@ class Checkpoint:
         if not result.complete:
             return
         line = json.dumps(
-            {"mailbox": mailbox, "fingerprint": print_, "result": result.to_json()},
+            {
+                "mailbox": mailbox,
+                "fingerprint": print_,
+                "checked_at": self.now.isoformat(),
+                "result": result.to_json(),
+            },
             ensure_ascii=False,
         )
         with self._lock:

@@ -100,7 +100,7 @@ def verify_day(
     findings.extend(originals.findings)
     try:
         expected = expected_items(job, originals.run_paths, pgp_key, findings)
-        results, resumed = _check_mailboxes(job, client, ledger, expected, work)
+        results, resumed = _check_mailboxes(job, client, ledger, expected, work, started)
         repairs: list[dict[str, Any]] = []
         if repair:
             repairs = repair_missing(
@@ -114,7 +114,7 @@ def verify_day(
                 when=started.isoformat(timespec="seconds"),
             )
             if repairs and expected is not None:
-                results, _ = _check_mailboxes(job, client, ledger, expected, work)
+                results, _ = _check_mailboxes(job, client, ledger, expected, work, started)
         upns = {r.mailbox: r.upn for r in results}
         accounting, accounted = account(
             list(ledger.copies(job.day)), report_of_day, expected, names=upns
@@ -140,7 +140,7 @@ def verify_day(
     json_path, html_path = write_report(report, reports_dir)
     retry_later = any(r.transient for r in results)
     if not retry_later:
-        Checkpoint(work).clear()
+        Checkpoint(work, started).clear()
     log.info("%s", summary_line(report))
     return VerifyOutcome(report, json_path, html_path, retry_later)
 
@@ -173,6 +173,7 @@ def _check_mailboxes(
     ledger: Ledger,
     expected: Expected | None,
     work: Path,
+    started: datetime,
 ) -> tuple[list[MailboxResult], int]:
     """Every mailbox with copies of the day, in parallel; those in the checkpoint are kept."""
     rows: dict[str, list[CopyRecord]] = defaultdict(list)
@@ -181,7 +182,7 @@ def _check_mailboxes(
             rows[row.mailbox].append(row)
     times = {k: i.chat_time for k, i in expected.items.items()} if expected else {}
     checker = MailboxChecker(client, folder_name=job.folder_name, day=job.day, chat_times=times)
-    checkpoint = Checkpoint(work)
+    checkpoint = Checkpoint(work, started)
 
     def one(mailbox: str) -> tuple[MailboxResult, bool]:
         print_ = fingerprint(job.folder_name, rows[mailbox])
