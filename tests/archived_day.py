@@ -85,17 +85,21 @@ def archive(
     day: date = DAY,
     firm: str = FIRM,
     mailboxes: int = 3,
+    delivered: list[Path] | None = None,
 ) -> ArchivedDay:
-    """Archive ``parts`` (plain XML) for ``day``; the ``mailboxes`` busiest insiders get one."""
+    """Archive ``parts`` (plain XML) for ``day``; the ``mailboxes`` busiest insiders get one.
+
+    ``delivered`` are the files as ICE sent them (e.g. encrypted), stored in the raw store
+    in place of ``parts``, in the same order.
+    """
     people = busiest(parts, firm, mailboxes)
     emulator.add_users([{"userPrincipalName": e} for e in people])
     data = tmp_path / "data"
-    files = store_raw(data, day, parts)
+    files = store_raw(data, day, delivered or parts)
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     work = tmp_path / "archive-work"
-    stored = RawStore(raw_day_dir(data, day))
     rendered = render_day(
-        [{"name": f.name, "xml": str(stored.dir / f.name), "raw": f.name} for f in files],
+        [{"name": f.name, "xml": str(p), "raw": f.name} for f, p in zip(files, parts, strict=True)],
         work / "items",
     )
     with GraphClient(emulator_settings(emulator)) as client, Ledger(url) as ledger:

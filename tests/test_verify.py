@@ -20,11 +20,13 @@ from icechat.graph_properties import (
     SUBMIT_TIME,
 )
 from icechat.ledger import CopyRecord, CopyState, Mark
+from icechat.pgp import PgpKey
+from icechat.sample import write_day
 from icechat.verify import VerifyJob, VerifyOutcome, verify_day
 from icechat.verify.checkpoint import Checkpoint, fingerprint
 from icechat.verify.expected import verify_work_dir
 from icechat.verify.mailboxes import MailboxChecker
-from tests.archived_day import DAY, ArchivedDay, archive, sample_parts
+from tests.archived_day import DAY, FIRM, ArchivedDay, archive, sample_parts
 from tests.graph_import_helpers import emulator_settings
 
 NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # the verification's clock
@@ -427,3 +429,24 @@ def test_a_checkpoint_older_than_a_day_is_not_used(graph_emulator, day):
         checkpoint.put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
     outcome = verify(graph_emulator, day)
     assert outcome.report["checks"]["mailboxes"]["resumed_from_checkpoint"] == 0
+
+
+def test_encrypted_originals_are_read_with_the_key_and_unreadable_without(
+    graph_emulator, tmp_path, pgp_keypair
+):
+    plain = sample_parts(tmp_path)
+    sent = write_day(tmp_path / "sent", FIRM, DAY, 30, parts=2, encrypt_to=pgp_keypair.public_file)
+    day = archive(graph_emulator, tmp_path, parts=plain, delivered=[p.path for p in sent.parts])
+    key = PgpKey(pgp_keypair.secret_armored, pgp_keypair.passphrase)
+    with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
+        job = VerifyJob(day.day, day.data_dir)
+        good = verify_day(job, ledger=ledger, client=client, pgp_key=key, clock=clock)
+        keyless = verify_day(job, ledger=ledger, client=client, pgp_key=None, clock=clock)
+    assert good.verified, good.report["findings"][:3]
+    assert good.report["checks"]["accounting"]["copies"] == day.report["copies"]
+    assert [f["kind"] for f in keyless.report["findings"]] == ["unreadable"]
+    assert (
+        "is encrypted but no icechat_pgp connection is configured"
+        in (keyless.report["findings"][0]["detail"])
+    )
+    assert not verify_work_dir(day.data_dir, DAY).joinpath("plain").exists()
