@@ -32,8 +32,8 @@ def run_case(case: str, path: str) -> dict[str, float]:
     """One measurement in this process."""
     from lxml import etree
 
-    from icechat.archive import NoAttachments
-    from icechat.parser import read_part
+    from icechat.ice.packages import NoAttachments
+    from icechat.ice.parser import read_part
     from icechat.render import build_message, graph_json_line, to_eml
 
     began = time.process_time()
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
     messages = int(argv[0]) if argv else 200_000
     plugins = str(Path(__file__).resolve().parents[1] / "plugins")
     sys.path.insert(0, plugins)
-    from icechat.sample import write_day
+    from icechat.dev.sample import write_day
 
     with tempfile.TemporaryDirectory() as out:
         day = write_day(Path(out), "BENCH01", date(2026, 11, 26), messages, 7)

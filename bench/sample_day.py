@@ -20,7 +20,7 @@ PACKAGINGS = ("xml", "xml.gz", "zip")
 
 def one(messages: int, packaging: str) -> dict[str, float]:
     """Write one day in this process and measure it."""
-    from icechat.sample import write_day
+    from icechat.dev.sample import write_day
 
     with tempfile.TemporaryDirectory() as out:
         began = time.perf_counter()

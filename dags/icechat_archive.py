@@ -49,33 +49,33 @@ DAY = "{{ ti.xcom_pull(task_ids='resolve_day') }}"
 def icechat_archive() -> None:
     @task
     def resolve_day(**context: object) -> str:
-        from icechat.glue import steps
+        from icechat.glue import tasks
 
-        return steps.day_of(context).isoformat()
+        return tasks.day_of(context).isoformat()
 
     @task
     def fetch(day: str) -> dict:
-        from icechat.glue import steps
+        from icechat.glue import tasks
 
-        return steps.fetch(steps.parse_day(day))
+        return tasks.fetch(tasks.parse_day(day))
 
     @task
     def decrypt(day: str, fetched: dict) -> list:
-        from icechat.glue import steps
+        from icechat.glue import tasks
 
-        return steps.decrypt_and_unpack(steps.parse_day(day), fetched)
+        return tasks.decrypt_and_unpack(tasks.parse_day(day), fetched)
 
     @task
     def parse_render(day: str, parts: list) -> dict:
-        from icechat.glue import steps
+        from icechat.glue import tasks
 
-        return steps.parse_and_render(steps.parse_day(day), parts)
+        return tasks.parse_and_render(tasks.parse_day(day), parts)
 
     @task
     def map_participants(day: str, rendered: dict, **context: object) -> dict:
-        from icechat.glue import steps
+        from icechat.glue import tasks
 
-        return steps.plan(steps.parse_day(day), rendered, context)
+        return tasks.plan(tasks.parse_day(day), rendered, context)
 
     @task
     def shards(plan: dict) -> list:
@@ -83,16 +83,16 @@ def icechat_archive() -> None:
 
     @task(pool="icechat_graph", retries=5, max_active_tis_per_dagrun=8)
     def import_shard(shard: str, day: str, **context: object) -> dict:
-        from icechat.glue import steps
+        from icechat.glue import tasks
 
-        return steps.import_shard(steps.parse_day(day), shard, context)
+        return tasks.import_shard(tasks.parse_day(day), shard, context)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
     def reconcile(day: str, results: list, **context: object) -> dict:
-        from icechat.glue import steps
+        from icechat.glue import tasks
 
         shard_results = [results[i] for i in range(len(results))] if results else []
-        return steps.reconcile(steps.parse_day(day), shard_results, context)
+        return tasks.reconcile(tasks.parse_day(day), shard_results, context)
 
     day = resolve_day()
     wait = IceChatDeliverySensor(

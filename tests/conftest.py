@@ -1,9 +1,9 @@
-"""Shared pytest set-up: every module in tests/fixtures/ is loaded as a fixture plugin."""
+"""Shared pytest set-up: every module in tests/support/fixtures/ is loaded as a fixture plugin."""
 
 from pathlib import Path
 
 pytest_plugins = sorted(
-    f"tests.fixtures.{p.stem}"
-    for p in (Path(__file__).parent / "fixtures").glob("*.py")
+    f"tests.support.fixtures.{p.stem}"
+    for p in (Path(__file__).parent / "support" / "fixtures").glob("*.py")
     if p.stem != "__init__"
 )

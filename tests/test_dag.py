@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from icechat.dev.sample import write_day
 from icechat.ledger import CopyState, Ledger
-from icechat.sample import write_day
-from tests.airflow_env import (
+from tests.support.airflow_env import (
     REPO,
     airflow_env,
     graph_connection,

@@ -7,18 +7,17 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from icechat import settings
+from tests.support.paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
-COMPOSE = ROOT / "docker-compose.yaml"
-DOCKERFILE = ROOT / "Dockerfile"
-ENV_EXAMPLE = ROOT / ".env.example"
+COMPOSE = REPO / "docker-compose.yaml"
+DOCKERFILE = REPO / "Dockerfile"
+ENV_EXAMPLE = REPO / ".env.example"
 
 DATA_DIR = "/opt/airflow/icechat"
 AIRFLOW_SERVICES = {
@@ -107,7 +106,7 @@ def test_init_creates_graph_pool_and_admin(compose: dict[str, Any]) -> None:
 def test_ledger_database_exists_where_the_example_points(compose: dict[str, Any]) -> None:
     mounts = compose["services"]["postgres"]["volumes"]
     init_dir = next(m.split(":")[0] for m in mounts if "/docker-entrypoint-initdb.d" in m)
-    sql = "".join(p.read_text() for p in sorted((ROOT / init_dir).glob("*.sql")))
+    sql = "".join(p.read_text() for p in sorted((REPO / init_dir).glob("*.sql")))
     assert re.search(r"CREATE DATABASE icechat_ledger\b", sql)
     ledger = env_entries(include_commented=False)["AIRFLOW_CONN_ICECHAT_LEDGER"]
     assert re.fullmatch(r"postgresql://airflow:[^@]+@postgres:5432/icechat_ledger", ledger)
@@ -151,9 +150,9 @@ def test_dockerfile_installs_gpg_and_the_package() -> None:
 
 
 def test_secrets_stay_out_of_git_and_the_image() -> None:
-    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT, check=False)
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO, check=False)
     assert ignored.returncode == 0, ".env must be gitignored"
-    dockerignore = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    dockerignore = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert ".env" in dockerignore
 
 
@@ -166,7 +165,7 @@ def test_docker_compose_accepts_the_file() -> None:
         pytest.skip("docker client has no compose plugin")
     result = subprocess.run(
         [docker, "compose", "--env-file", str(ENV_EXAMPLE), "config", "-q"],
-        cwd=ROOT,
+        cwd=REPO,
         env={**os.environ, "ICECHAT_ENV_FILE": str(ENV_EXAMPLE)},
         capture_output=True,
         text=True,

@@ -12,20 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from icechat.ledger import CopyState, Ledger
-from tests.fixtures.graph_emulator import ALICE, BOB, ERIN
-from tests.graph_import_helpers import DAY
-from tests.test_importer import assert_exactly_once
+from tests.support.fixtures.graph_emulator import ALICE, BOB, ERIN
+from tests.support.graph_import_helpers import DAY, assert_exactly_once
+from tests.support.paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
 MAILBOXES = [ALICE, BOB, ERIN]
 PER_MAILBOX = 250
 
 
 def _start(spec: dict[str, Any]) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"}
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}"}
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.import_worker", json.dumps(spec)],
-        cwd=ROOT,
+        [sys.executable, "-m", "tests.support.import_worker", json.dumps(spec)],
+        cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

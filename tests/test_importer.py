@@ -11,13 +11,21 @@ from typing import Any
 
 import pytest
 
-from icechat.graph_auth import access_token
-from icechat.graph_client import GraphClient
+from icechat.graph.auth import access_token
+from icechat.graph.client import GraphClient
+from icechat.graph.mailbox import create_request, ensure_folder
+from icechat.graph.properties import MESSAGE_ID_DOMAIN
 from icechat.importer import Copy, Importer, Status
 from icechat.ledger import CopyState, Ledger, Mark
-from icechat.mailbox import create_request, ensure_folder
-from tests.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
-from tests.graph_import_helpers import DAY, chat_time, copies, emulator_settings, payload
+from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
+from tests.support.graph_import_helpers import (
+    DAY,
+    assert_exactly_once,
+    chat_time,
+    copies,
+    emulator_settings,
+    payload,
+)
 
 
 @pytest.fixture
@@ -30,15 +38,6 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 def client(graph_emulator: Any) -> Iterator[GraphClient]:
     with GraphClient(emulator_settings(graph_emulator)) as opened:
         yield opened
-
-
-def assert_exactly_once(emulator: Any, expected: dict[str, int]) -> None:
-    """Each mailbox's folder holds each item once, and as many as expected."""
-    for mailbox, count in expected.items():
-        ids = [m["internetMessageId"] for m in emulator.messages(mailbox)]
-        dupes = {k: n for k, n in Counter(ids).items() if n > 1}
-        assert dupes == {}, f"{mailbox} holds duplicates"
-        assert len(ids) == count, mailbox
 
 
 def test_items_arrive_as_non_drafts_with_the_chat_times(
@@ -55,6 +54,21 @@ def test_items_arrive_as_non_drafts_with_the_chat_times(
     assert ledger.counts(DAY)[CopyState.DONE] == 10
 
 
+def test_a_hidden_ice_chat_folder_is_imported_into_not_duplicated(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    path = f"/users/{BOB}/mailFolders/msgfolderroot/childFolders"
+    hidden = graph_emulator.graph("POST", path, json={"displayName": "ICE Chat", "isHidden": True})
+    assert hidden.status_code == 201
+    result = Importer(client, ledger, run_id="r1").run(copies([BOB], 3))
+    assert result.counts[Status.IMPORTED] == 3, result.failures
+    (bob,) = [u for u in graph_emulator.state()["users"] if u["userPrincipalName"] == BOB]
+    folders = [f for f in bob["folders"] if f["displayName"] == "ICE Chat"]
+    assert [(f["id"], f["isHidden"], f["messageCount"]) for f in folders] == [
+        (hidden.json()["id"], True, 3)
+    ]
+
+
 def test_a_rerun_finds_everything_already_present(
     graph_emulator: Any, client: GraphClient, ledger: Ledger
 ) -> None:
@@ -65,7 +79,7 @@ def test_a_rerun_finds_everything_already_present(
 
 
 @pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])
-def test_throttling_and_503s_every_copy_once_no_retry_after_broken(
+def test_throttling_5xx_and_429_after_success_every_copy_once_within_the_limits(
     graph_emulator: Any, client: GraphClient, ledger: Ledger, batch: bool
 ) -> None:
     graph_emulator.set_faults(
@@ -73,17 +87,82 @@ def test_throttling_and_503s_every_copy_once_no_retry_after_broken(
         window_requests=10 if batch else 4,
         window_seconds=1.0,
         rate_503=0.1,
+        rate_502=0.05,
+        rate_429_after_success=0.1,
         retry_after=1,
         seed=11,
     )
     result = Importer(client, ledger, run_id="r1", batch=batch).run(copies([ALICE, BOB, ERIN], 15))
     assert result.counts[Status.IMPORTED] == 45, result.failures[:3]
-    statuses = Counter(r["status"] for r in graph_emulator.requests_log())
-    assert statuses[429] and statuses[503], "faults must have happened"
+    log = graph_emulator.requests_log()
+    statuses = Counter(r["status"] for r in log)
+    assert statuses[429] and statuses[503] and statuses[502], "faults must have happened"
     assert_exactly_once(graph_emulator, {ALICE: 15, BOB: 15, ERIN: 15})
+    assert max(graph_emulator.peak_concurrency().values()) <= 4
     if batch:
-        # One request in flight per mailbox (its parts run 4 at a time): nothing can race.
+        # One batch in flight per mailbox, holding all 4 of its slots: nothing can race.
+        # (Singles can: one may leave just after another's 429 left Graph, before it arrived.)
         assert graph_emulator.violations() == []
+
+
+def _wide(copies_: list[Copy], text: str) -> list[Copy]:
+    """The copies with their body replaced by ``text``."""
+    body = {"contentType": "text", "content": text}
+    return [Copy(c.mailbox, c.key, c.payload | {"body": body}, c.day) for c in copies_]
+
+
+@pytest.mark.parametrize("char", ["漢", "😀"], ids=["cjk", "emoji"])
+def test_batches_are_sized_in_utf8_bytes_not_characters(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger, char: str
+) -> None:
+    # 0.3 million characters each: 0.9 MB (CJK) or 1.2 MB (emoji) of UTF-8.
+    result = Importer(client, ledger, run_id="r1").run(_wide(copies([ALICE], 8), char * 300_000))
+    assert result.counts[Status.IMPORTED] == 8, result.failures[:1]
+    assert_exactly_once(graph_emulator, {ALICE: 8})
+    assert 413 not in {r["status"] for r in graph_emulator.requests_log()}
+
+
+def test_item_over_four_megabytes_of_utf8_fails_with_the_reason_unsent(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    # 1.5 million CJK characters: 4.5 MB of UTF-8.
+    result = Importer(client, ledger, run_id="r1").run(_wide(copies([ALICE], 1), "漢" * 1_500_000))
+    assert result.counts == Counter({Status.FAILED: 1})
+    assert "bytes of JSON" in (result.failures[0].reason or "")
+    assert not [r for r in graph_emulator.requests_log() if r["path"].endswith("/messages")]
+
+
+def test_attachment_left_out_when_utf8_text_leaves_it_no_room(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    # 3 MB of CJK text and a 1 MB file: 4.3 MB together, though only 2.4 M characters.
+    (copy,) = _wide(copies([ALICE], 1), "漢" * 1_000_000)
+    attachment = {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": "deal.pdf",
+        "contentBytes": base64.b64encode(b"\0" * 1024 * 1024).decode(),
+    }
+    with_file = Copy(ALICE, copy.key, copy.payload | {"attachments": [attachment]}, DAY)
+    result = Importer(client, ledger, run_id="r1").run([with_file])
+    assert result.counts == Counter({Status.IMPORTED: 1, Status.IMPORTED_WITH_NOTICE: 1})
+    (message,) = graph_emulator.messages(ALICE)
+    assert message["attachments"] == []
+
+
+def test_every_graph_id_in_the_ledger_is_immutable(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    # Copy 0 was stored but left "sent" by a crash: the re-run finds it with a batch look-up.
+    folder = ensure_folder(client, ALICE, "ICE Chat")
+    client.send(create_request(ALICE, folder, payload("item-00000", 0)), mailbox=ALICE)
+    ledger.mark_sent(ALICE, [Mark("item-00000", DAY)], "crashed-run")
+    Importer(client, ledger, run_id="r2").run(copies([ALICE], 25))
+    stored = {m["internetMessageId"]: m["id"] for m in graph_emulator.messages(ALICE)}
+    keys = [f"item-{n:05d}" for n in range(25)]
+    recorded = ledger.lookup(ALICE, keys)
+    assert {k: recorded[k].graph_id for k in keys} == {
+        k: stored[f"<{k}@{MESSAGE_ID_DOMAIN}>"] for k in keys
+    }
 
 
 @pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])

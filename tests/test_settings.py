@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 
 from icechat.exceptions import SettingsError
-from icechat.parser import read_part
-from icechat.profile import DEFAULT_PROFILE
+from icechat.ice.parser import read_part
+from icechat.ice.profile import DEFAULT_PROFILE
 from icechat.settings import Settings
-
-REPO = Path(__file__).resolve().parents[1]
-SPEC = Path(__file__).parent / "data" / "spec_example.xml"
+from tests.support.paths import REPO, SPEC
 
 
 def settings(**values: str) -> Settings:

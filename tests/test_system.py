@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from icechat.sample import write_day
-from tests.airflow_env import (
+from icechat.dev.sample import write_day
+from tests.support.airflow_env import (
     airflow_env,
     graph_connection,
     internal_people,
     pgp_connection,
     run_airflow,
 )
-from tests.airflow_stack import (
+from tests.support.airflow_stack import (
     AirflowStack,
     airflow_services,
     free_port,

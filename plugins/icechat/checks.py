@@ -22,13 +22,13 @@ from icechat.exceptions import (
     MailboxNotFoundError,
     PgpError,
 )
-from icechat.fetch import Transport
-from icechat.graph_auth import access_token
-from icechat.graph_client import GraphClient, user_path
+from icechat.graph.auth import access_token
+from icechat.graph.client import GraphClient, user_path
+from icechat.graph.mailbox import ROOT_FOLDER, ensure_folder
+from icechat.ice.fetch import Transport
+from icechat.ice.pgp import GpgSession, PgpKey
 from icechat.ledger import SCHEMA_VERSION, stored_schema_version
-from icechat.mailbox import ROOT_FOLDER, ensure_folder
 from icechat.mapping.graph_directory import DIRECTORY_LANE
-from icechat.pgp import GpgSession, PgpKey
 
 USERS_TRIED = 10  # directory users tried for a mailbox when none is named
 

@@ -8,8 +8,10 @@ it is created again, and so is a create that failed in a way that may hide a suc
 duplicates nothing.
 
 Mailboxes run in parallel on a thread pool, one lane per mailbox; a lane sends its copies in
-groups of up to 20, as one ``$batch`` or as single requests, and the client keeps at most
-4 requests in flight per mailbox.
+groups of up to 20 whose ``$batch`` stays within Graph's 4 MB (measured in bytes of the
+UTF-8 JSON sent), as one ``$batch`` or as single requests, and the client keeps at most
+4 requests in flight per mailbox. An item whose JSON alone is over the limit fails with
+that reason without being sent.
 """
 
 from __future__ import annotations
@@ -26,17 +28,19 @@ from enum import StrEnum
 from typing import Any
 
 from icechat.exceptions import GraphError
-from icechat.graph_attachments import REQUEST_LIMIT, fit_attachments
-from icechat.graph_client import (
+from icechat.graph.attachments import ITEM_LIMIT, fit_attachments
+from icechat.graph.client import (
+    BATCH_ENVELOPE,
     MAX_BATCH,
+    REQUEST_LIMIT,
     GraphClient,
     GraphRequest,
     GraphResponse,
     Outcome,
     Recover,
+    part_bytes,
 )
-from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
-from icechat.mailbox import (
+from icechat.graph.mailbox import (
     create_request,
     dedupe_key,
     ensure_folder,
@@ -44,6 +48,7 @@ from icechat.mailbox import (
     found_id,
     lookup_request,
 )
+from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +119,6 @@ class _Work:
     copy: Copy
     dedupe: str
     payload: Mapping[str, Any]
-    size: int
     notices: tuple[str, ...]
 
 
@@ -277,7 +281,9 @@ class Importer:
             self.ledger.mark_done(mailbox, marks, self.run_id)
             for mark in marks:
                 settled[mark.item_key] = self._present(mailbox, known[mark.item_key], mark.graph_id)
-        to_create = [w for w in work if w.copy.key not in found]
+        to_create = [
+            (w, create_request(mailbox, folder, w.payload)) for w in work if w.copy.key not in found
+        ]
         for group in _groups(to_create):
             for outcome in self._create(mailbox, folder, group):
                 settled[outcome.key] = outcome
@@ -296,7 +302,17 @@ class Importer:
                 invalid.append((copy, "the rendered item carries no dedupe key property"))
                 continue
             fitted = fit_attachments(copy.payload, copy.attachment_sources)
-            work.append(_Work(copy, key, fitted.payload, fitted.size, fitted.notices))
+            if fitted.size > ITEM_LIMIT:
+                invalid.append(
+                    (
+                        copy,
+                        f"the item is {fitted.size} bytes of JSON without its attachments; "
+                        f"Graph takes at most {REQUEST_LIMIT} bytes per request, so it cannot "
+                        "be archived as one item: its text is in the day's raw export files",
+                    )
+                )
+                continue
+            work.append(_Work(copy, key, fitted.payload, fitted.notices))
         return work, invalid
 
     def _folder(self, mailbox: str) -> str:
@@ -324,19 +340,22 @@ class Importer:
         log.info("%s: %s of %s copies sent earlier were in Graph", mailbox, len(found), len(work))
         return found
 
-    def _create(self, mailbox: str, folder: str, group: Sequence[_Work]) -> list[CopyOutcome]:
+    def _create(
+        self, mailbox: str, folder: str, group: Sequence[tuple[_Work, GraphRequest]]
+    ) -> list[CopyOutcome]:
         def recover(request: GraphRequest) -> GraphResponse | None:
             key = dedupe_key(request.body or {})
             graph_id = find_item(self.client, mailbox, folder, key) if key else None
             return None if graph_id is None else GraphResponse(201, {"id": graph_id})
 
-        self.ledger.mark_sent(mailbox, [Mark(w.copy.key, w.copy.day) for w in group], self.run_id)
-        requests_ = [create_request(mailbox, folder, w.payload) for w in group]
-        outcomes = self._send_all(requests_, mailbox, recover)
+        self.ledger.mark_sent(
+            mailbox, [Mark(w.copy.key, w.copy.day) for w, _ in group], self.run_id
+        )
+        outcomes = self._send_all([r for _, r in group], mailbox, recover)
         done: list[Mark] = []
         failed: list[Mark] = []
         results: list[CopyOutcome] = []
-        for w, outcome in zip(group, outcomes, strict=True):
+        for (w, _), outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, GraphError):
                 failed.append(Mark(w.copy.key, w.copy.day, reason=str(outcome)))
                 results.append(CopyOutcome(mailbox, w.copy.key, Status.FAILED, reason=str(outcome)))
@@ -381,15 +400,18 @@ class Importer:
         return [f.result() for f in futures]
 
 
-def _groups(work: Sequence[_Work]) -> Iterator[list[_Work]]:
-    """Consecutive groups of at most 20 items whose JSON fits one Graph request."""
-    group: list[_Work] = []
-    size = 0
-    for w in work:
-        if group and (len(group) == MAX_BATCH or size + w.size > REQUEST_LIMIT):
+def _groups(
+    work: Sequence[tuple[_Work, GraphRequest]],
+) -> Iterator[list[tuple[_Work, GraphRequest]]]:
+    """Consecutive groups of at most 20 creates whose ``$batch`` fits one Graph request."""
+    group: list[tuple[_Work, GraphRequest]] = []
+    size = BATCH_ENVELOPE
+    for item in work:
+        part = part_bytes(item[1])
+        if group and (len(group) == MAX_BATCH or size + part > REQUEST_LIMIT):
             yield group
-            group, size = [], 0
-        group.append(w)
-        size += w.size
+            group, size = [], BATCH_ENVELOPE
+        group.append(item)
+        size += part
     if group:
         yield group

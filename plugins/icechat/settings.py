@@ -14,8 +14,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from icechat.exceptions import SettingsError
+from icechat.ice.profile import DEFAULT_PROFILE, Profile, load_profile
 from icechat.mapping.csvfile import is_address
-from icechat.profile import DEFAULT_PROFILE, Profile, load_profile
 
 REMOTE_DIR = "icechat_remote_dir"
 DATA_DIR = "icechat_data_dir"

@@ -1,7 +1,7 @@
 """The day's plaintext: ``work/{day}/`` under the data directory, owner-only, short-lived.
 
-Decrypted parts land here (see :mod:`icechat.pgp`); zip parts are unpacked here into one
-folder per part with the safety limits of :mod:`icechat.archive`; the whole day's folder is
+Decrypted parts land here (see :mod:`icechat.ice.pgp`); zip parts are unpacked here into one
+folder per part with the safety limits of :mod:`icechat.ice.packages`; the whole day's folder is
 removed once the day is reconciled.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from icechat.archive import DEFAULT_LIMITS, Limits, sniff, unpack
+from icechat.ice.packages import DEFAULT_LIMITS, Limits, sniff, unpack
 
 log = logging.getLogger(__name__)
 

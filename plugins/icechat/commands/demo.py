@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from icechat.devtools.demo import DEMO_DAY, DemoLayout, run_day, serve_airflow
+from icechat.dev.demo import DEMO_DAY, DemoLayout, run_day, serve_airflow
 
 
 def add_parser(subparsers: Any) -> None:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from icechat.dev.graph_emulator import FaultConfig, GraphEmulator
 from icechat.exceptions import GraphEmulatorError
-from icechat.graph_emulator import FaultConfig, GraphEmulator
 
 ENV_FAULTS = "ICECHAT_GRAPH_EMULATOR_FAULTS"
 _FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
@@ -20,6 +20,10 @@ _FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("--window-requests", int, "requests per window per app and mailbox"),
     ("--window-seconds", float, "length of that window"),
     ("--retry-after", int, "seconds given in Retry-After"),
+    ("--upload-bytes", int, "PATCH/POST/PUT bytes per window per app and mailbox; 0 = no limit"),
+    ("--upload-seconds", float, "length of that upload window"),
+    ("--rate-500", float, "fraction of mailbox requests answered 500"),
+    ("--rate-502", float, "fraction of mailbox requests answered 502"),
     ("--rate-503", float, "fraction of mailbox requests answered 503"),
     ("--rate-429-after-success", float, "fraction of creates stored but answered 429"),
     ("--seed", int, "seed for the random faults"),
@@ -79,8 +83,9 @@ def _fault_settings(args: argparse.Namespace) -> dict[str, Any]:
         name = flag.removeprefix("--").replace("-", "_")
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
-    if settings.get("max_concurrent") == 0:
-        settings["max_concurrent"] = None
+    for name in ("max_concurrent", "upload_bytes"):
+        if settings.get(name) == 0:
+            settings[name] = None
     return settings
 
 

@@ -8,9 +8,9 @@ import sys
 from collections import Counter
 from datetime import datetime
 
-from icechat.model import ItemKind
-from icechat.parser import read_part
-from icechat.timestamps import iso_utc
+from icechat.ice.model import ItemKind
+from icechat.ice.parser import read_part
+from icechat.ice.timestamps import iso_utc
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

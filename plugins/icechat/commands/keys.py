@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from icechat.exceptions import OnboardingError
-from icechat.keys import (
+from icechat.ice.keys import (
     PGP_ALGOS,
     SSH_TYPES,
     env_line,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from icechat.exceptions import RenderOutputError
-from icechat.parser import PartReader, read_part
+from icechat.ice.parser import PartReader, read_part
 from icechat.render import (
     MESSAGE,
     MODES,

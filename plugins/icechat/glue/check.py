@@ -26,8 +26,8 @@ from icechat.exceptions import IceChatError
 from icechat.glue import sftp
 from icechat.glue.graph_hook import GRAPH_CONN_ID, TEST_POLICY, graph_settings
 from icechat.glue.pgp import pgp_key
-from icechat.glue.steps import ledger_url, load_settings, mapping_table
-from icechat.graph_client import GraphClient
+from icechat.glue.tasks import ledger_url, load_settings, mapping_table
+from icechat.graph.client import GraphClient
 from icechat.settings import Settings
 
 

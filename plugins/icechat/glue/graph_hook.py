@@ -12,9 +12,9 @@ from airflow.sdk.log import mask_secret
 
 from icechat.checks import check_graph_app
 from icechat.exceptions import IceChatError
-from icechat.graph_client import GraphClient
-from icechat.graph_settings import GRAPH_URL, MICROSOFT_AUTHORITY_HOST, GraphSettings
-from icechat.retry import RetryPolicy
+from icechat.graph.client import GraphClient
+from icechat.graph.retry import RetryPolicy
+from icechat.graph.settings import GRAPH_URL, MICROSOFT_AUTHORITY_HOST, GraphSettings
 
 GRAPH_CONN_ID = "icechat_graph"
 # A connection test answers within seconds; the import's ten-minute retry budget would not.
@@ -39,6 +39,7 @@ def graph_settings(conn_id: str = GRAPH_CONN_ID) -> GraphSettings:
         authority_host=extra.get("authority_host") or MICROSOFT_AUTHORITY_HOST,
         graph_url=extra.get("graph_url") or GRAPH_URL,
         ca_bundle=extra.get("ca_bundle") or None,
+        scope=extra.get("scope") or None,
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``icechat_pgp`` connection as a :class:`icechat.pgp.PgpKey` (or none configured).
+"""The ``icechat_pgp`` connection as a :class:`icechat.ice.pgp.PgpKey` (or none configured).
 
 :class:`IceChatPgpHook` is the connection type's hook in the Airflow UI: its "Test" proves
 the passphrase opens the key.
@@ -10,7 +10,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from icechat.exceptions import IceChatError, PgpKeyError
-from icechat.pgp import PgpKey
+from icechat.ice.pgp import PgpKey
 
 CONN_ID = "icechat_pgp"
 

@@ -40,6 +40,12 @@ GRAPH_FIELDS: dict[str, dict[str, Any]] = {
     "ca_bundle": _text(
         "CA bundle", "Path of a PEM file to verify TLS with (proxies, test servers)"
     ),
+    "scope": _text(
+        "Token scope",
+        "What tokens are asked for (empty: Microsoft Graph's, https://graph.microsoft.com/"
+        ".default, or the national cloud's when Graph URL is one); keep it Graph's even when "
+        "Graph URL is a gateway or proxy",
+    ),
 }
 
 PGP_FIELDS: dict[str, dict[str, Any]] = {
@@ -73,6 +79,7 @@ def get_provider_info() -> dict[str, Any]:
                     "placeholders": {
                         "authority_host": "https://login.microsoftonline.com",
                         "graph_url": "https://graph.microsoft.com/v1.0",
+                        "scope": "https://graph.microsoft.com/.default",
                     },
                 },
             },

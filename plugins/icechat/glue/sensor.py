@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from icechat.delivery import default_deadline, enforce_deadline
 from icechat.exceptions import DeliveryTimeoutError
-from icechat.fetch import load_look, look, look_state_path, save_look
 from icechat.glue.sftp import CONN_ID, open_site
-from icechat.glue.steps import load_settings
+from icechat.glue.tasks import load_settings
+from icechat.ice.delivery import default_deadline, enforce_deadline
+from icechat.ice.fetch import load_look, look, look_state_path, save_look
 
 
 class IceChatDeliverySensor(BaseSensorOperator):

@@ -1,4 +1,4 @@
-"""The ``icechat_sftp`` connection as a :class:`icechat.fetch.Transport`, through SFTPHook.
+"""The ``icechat_sftp`` connection as a :class:`icechat.ice.fetch.Transport`, through SFTPHook.
 
 The connection's ``host_key`` extra is required and pinned: a server presenting another key
 is refused with both fingerprints, and there is no way to switch the check off.
@@ -14,8 +14,8 @@ from typing import Any
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-from icechat.delivery import RemoteFile
 from icechat.exceptions import HostKeyError, SftpConnectError
+from icechat.ice.delivery import RemoteFile
 
 CONN_ID = "icechat_sftp"
 

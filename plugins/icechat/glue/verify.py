@@ -17,7 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from icechat.exceptions import VerifyIncompleteError
 from icechat.glue.check import use_metadata_connections
-from icechat.glue.steps import actionable, data_dir, ledger_url, load_settings, mapping_table
+from icechat.glue.tasks import actionable, data_dir, ledger_url, load_settings, mapping_table
 from icechat.settings import Settings, VerifySettings
 from icechat.verify import VerifyJob, VerifyOutcome
 
@@ -72,7 +72,7 @@ def run_verify(day: date, run: str, *, repair: bool = False) -> VerifyOutcome:
     """Verify one day with the deployment's settings and connections."""
     from icechat.glue.graph_hook import graph_settings
     from icechat.glue.pgp import pgp_key
-    from icechat.graph_client import GraphClient
+    from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
     from icechat.verify import verify_day
 
@@ -116,7 +116,7 @@ def export_evidence(day: date, out: Path) -> Any:
     """Write the day's evidence folder with the deployment's settings and connections."""
     from icechat.glue.graph_hook import graph_settings
     from icechat.glue.pgp import pgp_key
-    from icechat.graph_client import GraphClient
+    from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
     from icechat.mapping.graph_directory import GraphDirectory
     from icechat.mapping.rules import Resolver

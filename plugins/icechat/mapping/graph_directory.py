@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from icechat.exceptions import GraphError, MailboxNotFoundError
-from icechat.graph_client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse
+from icechat.graph.client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse
 from icechat.mapping.directory import DirectoryEntry, Verdict
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from icechat.itemsfile import IndexEntry, read_index
 from icechat.mapping.directory import DirectoryEntry
 from icechat.mapping.rules import Reason, Resolver
+from icechat.render.itemsfile import IndexEntry, read_index
 
 MAX_LISTED = 1000
 NOT_MAPPED = "not_mapped.jsonl"

@@ -13,8 +13,8 @@ import hashlib
 import re
 from functools import lru_cache
 
-from icechat.graph_properties import MESSAGE_ID_DOMAIN
-from icechat.model import Participant
+from icechat.graph.properties import MESSAGE_ID_DOMAIN
+from icechat.ice.model import Participant
 
 PLACEHOLDER_DOMAIN = f"ice.{MESSAGE_ID_DOMAIN}"
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from html import escape
 from typing import NamedTuple
 
-from icechat.model import ChatItem, ConversationSlice, ItemKind, Participant, Room, Update
+from icechat.ice.model import ChatItem, ConversationSlice, ItemKind, Participant, Room, Update
 from icechat.render.people import shown
 from icechat.render.text import body_text, room_label, shown_time
 

@@ -2,7 +2,7 @@
 
 The extended properties make Exchange treat the item as a received message (flags without
 the unsent bit, delivery and submit time = the chat time) and carry the dedupe key the
-import looks items up by. Property ids come only from :mod:`icechat.graph_properties`.
+import looks items up by. Property ids come only from :mod:`icechat.graph.properties`.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import json
 from base64 import b64encode
 from typing import Any
 
-from icechat.graph_properties import (
+from icechat.graph.properties import (
     ARCHIVED_MESSAGE_FLAGS,
     DEDUPE_KEY,
     DELIVERY_TIME,
     MESSAGE_FLAGS,
     SUBMIT_TIME,
 )
-from icechat.model import Participant
+from icechat.ice.model import Participant
 from icechat.render.mail import MailItem
 from icechat.render.people import shown
 from icechat.render.text import header_text, iso_z

@@ -17,10 +17,9 @@ from datetime import date, datetime
 from functools import lru_cache, partial
 from posixpath import basename
 
-from icechat.archive import AttachmentSource
 from icechat.exceptions import ArchiveError, RenderError
-from icechat.graph_properties import MESSAGE_ID_DOMAIN
-from icechat.model import (
+from icechat.graph.properties import MESSAGE_ID_DOMAIN
+from icechat.ice.model import (
     ChatItem,
     ConversationSlice,
     ItemKind,
@@ -28,6 +27,7 @@ from icechat.model import (
     Room,
     TransferStatus,
 )
+from icechat.ice.packages import AttachmentSource
 from icechat.render.bodies import message_html, message_text, transcript_bodies
 from icechat.render.people import shown
 from icechat.render.text import header_text, utc

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from html import escape
 
-from icechat.model import Participant
+from icechat.ice.model import Participant
 from icechat.render.addresses import address_of
 from icechat.render.headers import mailbox
 from icechat.render.text import header_text

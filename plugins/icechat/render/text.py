@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from icechat.exceptions import RenderError
-from icechat.model import Room
+from icechat.ice.model import Room
 
 # C0 controls, DEL, NEL, the Unicode line/paragraph separators and lone surrogates.
 _HEADER_BAD = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]+")

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from icechat.exceptions import EvidenceError
+from icechat.ice.pgp import PgpKey
+from icechat.ice.rawstore import raw_day_dir
 from icechat.ledger import CopyRecord, Ledger
 from icechat.mapping.rules import Resolver
-from icechat.pgp import PgpKey
-from icechat.rawstore import raw_day_dir
 from icechat.verify.accounting import UNMAPPED
 from icechat.verify.expected import Expected, remove_plaintext, verify_work_dir
 from icechat.verify.originals import check_originals, day_report, report_files

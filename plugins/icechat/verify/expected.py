@@ -15,14 +15,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from icechat.graph_properties import DELIVERY_TIME
-from icechat.itemsfile import PayloadReader, read_index, read_sources
-from icechat.parser import read_part
-from icechat.pgp import PgpKey, decrypt_parts
-from icechat.profile import DEFAULT_PROFILE, Profile
+from icechat.graph.properties import DELIVERY_TIME
+from icechat.ice.parser import read_part
+from icechat.ice.pgp import PgpKey, decrypt_parts
+from icechat.ice.profile import DEFAULT_PROFILE, Profile
 from icechat.render import MESSAGE
+from icechat.render.day import render_day
+from icechat.render.itemsfile import PayloadReader, read_index, read_sources
 from icechat.render.mail import item_key, transcript_key
-from icechat.stages import render_day
 from icechat.workdir import unpack_part
 
 

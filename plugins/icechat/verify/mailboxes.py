@@ -5,8 +5,8 @@ Per mailbox, read-only: the archive folder's items received on the day are liste
 ``@odata.nextLink`` followed whole, as Graph asks). A done copy not in that window is looked
 up by its dedupe key in the folder (found: its received time is wrong), then by the Graph
 id the ledger holds (found: it was moved or deleted to another folder). Look-ups go in
-``$batch`` requests of at most ``per_mailbox`` parts, none depending on another, so Exchange
-runs them side by side within its four-per-mailbox limit.
+``$batch`` requests of up to 20 parts, none depending on another: Graph runs such a batch's
+parts 4 at a time, within Exchange's four requests in flight per mailbox.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 from icechat.exceptions import GraphError
-from icechat.graph_client import GraphClient, GraphRequest, user_path
-from icechat.graph_properties import DEDUPE_KEY
+from icechat.graph.client import MAX_BATCH, GraphClient, GraphRequest, user_path
+from icechat.graph.mailbox import dedupe_key, find_folder, lookup_request
+from icechat.graph.properties import DEDUPE_KEY
 from icechat.ledger import CopyRecord, CopyState
-from icechat.mailbox import dedupe_key, find_folder, lookup_request
 from icechat.verify.expected import second
 from icechat.verify.findings import Finding, Kind
 
@@ -259,11 +259,11 @@ class MailboxChecker:
         return link[len(base) :]
 
     def _batched(self, mailbox: str, requests_: Sequence[GraphRequest]) -> list[Any]:
-        """Outcomes of GETs, in ``$batch`` groups small enough to run side by side."""
+        """Outcomes of GETs, in parallel ``$batch`` requests of up to 20."""
         outcomes: list[Any] = []
-        size = self.client.per_mailbox
-        for start in range(0, len(requests_), size):
-            outcomes.extend(self.client.batch(requests_[start : start + size], mailbox=mailbox))
+        for start in range(0, len(requests_), MAX_BATCH):
+            group = requests_[start : start + MAX_BATCH]
+            outcomes.extend(self.client.batch(group, mailbox=mailbox))
         return outcomes
 
     def _by_key(self, mailbox: str, folder: str, keys: Sequence[str]) -> dict[str, list[Item]]:

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from icechat.ice.rawstore import MANIFEST, StoredFile
 from icechat.ledger import FileRecord
-from icechat.rawstore import MANIFEST, StoredFile
 from icechat.verify.findings import Finding, Kind
 
 NO_LOCK = "none: the local file system has no retention lock"

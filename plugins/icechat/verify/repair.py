@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from icechat.graph_client import GraphClient
+from icechat.graph.client import GraphClient
 from icechat.importer import Copy, CopyOutcome, Importer
 from icechat.ledger import Ledger, Mark
 from icechat.verify.expected import Expected

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from icechat.exceptions import ArchiveError, ExportFormatError, PgpError
-from icechat.graph_client import GraphClient
+from icechat.graph.client import GraphClient
+from icechat.ice.pgp import PgpKey
+from icechat.ice.profile import DEFAULT_PROFILE, Profile
+from icechat.ice.rawstore import raw_day_dir
 from icechat.ledger import CopyRecord, Ledger
-from icechat.pgp import PgpKey
-from icechat.profile import DEFAULT_PROFILE, Profile
-from icechat.rawstore import raw_day_dir
 from icechat.render import MESSAGE
 from icechat.verify.accounting import UNMAPPED, account
 from icechat.verify.checkpoint import Checkpoint, fingerprint

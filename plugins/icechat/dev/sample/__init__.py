@@ -1,0 +1,25 @@
+"""Deterministic sample export days for tests, the demo and benchmarks (``icechat sample``)."""
+
+from icechat.dev.sample.delivery import (
+    WrittenDay,
+    WrittenPart,
+    marker_name,
+    part_name,
+    write_day,
+    write_part,
+)
+from icechat.dev.sample.generator import SampleDay, generate_day
+from icechat.dev.sample.writer import PartStats, write_xml
+
+__all__ = [
+    "PartStats",
+    "SampleDay",
+    "WrittenDay",
+    "WrittenPart",
+    "generate_day",
+    "marker_name",
+    "part_name",
+    "write_day",
+    "write_part",
+    "write_xml",
+]

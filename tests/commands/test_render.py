@@ -1,0 +1,122 @@
+"""``icechat render`` as a user runs it: .eml files on disk, one per item or conversation-day."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from icechat.ice.parser import read_part
+from icechat.render import build_message, to_graph_json
+from tests.support.paths import PLUGINS, SPEC
+
+
+def icechat(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
+    return subprocess.run(
+        [sys.executable, "-m", "icechat", *args], capture_output=True, text=True, env=env
+    )
+
+
+def read_eml(path: Path) -> email.message.EmailMessage:
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def test_message_mode_writes_one_eml_per_item_with_the_graph_message_id(tmp_path):
+    result = icechat("render", str(SPEC), "--eml", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["eml_written"] == summary["chat_items"] == 4
+    assert summary["files_not_attached"] == 1  # the transfer's file is not in a plain part
+    with read_part(SPEC) as part:
+        expected = {
+            m["internetMessageId"]: m
+            for m in (to_graph_json(build_message(i, part.attachments)) for i in part.items())
+        }
+    files = sorted((tmp_path / "out").iterdir())
+    assert len(files) == 4
+    seen = {}
+    for path in files:
+        message = read_eml(path)
+        graph = expected[message["Message-ID"]]
+        assert path.name == f"{message['X-IceChat-Dedupe-Key']}.eml"
+        assert message["From"].addresses[0].display_name == graph["from"]["emailAddress"]["name"]
+        assert message["Subject"] == graph["subject"] == "ICE Chat: EUR Rates Axes"
+        seen[message["Message-ID"]] = message
+    assert seen.keys() == expected.keys()
+    first = next(m for m in seen.values() if "2.315" in m.get_body(("plain",)).get_content())
+    assert str(first["Date"]) == "Thu, 26 Nov 2026 09:15:02 +0000"
+    assert [a.addr_spec for a in first["To"].addresses] == ["ann.smith@broker.example"]
+
+    before = {p.name: p.read_bytes() for p in files}
+    again = icechat("render", str(SPEC), "--eml", str(tmp_path / "out"))
+    assert again.returncode == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+def test_transcript_mode_writes_one_eml_per_conversation(tmp_path):
+    result = icechat("render", str(SPEC), "--eml", str(tmp_path), "--mode", "transcript")
+    assert result.returncode == 0, result.stderr
+    [path] = tmp_path.glob("*.eml")
+    message = read_eml(path)
+    assert message["Subject"] == "ICE Chat transcript: EUR Rates Axes, 2026-11-26"
+    text = message.get_body(("plain",)).get_content()
+    assert "Messages:     4" in text
+    assert text.index("entered the room") < text.index("2.315") < text.index("left the room")
+
+
+def test_zip_part_attaches_the_transferred_file(tmp_path):
+    part = tmp_path / "ACME01_ICECHAT_20261126.zip"
+    data = b"PK fake spreadsheet \x00\xff"
+    with zipfile.ZipFile(part, "w") as zf:
+        zf.writestr("ACME01_ICECHAT_20261126.xml", SPEC.read_bytes())
+        zf.writestr("attachments/9f2c01-Q4 axes.xlsx", data)
+    result = icechat("render", str(part), "--eml", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["files_not_attached"] == 0
+    with_files = [
+        m
+        for m in map(read_eml, (tmp_path / "out").iterdir())
+        if m.get_content_type() == "multipart/mixed"
+    ]
+    [message] = with_files
+    [attachment] = message.iter_attachments()
+    assert attachment.get_filename() == "Q4 axes.xlsx"
+    assert attachment.get_content() == data
+
+
+def test_broken_part_exits_1_naming_the_file(tmp_path):
+    broken = tmp_path / "ACME01_ICECHAT_20261126.xml"
+    broken.write_text(SPEC.read_text()[:1500])
+    result = icechat("render", str(broken), "--eml", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "ACME01_ICECHAT_20261126.xml:" in result.stderr
+
+
+def test_usage_error_exits_2(tmp_path):
+    result = icechat("render", str(SPEC), "--eml", str(tmp_path), "--mode", "daily")
+    assert result.returncode == 2
+
+
+def test_same_room_and_day_in_two_parts_is_reported(tmp_path):
+    second = tmp_path / "ACME01_ICECHAT_20261126_02.xml"
+    second.write_bytes(SPEC.read_bytes())
+    out = tmp_path / "out"
+    result = icechat("render", str(SPEC), str(second), "--eml", str(out), "--mode", "transcript")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["same_day_replaced"] == 1
+    assert f"PCHAT-7f3a91 on 2026-11-26 was already rendered from {SPEC}" in result.stderr
+    assert len(list(out.iterdir())) == 1
+
+
+def test_unwritable_output_exits_1(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = icechat("render", str(SPEC), "--eml", str(blocker))
+    assert result.returncode == 1
+    assert f"{blocker}: cannot create the output folder" in result.stderr
