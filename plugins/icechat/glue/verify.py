@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Variable
 from airflow.sdk.exceptions import AirflowFailException
@@ -20,6 +20,9 @@ from icechat.glue.check import use_metadata_connections
 from icechat.glue.tasks import actionable, data_dir, ledger_url, load_settings, mapping_table
 from icechat.settings import Settings, VerifySettings
 from icechat.verify import VerifyJob, VerifyOutcome
+
+if TYPE_CHECKING:
+    from icechat.verify.evidence import Evidence
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ def verify_task(day: str, context: Mapping[str, Any]) -> dict[str, Any]:
     return {k: report[k] for k in ("day", "verified", "differences", "by_kind")}
 
 
-def export_evidence(day: date, out: Path) -> Any:
+def export_evidence(day: date, out: Path) -> Evidence:
     """Write the day's evidence folder with the deployment's settings and connections."""
     from icechat.glue.graph_hook import graph_settings
     from icechat.glue.pgp import pgp_key
