@@ -40,6 +40,24 @@ def test_dagbag_imports_without_errors_or_warnings():
     assert dag.max_active_runs == 1
     assert dag.get_task("import_shard").pool == "icechat_graph"
     assert dag.get_task("wait_for_export").mode == "reschedule"
+    verify = bag.dags.get("icechat_verify")
+    assert verify is not None
+    assert type(verify.timetable).__name__ == "CronTriggerTimetable"
+    assert verify.timetable.expression == "0 6 * * 1"
+    assert verify.get_task("verify_day").pool == "icechat_graph"
+    assert verify.max_active_runs == 1
+
+
+def test_the_verify_schedule_is_the_variable_and_a_bad_one_names_it(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_VERIFY_SCHEDULE", "30 5 * * *")
+    verify = DagBag(dag_folder=str(REPO / "dags" / "icechat_verify.py")).dags["icechat_verify"]
+    assert verify.timetable.expression == "30 5 * * *"
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_VERIFY_SCHEDULE", "every monday")
+    bag = DagBag(dag_folder=str(REPO / "dags" / "icechat_verify.py"))
+    (error,) = bag.import_errors.values()
+    assert "variable icechat_verify_schedule is 'every monday'; give a cron expression" in error
 
 
 @pytest.fixture
@@ -195,3 +213,38 @@ def test_a_day_without_chats_is_an_empty_balanced_report(
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
     assert (report["items"], report["copies"], len(report["files"])) == (0, 0, 1)
     assert report["balanced"] is True
+
+
+def test_icechat_verify_checks_the_archived_day_and_repairs_only_when_asked(
+    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
+):
+    """The day range comes from the variables: a run on D+2 with one day and two days lag."""
+    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    graph_emulator.add_users([{"userPrincipalName": e} for e in people])
+    env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
+    assert result.returncode == 0, result.stdout[-4000:]
+    env["AIRFLOW_VAR_ICECHAT_VERIFY_DAYS"] = "1"
+    run_on = "2026-11-28"
+    clean = run_airflow(env, "dags", "test", "icechat_verify", run_on, timeout=180)
+    assert clean.returncode == 0, clean.stdout[-6000:] + clean.stderr[-3000:]
+    report = json.loads((data / "reports" / f"verify-{DAY}.json").read_text())
+    assert report["verified"] is True
+    assert report["checks"]["mailboxes"]["copies"] == report["checks"]["mailboxes"]["found"] > 0
+    assert report["checks"]["originals"]["read_by_the_run"] == 2  # decrypted with icechat_pgp
+
+    with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
+        gone = next(r for r in ledger.copies(DAY) if r.state is CopyState.DONE)
+    graph_emulator.graph("POST", f"/users/{gone.mailbox}/messages/{gone.graph_id}/permanentDelete")
+    differs = run_airflow(env, "dags", "test", "icechat_verify", run_on, timeout=180)
+    log = differs.stdout + differs.stderr
+    assert differs.returncode != 0
+    assert "DIFFERS (1 missing_item)" in log and gone.item_key in log
+    assert "icechat verify --repair" in log
+    assert graph_emulator.client_secret not in log and pgp_keypair.passphrase not in log
+
+    repair = run_airflow(
+        env, "dags", "test", "icechat_verify", run_on, "-c", '{"repair": true}', timeout=180
+    )
+    assert repair.returncode == 0, repair.stdout[-6000:]
+    repaired = json.loads((data / "reports" / f"verify-{DAY}.json").read_text())["repaired"]
+    assert [(r["key"], r["outcome"]) for r in repaired] == [(gone.item_key, "imported")]

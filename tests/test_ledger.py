@@ -121,3 +121,28 @@ def test_ledgers_opened_concurrently_on_a_fresh_database(
 def test_unsupported_database_is_refused() -> None:
     with pytest.raises(LedgerError, match="only SQLite and Postgres"):
         Ledger("mysql://nobody@127.0.0.1/none")
+
+
+def test_runs_of_a_day_oldest_first_with_their_files(ledger: Ledger) -> None:
+    ledger.start_run("run-a", DAY, [FileRecord("A.xml.pgp", 10, "aa" * 32)])
+    ledger.finish_run("run-a", {"copies": 3}, {})
+    ledger.start_run("run-b", DAY, [FileRecord("A.xml.pgp", 10, "aa" * 32)])
+    ledger.start_run("run-other-day", date(2026, 11, 27), [])
+    runs = ledger.runs(DAY)
+    assert [r.run_id for r in runs] == ["run-a", "run-b"]
+    assert runs[0].files == (FileRecord("A.xml.pgp", 10, "aa" * 32),)
+    assert runs[0].counts == {"copies": 3} and runs[1].finished_at is None
+    assert ledger.runs(date(2026, 11, 1)) == []
+
+
+def test_a_copy_found_missing_is_reopened_so_the_import_creates_it_again(ledger: Ledger) -> None:
+    ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
+    ledger.mark_failed("a@x.test", [Mark("k2", DAY, reason="HTTP 400")], "run-1")
+    ledger.reopen("a@x.test", [Mark("k1", DAY, reason="not in the mailbox")], "verify-1")
+    ledger.reopen("a@x.test", [Mark("k2", DAY, reason="not in the mailbox")], "verify-1")
+    rows = ledger.lookup("a@x.test", ["k1", "k2"])
+    k1 = rows["k1"]
+    assert (k1.state, k1.reason, k1.run_id) == (CopyState.FAILED, "not in the mailbox", "verify-1")
+    assert k1.graph_id == "AAMk1", "the Graph id of the lost item stays on record"
+    assert k1.created_at is not None and k1.created_at <= k1.updated_at
+    assert rows["k2"].reason == "HTTP 400", "only done copies are reopened"

@@ -35,6 +35,7 @@ from tests.support.airflow_stack import (
 pytestmark = pytest.mark.system
 
 DAG = "icechat_archive"
+VERIFY_DAG = "icechat_verify"
 TODAY = datetime.now(UTC).date()
 # Past days (a backfill refuses days that have not ended); the wrong-key day comes last.
 D1, D2, D3, D4, WRONG_KEY_DAY = (TODAY - timedelta(days=n) for n in (7, 6, 5, 4, 3))
@@ -87,6 +88,9 @@ def stack(sftp_server, pgp_keypair, graph_emulator, tmp_path) -> Iterator[Airflo
         icechat_graph=graph_connection(graph_emulator),
     )
     base["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
+    # icechat_verify on TODAY covers TODAY-7 .. TODAY-4: the archived days D1..D4.
+    base["AIRFLOW_VAR_ICECHAT_VERIFY_DAYS"] = "4"
+    base["AIRFLOW_VAR_ICECHAT_VERIFY_LAG_DAYS"] = "4"
     port = free_port()
     with postgres_database("icechat_sys") as database:
         env = service_env(base, database, port)
@@ -94,26 +98,29 @@ def stack(sftp_server, pgp_keypair, graph_emulator, tmp_path) -> Iterator[Airflo
             pooled = run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph requests")
             assert pooled.returncode == 0, pooled.stderr[-2000:]
             services.wait_until_ready(DAG)
+            services.wait_until_ready(VERIFY_DAG)
             yield services
 
 
-def trigger(stack: AirflowStack, logical_date: date | None, conf: dict[str, Any]) -> str:
+def trigger(
+    stack: AirflowStack, logical_date: date | None, conf: dict[str, Any], dag: str = DAG
+) -> str:
     """POST a manual run; its run id."""
     body = {
         "logical_date": f"{logical_date}T00:00:00Z" if logical_date else None,
         "conf": conf,
     }
-    run = stack.api("POST", f"/dags/{DAG}/dagRuns", json=body)
+    run = stack.api("POST", f"/dags/{dag}/dagRuns", json=body)
     return str(run["dag_run_id"])
 
 
-def succeeded(stack: AirflowStack, run_id: str) -> dict[str, Any]:
+def succeeded(stack: AirflowStack, run_id: str, dag: str = DAG) -> dict[str, Any]:
     """Wait for a run; it must succeed (else: its task states and failed tasks' logs)."""
-    run = stack.wait_for_run(DAG, run_id)
+    run = stack.wait_for_run(dag, run_id)
     if run["state"] != "success":
-        states = stack.task_states(DAG, run_id)
+        states = stack.task_states(dag, run_id)
         logs = [
-            f"--- {task}\n{stack.task_log(DAG, run_id, task)[-3000:]}"
+            f"--- {task}\n{stack.task_log(dag, run_id, task)[-3000:]}"
             for task, state in states.items()
             if state == "failed" and "[" not in task
         ]
@@ -218,6 +225,18 @@ def test_airflow_services_archive_days_backfill_and_rerun(
     assert again["imported"] == 0
     assert again["already_present"] == first["imported"] + first["already_present"]
     assert in_mailboxes(graph_emulator, site) == before
+
+    # 6. icechat_verify after the archived days: the range comes from its variables (four
+    # days ending four days before the run), every day verifies and has its report.
+    verify_run = trigger(stack, TODAY, {}, dag=VERIFY_DAG)
+    succeeded(stack, verify_run, dag=VERIFY_DAG)
+    states = stack.task_states(VERIFY_DAG, verify_run)
+    assert sorted(s for t, s in states.items() if t.startswith("verify_day[")) == ["success"] * 4
+    for day in (D1, D2, D3, D4):
+        verified = json.loads((data / "reports" / f"verify-{day}.json").read_text())
+        assert verified["verified"] is True, verified["findings"][:3]
+        assert verified["checks"]["mailboxes"]["found"] == verified["checks"]["mailboxes"]["copies"]
+    assert not (data / "reports" / f"verify-{WRONG_KEY_DAY}.json").exists()
 
     # The scheduler marks a backfill complete (it looks every 30 s) once its runs are done.
     assert stack.wait_for(

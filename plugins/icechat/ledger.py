@@ -52,6 +52,7 @@ class CopyRecord:
     reason: str | None
     run_id: str | None
     updated_at: datetime
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +320,32 @@ class Ledger:
             for chunk in _chunks(rows):
                 conn.execute(stmt, list(chunk))
 
+    def reopen(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+        """Turn done copies that verification found missing into failed ones, with the reason.
+
+        The import protocol skips done copies; a reopened one is looked up and created again
+        (``icechat verify --repair``). The Graph id of the lost item stays until then.
+        """
+        if not marks:
+            return
+        c = self._copies
+        with self._write_lock, self.engine.begin() as conn:
+            for m in marks:
+                conn.execute(
+                    sa.update(c)
+                    .where(
+                        c.c.mailbox == mailbox,
+                        c.c.item_key == m.item_key,
+                        c.c.state == CopyState.DONE.value,
+                    )
+                    .values(
+                        state=CopyState.FAILED.value,
+                        reason=m.reason,
+                        run_id=run_id,
+                        updated_at=_now(),
+                    )
+                )
+
     def counts(self, day: date) -> dict[CopyState, int]:
         """How many copies of ``day`` are in each state."""
         c = self._copies
@@ -350,6 +377,7 @@ class Ledger:
             reason=row.reason,
             run_id=row.run_id,
             updated_at=_aware(row.updated_at),
+            created_at=_aware(row.created_at),
         )
 
     # Runs
@@ -392,8 +420,19 @@ class Ledger:
         r = self._runs
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(r).where(r.c.run_id == run_id)).one_or_none()
-        if row is None:
-            return None
+        return None if row is None else self._run_record(row)
+
+    def runs(self, day: date) -> list[RunRecord]:
+        """Every recorded run of ``day``, oldest first."""
+        r = self._runs
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(r).where(r.c.day == day).order_by(r.c.started_at, r.c.run_id)
+            ).all()
+        return [self._run_record(row) for row in rows]
+
+    @staticmethod
+    def _run_record(row: sa.Row[Any]) -> RunRecord:
         return RunRecord(
             run_id=row.run_id,
             day=row.day,

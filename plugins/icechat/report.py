@@ -142,12 +142,13 @@ def write_report(report: dict[str, Any], reports_dir: Path) -> tuple[Path, Path]
     reports_dir.mkdir(parents=True, exist_ok=True)
     json_path = reports_dir / f"{report['day']}.json"
     html_path = reports_dir / f"{report['day']}.html"
-    _replace(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _replace(html_path, render_html(report))
+    replace_file(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    replace_file(html_path, render_html(report))
     return json_path, html_path
 
 
-def _replace(path: Path, text: str) -> None:
+def replace_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

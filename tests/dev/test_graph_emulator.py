@@ -575,6 +575,67 @@ def test_message_posted_to_the_mailbox_is_a_draft_and_delete_moves_it(
     assert graph_emulator.message_count(ALICE, "Drafts") == 0
 
 
+def test_permanent_delete_purges_the_item_from_every_folder(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    first = graph_emulator.graph("POST", path, json=chat_message("gone")).json()["id"]
+    second = graph_emulator.graph("POST", path, json=chat_message("gone-too")).json()["id"]
+    purged = graph_emulator.graph("POST", f"/users/{ALICE}/messages/{first}/permanentDelete")
+    assert purged.status_code == 204
+    via_folder = graph_emulator.graph("POST", f"{path}/{second}/permanentDelete")
+    assert via_folder.status_code == 204
+    for item in (first, second):
+        lost = graph_emulator.graph("GET", f"/users/{ALICE}/messages/{item}")
+        assert lost.status_code == 404
+        assert lost.json()["error"]["code"] == "ErrorItemNotFound"
+    assert graph_emulator.message_count(ALICE) == 0
+    assert graph_emulator.message_count(ALICE, "Deleted Items") == 0
+    by_key = graph_emulator.graph(
+        "GET",
+        path,
+        params={
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{DEDUPE_KEY}'"
+            " and ep/value eq 'gone')"
+        },
+    )
+    assert by_key.json()["value"] == []
+    again = graph_emulator.graph("POST", f"/users/{ALICE}/messages/{first}/permanentDelete")
+    assert again.status_code == 404
+
+
+def test_listing_a_received_time_window_with_the_dedupe_key_expanded(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    """What verify sends: a day's window of one folder, ids, times and dedupe keys only."""
+    folder_id = make_folder(graph_emulator)
+    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    for key, when in (("in", "2026-11-26T09:30:00Z"), ("before", "2026-11-25T23:59:59Z")):
+        body = chat_message(key)
+        body["singleValueExtendedProperties"][0]["value"] = when
+        assert graph_emulator.graph("POST", path, json=body).status_code == 201
+    window = graph_emulator.graph(
+        "GET",
+        path,
+        params={
+            "$filter": "receivedDateTime ge 2026-11-26T00:00:00Z"
+            " and receivedDateTime lt 2026-11-27T00:00:00Z",
+            "$select": "id,receivedDateTime",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{DEDUPE_KEY}')",
+            "$top": "500",
+        },
+    ).json()["value"]
+    assert [m["receivedDateTime"] for m in window] == ["2026-11-26T09:30:00Z"]
+    assert window[0]["singleValueExtendedProperties"] == [{"id": DEDUPE_KEY, "value": "in"}]
+    assert set(window[0]) == {
+        "@odata.etag",
+        "id",
+        "receivedDateTime",
+        "singleValueExtendedProperties",
+    }
+
+
 def test_state_from_before_hidden_folders_still_opens(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "graph.sqlite3") as db:
         db.execute(

@@ -8,5 +8,7 @@ COMMANDS: tuple[str, ...] = (
     "keys",
     "graph-emulator",
     "check",
+    "verify",
+    "evidence",
     "demo",
 )

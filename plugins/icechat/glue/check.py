@@ -42,6 +42,16 @@ def _metadata_db_ready() -> bool:
         return False
 
 
+def use_metadata_connections() -> None:
+    """Let a command outside a task read connections from the metadata database too.
+
+    As ``airflow connections test`` does; environment variables and secrets backends count
+    either way.
+    """
+    if _metadata_db_ready():
+        os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
+
+
 def _missing(conn_id: str) -> bool:
     try:
         BaseHook.get_connection(conn_id)
@@ -107,9 +117,7 @@ def _ledger(settings: Settings) -> CheckResult:
 
 def run_checks(mailbox: str | None = None) -> list[CheckResult]:
     """Every check, in the order a run meets the systems."""
-    if _metadata_db_ready():
-        # As `airflow connections test` does: the metadata database's connections count too.
-        os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
+    use_metadata_connections()
     try:
         settings = load_settings()
     except IceChatError as exc:
