@@ -12,14 +12,17 @@ from typing import Any
 import pytest
 
 from icechat.dev.sample import write_day
+from icechat.dev.sample.population import directory_users
 from icechat.ledger import CopyState, Ledger
 from tests.support.airflow_env import (
     REPO,
     airflow_env,
+    copies_of,
     graph_connection,
     internal_people,
     pgp_connection,
     run_airflow,
+    without_mailbox,
 )
 
 DAY = date(2026, 11, 26)
@@ -108,10 +111,14 @@ def run_day(
 def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
-    graph_emulator.add_users(
-        [{"userPrincipalName": e, "displayName": n} for e, n in people.items()]
-    )
+    parts = [p.path for p in sample_site.parts]
+    users = directory_users(internal_people(parts, sftp_server.username))
+    graph_emulator.add_users(users)
+    people = {u["userPrincipalName"] for u in users}
+    # Some of the firm's own people have no mailbox; Graph answers both ways for them.
+    mailbox_less = without_mailbox(users)
+    answers = {u["noMailboxAnswer"] for u in users if u["userPrincipalName"] in mailbox_less}
+    assert answers == {"MailboxNotEnabledForRESTAPI", "ResourceNotFound"}
     env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
@@ -121,6 +128,12 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     assert report["failed"] == 0
     assert report["imported"] > 0
     assert report["imported"] + report["already_present"] + report["not_mapped"] == report["copies"]
+    assert report["not_mapped_reasons"]["no_mailbox"] == copies_of(parts, mailbox_less) > 0
+    assert {
+        entry["address"]
+        for entry in report["unmapped_participants"].values()
+        if entry["reason"] == "no_mailbox"
+    } == mailbox_less
     in_mailboxes = sum(graph_emulator.message_count(e) for e in people)
     assert in_mailboxes == report["imported"]
     with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:

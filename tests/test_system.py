@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ from typing import Any
 import pytest
 
 from icechat.dev.sample import write_day
+from icechat.dev.sample.population import directory_users
 from tests.support.airflow_env import (
     airflow_env,
+    copies_of,
     graph_connection,
     internal_people,
     pgp_connection,
     run_airflow,
+    without_mailbox,
 )
 from tests.support.airflow_stack import (
     AirflowStack,
@@ -43,21 +47,32 @@ MESSAGES = 40
 MAILBOXES_PER_DAY = 2
 
 
+@dataclass(frozen=True)
+class Site:
+    """What the site fixture seeded: the mailboxes, and each day's copies for mailbox-less users."""
+
+    mailboxes: set[str]
+    no_mailbox: dict[date, int]
+
+
 @pytest.fixture
-def site(sftp_server, pgp_keypair, other_pgp_keypair, graph_emulator, tmp_path) -> set[str]:
+def site(sftp_server, pgp_keypair, other_pgp_keypair, graph_emulator, tmp_path) -> Site:
     """Encrypted days D1..D4 and a day encrypted to the wrong key, with markers, on the site.
 
-    Two of each day's internal people get a mailbox in the emulator (the others end up
-    ``not_mapped``, which keeps each day to a couple of import shards); returns their UPNs.
+    The files carry the firm code in upper case, as ICE issues it; the SFTP login is the
+    current user, in lower case. Two of each day's internal people get a mailbox in the
+    emulator, and every 4th of all days' internal people is a user without one (Graph
+    answering ``MailboxNotEnabledForRESTAPI`` or ``ResourceNotFound``); the others end up
+    ``not_mapped`` (``not_in_tenant``), which keeps each day to a couple of import shards.
     """
-    firm = sftp_server.username
+    firm = sftp_server.username.upper()
     remote = sftp_server.served
-    mailboxes: dict[str, str] = {}
+    parts: dict[date, list[Path]] = {}
+    people: dict[date, dict[str, str]] = {}
     for day in (D1, D2, D3, D4):
         plain = write_day(tmp_path / "plain" / str(day), firm, day, MESSAGES, packaging="zip")
-        people = internal_people(plain.paths, firm)
-        for email in sorted(people)[:MAILBOXES_PER_DAY]:
-            mailboxes[email] = people[email]
+        parts[day] = plain.paths
+        people[day] = internal_people(plain.paths, firm)
         write_day(
             remote,
             firm,
@@ -70,10 +85,21 @@ def site(sftp_server, pgp_keypair, other_pgp_keypair, graph_emulator, tmp_path) 
     write_day(
         remote, firm, WRONG_KEY_DAY, 10, encrypt_to=other_pgp_keypair.public_file, marker=True
     )
+    users = directory_users({e: n for day in people.values() for e, n in day.items()})
+    mailbox_less = without_mailbox(users)
+    assert {u["noMailboxAnswer"] for u in users if not u.get("hasMailbox", True)} == {
+        "MailboxNotEnabledForRESTAPI",
+        "ResourceNotFound",
+    }
+    mailboxes = {
+        email
+        for day in people.values()
+        for email in sorted(set(day) - mailbox_less)[:MAILBOXES_PER_DAY]
+    }
     graph_emulator.add_users(
-        [{"userPrincipalName": e, "displayName": n} for e, n in mailboxes.items()]
+        [u for u in users if u["userPrincipalName"] in mailboxes | mailbox_less]
     )
-    return set(mailboxes)
+    return Site(mailboxes, {day: copies_of(parts[day], mailbox_less) for day in parts})
 
 
 @pytest.fixture
@@ -128,8 +154,8 @@ def succeeded(stack: AirflowStack, run_id: str, dag: str = DAG) -> dict[str, Any
     return run
 
 
-def report(data: Path, day: date) -> dict[str, Any]:
-    """The day's report, checked to be balanced and for that day."""
+def report(data: Path, day: date, site: Site) -> dict[str, Any]:
+    """The day's report, checked to be balanced, for that day, and to count no-mailbox copies."""
     found: dict[str, Any] = json.loads((data / "reports" / f"{day}.json").read_text())
     assert found["day"] == day.isoformat()
     assert found["items"] == MESSAGES
@@ -137,6 +163,7 @@ def report(data: Path, day: date) -> dict[str, Any]:
     assert found["balanced"] is True
     counted = found["imported"] + found["already_present"] + found["not_mapped"]
     assert counted == found["copies"]
+    assert found["not_mapped_reasons"].get("no_mailbox", 0) == site.no_mailbox[day]
     return found
 
 
@@ -153,9 +180,9 @@ def secret_texts(pgp_keypair: Any, graph_emulator: Any, sftp_server: Any) -> dic
     return found
 
 
-def in_mailboxes(graph_emulator: Any, mailboxes: set[str]) -> int:
+def in_mailboxes(graph_emulator: Any, site: Site) -> int:
     """Items in the ICE Chat folders of the test mailboxes."""
-    return sum(graph_emulator.message_count(upn) for upn in mailboxes)
+    return sum(graph_emulator.message_count(upn) for upn in site.mailboxes)
 
 
 def test_airflow_services_archive_days_backfill_and_rerun(
@@ -166,9 +193,11 @@ def test_airflow_services_archive_days_backfill_and_rerun(
     # 1. One day, triggered over the REST API with its logical date.
     first_run = trigger(stack, D1, {})
     succeeded(stack, first_run)
-    first = report(data, D1)
+    first = report(data, D1, site)
+    assert first["firm"] == sftp_server.username.upper() != sftp_server.username
     assert first["imported"] > 0
     assert in_mailboxes(graph_emulator, site) == first["imported"]
+    assert sum(site.no_mailbox.values()) > 0
 
     # 2. A backfill of D2..D4 (both ends included): one run per day, logical date = that day.
     backfill = stack.api(
@@ -190,7 +219,7 @@ def test_airflow_services_archive_days_backfill_and_rerun(
         day = date.fromisoformat(done["logical_date"][:10])
         assert done["data_interval_start"][:10] == str(day)
         assert done["data_interval_end"][:10] == str(day + timedelta(days=1))
-        imported += report(data, day)["imported"]
+        imported += report(data, day, site)["imported"]
     assert in_mailboxes(graph_emulator, site) == imported
 
     # 3. The reconcile task's log, fetched over REST, holds the day's summary.
@@ -221,7 +250,7 @@ def test_airflow_services_archive_days_backfill_and_rerun(
     before = in_mailboxes(graph_emulator, site)
     again_run = trigger(stack, None, {"day": str(D1)})
     succeeded(stack, again_run)
-    again = report(data, D1)
+    again = report(data, D1, site)
     assert again["imported"] == 0
     assert again["already_present"] == first["imported"] + first["already_present"]
     assert in_mailboxes(graph_emulator, site) == before

@@ -48,7 +48,7 @@ def pgp_connection(keypair: Any, passphrase: str | None = None) -> dict[str, Any
 
 
 def internal_people(parts: list[Path], firm: str) -> dict[str, str]:
-    """Email -> display name of the sample firm's own users (they get mailboxes)."""
+    """Email -> display name of the sample firm's own users (the tenant's users)."""
     people = {}
     for path in parts:
         with read_part(path) as part:
@@ -57,3 +57,18 @@ def internal_people(parts: list[Path], firm: str) -> dict[str, str]:
                     if p.email and p.email.endswith(f"@{firm.lower()}.example"):
                         people[p.email] = p.display_name
     return people
+
+
+def without_mailbox(users: list[dict[str, Any]]) -> set[str]:
+    """The addresses of the users-file entries that have no mailbox."""
+    return {u["userPrincipalName"] for u in users if u.get("hasMailbox") is False}
+
+
+def copies_of(parts: list[Path], addresses: set[str]) -> int:
+    """Copies (item, participant) the parts hold for participants with these addresses."""
+    count = 0
+    for path in parts:
+        with read_part(path) as part:
+            for item in part.items():
+                count += sum(p.email in addresses for p in item.participants)
+    return count

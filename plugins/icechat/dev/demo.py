@@ -34,7 +34,7 @@ import icechat
 from icechat.dev.airflow import Standalone, airflow_env, prepare_database, run_airflow
 from icechat.dev.graph_emulator import GraphEmulator
 from icechat.dev.sample import generate_day, marker_name, write_day
-from icechat.dev.sample.population import firm_domain
+from icechat.dev.sample.population import directory_users, firm_domain
 from icechat.dev.sftpd import LocalSftpServer, free_port
 from icechat.exceptions import DemoError, DevServerError
 from icechat.ice.keys import env_line, make_pgp_keypair, new_passphrase, pgp_connection
@@ -132,7 +132,7 @@ def _write_secret(path: Path, text: str) -> None:
 
 
 def internal_people(firm: str, days: Iterable[date]) -> dict[str, str]:
-    """Email -> display name of the sample firm's own people on ``days`` (they get mailboxes)."""
+    """Email -> display name of the sample firm's own people on ``days`` (the tenant's users)."""
     domain = "@" + firm_domain(firm)
     people: dict[str, str] = {}
 
@@ -221,11 +221,17 @@ class DemoSite:
             )
 
     def _directory(self) -> dict[str, Any]:
-        people = internal_people(self.firm, self.days)
+        # Who has no mailbox is decided among the sample days' people only, so a day added
+        # later (``make airflow`` adds yesterday) never takes away a mailbox that has items.
+        users = directory_users(internal_people(self.firm, SAMPLE_DAYS))
+        known = {user["userPrincipalName"] for user in users}
+        users += [
+            {"userPrincipalName": email, "displayName": name}
+            for email, name in internal_people(self.firm, self.days).items()
+            if email not in known
+        ]
         return {
-            "users": [
-                {"userPrincipalName": email, "displayName": name} for email, name in people.items()
-            ],
+            "users": users,
             "apps": [
                 {
                     "client_id": CLIENT_ID,
