@@ -13,6 +13,9 @@
 - ``icechat_ledger``: the ledger's SQLAlchemy URL; absent, SQLite in the data directory.
 - The ``icechat_*`` Variables as checked :class:`Settings`, the data directory and the mapping
   file.
+
+The DAG file imports this module (through the sensor), so what only a hook's "Test" or the
+mapping file needs is imported where it is used.
 """
 
 from __future__ import annotations
@@ -27,11 +30,10 @@ from typing import Any
 
 import paramiko
 from airflow.providers.sftp.hooks.sftp import SFTPHook
-from airflow.sdk import BaseHook, ObjectStoragePath, Variable
+from airflow.sdk import BaseHook, Variable
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
-from icechat.checks import check_graph_app, check_pgp
 from icechat.exceptions import (
     HostKeyError,
     IceChatError,
@@ -40,7 +42,6 @@ from icechat.exceptions import (
     SftpConnectError,
     SftpSettingsError,
 )
-from icechat.graph.client import GraphClient
 from icechat.graph.retry import RetryPolicy
 from icechat.graph.settings import GRAPH_URL, MICROSOFT_AUTHORITY_HOST, GraphSettings
 from icechat.ice.delivery import RemoteFile
@@ -102,6 +103,8 @@ def ledger_url(settings: Settings) -> str:
 
 def mapping_table(settings: Settings) -> MappingTable | None:
     """The custom mapping file (path or object-storage URL), refused when it has problems."""
+    from airflow.sdk import ObjectStoragePath
+
     if not settings.mapping_csv:
         return None
     source = settings.mapping_csv
@@ -286,6 +289,8 @@ class IceChatPgpHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Import the key into a throwaway keyring and open it with the passphrase."""
+        from icechat.checks import check_pgp
+
         try:
             key = self.get_conn()
         except IceChatError as exc:
@@ -339,6 +344,9 @@ class IceChatGraphHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Token, directory and one mailbox; the message says what to fix, never a secret."""
+        from icechat.checks import check_graph_app
+        from icechat.graph.client import GraphClient
+
         try:
             with GraphClient(self.get_conn(), policy=TEST_POLICY) as client:
                 result = check_graph_app(client)
