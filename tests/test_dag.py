@@ -63,6 +63,21 @@ def test_the_verify_schedule_is_the_variable_and_a_bad_one_names_it(monkeypatch)
     assert "variable icechat_verify_schedule is 'every monday'; give a cron expression" in error
 
 
+def test_reconcile_gets_every_upstream_result_as_an_argument():
+    """No task pulls another's XCom by a task id written twice: results are arguments."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["icechat_archive"]
+    reconcile = dag.get_task("reconcile")
+    stages = ["wait_for_export", "fetch", "decrypt", "parse_render", "map_participants"]
+    upstream = reconcile.op_kwargs["upstream"]
+    assert list(upstream) == stages
+    assert [arg.operator.task_id for arg in upstream.values()] == stages
+    assert reconcile.op_kwargs["results"].operator.task_id == "import_shard"
+    assert set(stages) | {"import_shard"} <= reconcile.upstream_task_ids
+    assert dag.get_task("wait_for_export").day.operator.task_id == "resolve_day"
+
+
 @pytest.fixture
 def sample_site(sftp_server, pgp_keypair, tmp_path):
     """An encrypted two-part sample day with a marker, on the SFTP site.

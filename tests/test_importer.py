@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -15,8 +16,10 @@ from icechat.graph.auth import access_token
 from icechat.graph.client import GraphClient
 from icechat.graph.mailbox import create_request, ensure_folder
 from icechat.graph.properties import MESSAGE_ID_DOMAIN
-from icechat.importer import Copy, Importer, Status
+from icechat.importer import Copy, Importer, Status, import_shard
 from icechat.ledger import CopyState, Ledger, Mark
+from icechat.mapping.plan import PlannedCopy
+from icechat.render.itemsfile import ItemsWriter, read_index
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
 from tests.support.graph_import_helpers import (
     DAY,
@@ -256,3 +259,34 @@ def test_no_secret_or_token_in_logs_of_an_import(
     assert "Graph" in caplog.text
     assert graph_emulator.client_secret not in text
     assert token not in text and token.split(".")[-1] not in text
+
+
+def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger, tmp_path: Path
+) -> None:
+    """The plan names mailboxes by user id; the task's result names them by UPN."""
+    ids = {u: graph_emulator.graph("GET", f"/users/{u}").json()["id"] for u in (ALICE, DAVE)}
+    items = tmp_path / "items"
+    with ItemsWriter(items / "001") as writer:
+        for n in range(3):
+            writer.add(
+                f"item-{n}", [("a", ALICE), ("d", DAVE)], json.dumps(payload(f"item-{n}", n))
+            )
+    shard = tmp_path / "shard-000.jsonl"
+    shard.write_text(
+        "".join(
+            PlannedCopy(ids[upn], upn, entry.key, "001", entry.offset).to_line()
+            for entry in read_index(items / "001")
+            for upn in (ALICE, DAVE)
+        )
+    )
+    summary = import_shard(client, ledger, shard, items, DAY, run_id="r1").to_json()
+    assert (summary["imported"], summary["already_present"], summary["failed"]) == (3, 0, 3)
+    assert summary["per_mailbox"] == {ALICE: {"imported": 3}, DAVE: {"failed": 3}}
+    assert {(f["mailbox"], f["key"]) for f in summary["failures"]} == {
+        (DAVE, f"item-{n}") for n in range(3)
+    }
+    assert all("clear this import task" in f["action"] for f in summary["failures"])
+    assert_exactly_once(graph_emulator, {ALICE: 3})
+    again = import_shard(client, ledger, shard, items, DAY, run_id="r2").to_json()
+    assert again["per_mailbox"][ALICE] == {"already_present": 3}

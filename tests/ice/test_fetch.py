@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 
 from icechat.exceptions import HostKeyError, SftpConnectError, SftpSettingsError, TransferError
-from icechat.glue.sftp import open_site
+from icechat.glue.connections import open_site
 from icechat.ice.fetch import FLAG_ALREADY_FETCHED, FLAG_CHANGED, fetch_day
 from icechat.ice.keys import ssh_fingerprint
 
