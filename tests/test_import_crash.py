@@ -1,4 +1,5 @@
-"""SIGKILL the import at random points, 20 times, restart it: every copy lands exactly once."""
+"""SIGKILL the import at random points, 20 times, restart it: every copy lands exactly once,
+and the finishing try of the same run attempt counts every copy as imported."""
 
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ def test_killed_twenty_times_then_finished_every_copy_exactly_once(
         "mailboxes": MAILBOXES,
         "per_mailbox": PER_MAILBOX,
         "run_id": "scheduled__2026-11-26",
+        "attempt": 0,
+        # Each killed try leaves its mailbox leases behind: the next may take them at once.
+        "lease_seconds": 0.3,
     }
     rng = random.Random(20261126)
     stored_before: list[int] = []
@@ -65,8 +69,11 @@ def test_killed_twenty_times_then_finished_every_copy_exactly_once(
     mid_import = {n for n in stored_before if 0 < n < total}
     assert len(mid_import) >= 5, f"kills must land mid-import: {stored_before}"
     final = _start({**spec, "batch": True})
-    _out, err = final.communicate(timeout=60)
+    out, err = final.communicate(timeout=60)
     assert final.returncode == 0, err
+    # Task retries inside one attempt: what the killed tries created is still this attempt's.
+    assert json.loads(out.splitlines()[-1]) == {"imported": total}
     assert_exactly_once(graph_emulator, dict.fromkeys(MAILBOXES, PER_MAILBOX))
     with Ledger(ledger_url) as ledger:
         assert ledger.counts(DAY)[CopyState.DONE] == total
+        assert {c.attempt for c in ledger.copies(DAY)} == {0}

@@ -81,6 +81,24 @@ def test_a_rerun_finds_everything_already_present(
     assert_exactly_once(graph_emulator, {ALICE: 7})
 
 
+def test_a_cleared_rerun_reports_nothing_imported_and_credits_the_attempt_that_did(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger
+) -> None:
+    """Airflow keeps a cleared run's id and counts its clears: the attempt tells them apart."""
+    first = Importer(client, ledger, run_id="manual__d1", attempt=0).run(copies([ALICE], 7))
+    assert first.counts == Counter({Status.IMPORTED: 7})
+    # A copy the first attempt sent but never saw answered: Graph holds it all the same.
+    folder = ensure_folder(client, BOB, "ICE Chat")
+    client.send(create_request(BOB, folder, payload("item-00000", 0)), mailbox=BOB)
+    ledger.mark_sent(BOB, [Mark("item-00000", DAY)], "manual__d1", attempt=0)
+    cleared = Importer(client, ledger, run_id="manual__d1", attempt=1).run(copies([ALICE, BOB], 7))
+    assert cleared.counts == Counter({Status.IMPORTED: 6, Status.ALREADY_PRESENT: 8})
+    assert cleared.present_from == Counter({("manual__d1", 0): 8})
+    rows = ledger.lookup(BOB, ["item-00000", "item-00001"])
+    assert (rows["item-00000"].attempt, rows["item-00001"].attempt) == (0, 1)
+    assert_exactly_once(graph_emulator, {ALICE: 7, BOB: 7})
+
+
 @pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])
 def test_throttling_5xx_and_429_after_success_every_copy_once_within_the_limits(
     graph_emulator: Any, client: GraphClient, ledger: Ledger, batch: bool

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
 
 from icechat.exceptions import LedgerError
-from icechat.ledger import SCHEMA_VERSION, CopyState, FileRecord, Ledger, Mark
+from icechat.ledger import (
+    SCHEMA_VERSION,
+    CopyState,
+    FileRecord,
+    Ledger,
+    Mark,
+    stored_schema_version,
+)
 
 DAY = date(2026, 11, 26)
 
@@ -146,3 +153,93 @@ def test_a_copy_found_missing_is_reopened_so_the_import_creates_it_again(ledger:
     assert k1.graph_id == "AAMk1", "the Graph id of the lost item stays on record"
     assert k1.created_at is not None and k1.created_at <= k1.updated_at
     assert rows["k2"].reason == "HTTP 400", "only done copies are reopened"
+
+
+def test_each_copy_names_the_run_attempt_that_created_it(ledger: Ledger) -> None:
+    ledger.mark_sent("a@x.test", [Mark("k1", DAY), Mark("k2", DAY)], "run-1", attempt=0)
+    ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="A")], "run-1", attempt=0)
+    # The cleared re-run (attempt 1) sends k2 again and finds k1 done: k1 stays attempt 0's.
+    ledger.mark_sent("a@x.test", [Mark("k1", DAY), Mark("k2", DAY)], "run-1", attempt=1)
+    ledger.mark_done("a@x.test", [Mark("k2", DAY, graph_id="B")], "run-1", attempt=1)
+    rows = ledger.lookup("a@x.test", ["k1", "k2"])
+    assert (rows["k1"].run_id, rows["k1"].attempt) == ("run-1", 0)
+    assert (rows["k2"].run_id, rows["k2"].attempt) == ("run-1", 1)
+    assert [c.attempt for c in ledger.copies(DAY)] == [0, 1]
+    ledger.start_run("run-1", DAY, [], attempt=1)
+    run = ledger.run("run-1")
+    assert run is not None and run.attempt == 1
+
+
+def _version_1_tables(metadata: sa.MetaData) -> None:
+    """The ledger's tables as schema version 1 made them (no attempts, no leases)."""
+    sa.Table(
+        "icechat_schema_version",
+        metadata,
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Table(
+        "icechat_copies",
+        metadata,
+        sa.Column("mailbox", sa.String(320), primary_key=True),
+        sa.Column("item_key", sa.String(512), primary_key=True),
+        sa.Column("day", sa.Date, nullable=False, index=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("graph_id", sa.String(512)),
+        sa.Column("reason", sa.Text),
+        sa.Column("run_id", sa.String(250)),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    sa.Table(
+        "icechat_runs",
+        metadata,
+        sa.Column("run_id", sa.String(250), primary_key=True),
+        sa.Column("day", sa.Date, nullable=False, index=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        sa.Column("files", sa.JSON, nullable=False),
+        sa.Column("counts", sa.JSON, nullable=False),
+        sa.Column("timings", sa.JSON, nullable=False),
+    )
+
+
+def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(
+    ledger_target: tuple[str, str | None],
+) -> None:
+    url, schema = ledger_target
+    metadata = sa.MetaData(schema=schema)
+    _version_1_tables(metadata)
+    engine = sa.create_engine(url)
+    now = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        tables = metadata.tables
+        prefix = f"{schema}." if schema else ""
+        conn.execute(
+            tables[f"{prefix}icechat_schema_version"].insert(), {"version": 1, "applied_at": now}
+        )
+        conn.execute(
+            tables[f"{prefix}icechat_copies"].insert(),
+            {
+                "mailbox": "a@x.test",
+                "item_key": "k1",
+                "day": DAY,
+                "state": "done",
+                "graph_id": "A",
+                "run_id": "old-run",
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+    engine.dispose()
+    assert stored_schema_version(url, schema=schema) == 1
+    with Ledger(url, schema=schema) as upgraded:
+        old = upgraded.lookup("a@x.test", ["k1"])["k1"]
+        assert (old.state, old.run_id, old.attempt) == (CopyState.DONE, "old-run", None)
+        upgraded.mark_done("a@x.test", [Mark("k2", DAY, graph_id="B")], "new-run", attempt=2)
+        assert upgraded.lookup("a@x.test", ["k2"])["k2"].attempt == 2
+        assert upgraded.acquire_leases(["a@x.test"], "me", now=now, until=now) == {"a@x.test"}
+    assert stored_schema_version(url, schema=schema) == SCHEMA_VERSION == 2
+    with Ledger(url, schema=schema) as again:
+        assert again.lookup("a@x.test", ["k2"])["k2"].attempt == 2

@@ -10,8 +10,14 @@ duplicates nothing.
 Mailboxes run in parallel on a thread pool, one lane per mailbox; a lane sends its copies in
 groups of up to 20 whose ``$batch`` stays within Graph's 4 MB (measured in bytes of the
 UTF-8 JSON sent), as one ``$batch`` or as single requests, and the client keeps at most
-4 requests in flight per mailbox. An item whose JSON alone is over the limit fails with
-that reason without being sent.
+4 requests in flight per mailbox. A lane holds its mailbox's lease (:mod:`icechat.leases`)
+while it works, so another day's import never sends to that mailbox at the same time; a
+lane whose mailbox is leased elsewhere waits while the other mailboxes go ahead. An item
+whose JSON alone is over the limit fails with that reason without being sent.
+
+Each copy is credited to the run attempt that created it: ``imported`` only when the
+ledger's done row is this run's and this attempt's (a task retry inside the attempt finds
+its own copies), else ``already_present``.
 
 :func:`import_shard` is one import task: a planned shard's copies, their payloads streamed
 from the day's items files, counted per mailbox for the report.
@@ -25,7 +31,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -53,6 +59,8 @@ from icechat.graph.mailbox import (
     found_id,
     lookup_request,
 )
+from icechat.lanes import LaneRunner
+from icechat.leases import MailboxLeases
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
 from icechat.mapping.plan import PlannedCopy, read_shard
 from icechat.render.itemsfile import PayloadReader, read_sources
@@ -62,6 +70,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FOLDER = "ICE Chat"
 LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
 FAILURES_LOGGED = 20  # failed copies named in the task log (the report lists them all)
+LEASE_RETRY = 2.0  # seconds before a lane whose mailbox is leased elsewhere tries again
+WAIT_LOGGED_EVERY = 60.0  # seconds between log lines about one mailbox still being waited for
 RETRY_ACTION = "see the reason; clear this import task to try the copy again"
 
 
@@ -90,15 +100,19 @@ class Status(StrEnum):
     FAILED = "failed"
 
 
+Credit = tuple[str | None, int | None]  # (run id, attempt) that created a copy
+
+
 @dataclass(frozen=True)
 class CopyOutcome:
-    """What happened to one copy."""
+    """What happened to one copy; ``credit`` names who created one already present."""
 
     mailbox: str
     key: str
     status: Status
     graph_id: str | None = None
     reason: str | None = None
+    credit: Credit | None = None
 
 
 @dataclass
@@ -110,6 +124,8 @@ class ImportResult:
     ``by_mailbox`` counts each mailbox's outcomes by status (an item imported with a notice
     only as ``imported_with_notice``). ``outcomes`` holds every copy's outcome only when the
     importer was asked to keep them (a repair of a few copies; a day's shard does not).
+    ``present_from`` counts the ``already_present`` copies by the (run id, attempt) the
+    ledger credits with creating them.
     """
 
     counts: Counter[str] = field(default_factory=Counter)
@@ -117,6 +133,7 @@ class ImportResult:
     seconds: float = 0.0
     by_mailbox: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     outcomes: list[CopyOutcome] = field(default_factory=list)
+    present_from: Counter[Credit] = field(default_factory=Counter)
 
     @property
     def copies(self) -> int:
@@ -140,6 +157,9 @@ class Importer:
     """Imports copies for many mailboxes; one instance per shard run.
 
     ``workers`` mailboxes are worked on at once; ``batch`` sends groups as ``$batch``.
+    ``attempt`` is the run's attempt (Airflow's clear number); ``leases`` the mailbox
+    leases it works under (by default its own set in the ledger's database), and
+    ``lease_retry`` how long a lane whose mailbox is leased elsewhere waits to try again.
     """
 
     def __init__(
@@ -148,23 +168,35 @@ class Importer:
         ledger: Ledger,
         *,
         run_id: str,
+        attempt: int | None = None,
         folder_name: str = DEFAULT_FOLDER,
         workers: int = 16,
         batch: bool = True,
         keep_outcomes: bool = False,
+        leases: MailboxLeases | None = None,
+        lease_retry: float = LEASE_RETRY,
     ) -> None:
         self.client = client
         self.ledger = ledger
         self.run_id = run_id
+        self.attempt = attempt
         self.folder_name = folder_name
         self.workers = workers
         self.batch = batch
         self.keep_outcomes = keep_outcomes
+        self.leases = leases or MailboxLeases(ledger, f"import {run_id} attempt {attempt}")
+        self.lease_retry = lease_retry
         self._folders: dict[str, str] = {}
         self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
         self._result = ImportResult()
         self._singles: ThreadPoolExecutor | None = None  # while run() runs, unbatched only
+        self._waits_logged: dict[str, float] = {}
+
+    @property
+    def credit(self) -> Credit:
+        """The (run id, attempt) this importer credits the copies it creates to."""
+        return (self.run_id, self.attempt)
 
     # Driving the shard
 
@@ -173,34 +205,32 @@ class Importer:
         started = time.monotonic()
         self._result = ImportResult()
         buffers: dict[str, list[Copy]] = defaultdict(list)
-        slots = threading.BoundedSemaphore(self.workers * 2)
-        futures: list[Future[None]] = []
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="icechat-import") as pool:
+        self._singles = None
+        with ExitStack() as stack:
+            # Closed in reverse: lanes stop, running ones finish, then the leases go.
+            stack.enter_context(self.leases.renewing())
             if not self.batch:
-                self._singles = ThreadPoolExecutor(
-                    self.workers * self.client.per_mailbox, thread_name_prefix="icechat-send"
+                self._singles = stack.enter_context(
+                    ThreadPoolExecutor(
+                        self.workers * self.client.per_mailbox, thread_name_prefix="icechat-send"
+                    )
                 )
-
-            def submit(mailbox: str, lane: list[Copy]) -> None:
-                slots.acquire()
-                future = pool.submit(self._lane, mailbox, lane)
-                future.add_done_callback(lambda _f: slots.release())
-                futures.append(future)
-
-            try:
-                for copy in copies:
-                    buffer = buffers[copy.mailbox]
-                    buffer.append(copy)
-                    if len(buffer) >= LANE_SIZE:
-                        submit(copy.mailbox, buffers.pop(copy.mailbox))
-                for mailbox, lane in buffers.items():
-                    submit(mailbox, lane)
-                for future in futures:
-                    future.result()
-            finally:
-                if self._singles is not None:
-                    self._singles.shutdown()
-                    self._singles = None
+            pool = stack.enter_context(
+                ThreadPoolExecutor(self.workers, thread_name_prefix="icechat-import")
+            )
+            lanes: LaneRunner[Copy] = LaneRunner(
+                pool, self._lane, limit=self.workers * 2, retry=self.lease_retry
+            )
+            stack.callback(lanes.stop)
+            for copy in copies:
+                buffer = buffers[copy.mailbox]
+                buffer.append(copy)
+                if len(buffer) >= LANE_SIZE:
+                    lanes.submit(copy.mailbox, buffers.pop(copy.mailbox))
+            for mailbox, lane in buffers.items():
+                lanes.submit(mailbox, lane)
+            lanes.join()
+        self._singles = None
         self._result.seconds = time.monotonic() - started
         log.info(
             "imported %s copies in %.1fs: %s",
@@ -218,32 +248,60 @@ class Importer:
             if outcome.status is Status.FAILED:
                 self._result.failures.append(outcome)
             self._result.by_mailbox[outcome.mailbox][outcome.status] += 1
+            if outcome.status is Status.ALREADY_PRESENT and outcome.credit is not None:
+                self._result.present_from[outcome.credit] += 1
             if self.keep_outcomes:
                 self._result.outcomes.append(outcome)
 
     # One mailbox lane
 
-    def _lane(self, mailbox: str, copies: list[Copy]) -> None:
+    def _lane(self, mailbox: str, copies: list[Copy]) -> bool:
+        """Import one lane under its mailbox's lease; ``False`` when another process holds it."""
         settled: dict[str, CopyOutcome] = {}
         with self._lanes[mailbox.casefold()]:
+            if not self.leases.acquire([mailbox]):
+                self._log_wait(mailbox)
+                return False
             try:
                 self._import_lane(mailbox, copies, settled)
             except GraphError as exc:
                 self._fail_rest(mailbox, copies, settled, str(exc))
+            finally:
+                self.leases.release([mailbox])
         first: set[str] = set()
         for copy in copies:
             outcome = settled[copy.key]
             if copy.key in first:
                 # Another participant's copy of the same item in the same mailbox.
+                failed = outcome.status is Status.FAILED
                 outcome = CopyOutcome(
                     mailbox,
                     copy.key,
-                    Status.FAILED if outcome.status is Status.FAILED else Status.ALREADY_PRESENT,
+                    Status.FAILED if failed else Status.ALREADY_PRESENT,
                     outcome.graph_id,
                     outcome.reason,
+                    None if failed else outcome.credit or self.credit,
                 )
             first.add(copy.key)
             self._record(outcome)
+        return True
+
+    def _log_wait(self, mailbox: str) -> None:
+        """Say who holds the mailbox we wait for (once a minute per mailbox)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._waits_logged.get(mailbox, -WAIT_LOGGED_EVERY) < WAIT_LOGGED_EVERY:
+                return
+            self._waits_logged[mailbox] = now
+        lease = self.leases.holders([mailbox]).get(mailbox.casefold())
+        holder = f"{lease.holder} until {lease.expires_at:%H:%M:%S} UTC" if lease else "another"
+        log.info(
+            "mailbox %s is being imported by %s; working on other mailboxes, trying it again "
+            "every %.0fs (Graph allows 4 requests at a time per mailbox across all runs)",
+            mailbox,
+            holder,
+            self.lease_retry,
+        )
 
     def _fail_rest(
         self, mailbox: str, copies: Sequence[Copy], settled: dict[str, CopyOutcome], reason: str
@@ -251,7 +309,10 @@ class Importer:
         """Copies a lane-wide error (no mailbox, no permission) left unsettled fail with it."""
         rest = {c.key: c for c in copies if c.key not in settled}
         self.ledger.mark_failed(
-            mailbox, [Mark(c.key, c.day, reason=reason) for c in rest.values()], self.run_id
+            mailbox,
+            [Mark(c.key, c.day, reason=reason) for c in rest.values()],
+            self.run_id,
+            attempt=self.attempt,
         )
         for key in rest:
             settled[key] = CopyOutcome(mailbox, key, Status.FAILED, reason=reason)
@@ -276,7 +337,10 @@ class Importer:
         work, invalid = self._prepare(todo)
         if invalid:
             self.ledger.mark_failed(
-                mailbox, [Mark(c.key, c.day, reason=r) for c, r in invalid], self.run_id
+                mailbox,
+                [Mark(c.key, c.day, reason=r) for c, r in invalid],
+                self.run_id,
+                attempt=self.attempt,
             )
             for copy, reason in invalid:
                 settled[copy.key] = CopyOutcome(mailbox, copy.key, Status.FAILED, reason=reason)
@@ -286,13 +350,16 @@ class Importer:
         # A copy last seen sent or failed may be in Graph already: look before creating.
         uncertain = [w for w in work if w.copy.key in known]
         found = self._look_up(mailbox, folder, uncertain)
-        if found:
-            marks = [
-                Mark(w.copy.key, w.copy.day, found[w.copy.key])
-                for w in uncertain
-                if w.copy.key in found
-            ]
-            self.ledger.mark_done(mailbox, marks, self.run_id)
+        # Each found copy stays credited to the attempt that sent it.
+        by_sender: dict[Credit, list[Mark]] = defaultdict(list)
+        for w in uncertain:
+            if w.copy.key in found:
+                row = known[w.copy.key]
+                by_sender[(row.run_id, row.attempt)].append(
+                    Mark(w.copy.key, w.copy.day, found[w.copy.key])
+                )
+        for (run_id, attempt), marks in by_sender.items():
+            self.ledger.mark_done(mailbox, marks, run_id or self.run_id, attempt=attempt)
             for mark in marks:
                 settled[mark.item_key] = self._present(mailbox, known[mark.item_key], mark.graph_id)
         to_create = [
@@ -303,9 +370,14 @@ class Importer:
                 settled[outcome.key] = outcome
 
     def _present(self, mailbox: str, row: CopyRecord, graph_id: str | None = None) -> CopyOutcome:
-        """A copy the mailbox holds: imported if this run sent it, else already present."""
-        status = Status.IMPORTED if row.run_id == self.run_id else Status.ALREADY_PRESENT
-        return CopyOutcome(mailbox, row.item_key, status, graph_id or row.graph_id)
+        """A copy the mailbox holds: imported if this run attempt sent it, else already present
+        (credited to the run attempt that did)."""
+        credit = (row.run_id, row.attempt)
+        if credit == self.credit:
+            return CopyOutcome(mailbox, row.item_key, Status.IMPORTED, graph_id or row.graph_id)
+        return CopyOutcome(
+            mailbox, row.item_key, Status.ALREADY_PRESENT, graph_id or row.graph_id, credit=credit
+        )
 
     def _prepare(self, copies: Sequence[Copy]) -> tuple[list[_Work], list[tuple[Copy, str]]]:
         work: list[_Work] = []
@@ -363,7 +435,10 @@ class Importer:
             return None if graph_id is None else GraphResponse(201, {"id": graph_id})
 
         self.ledger.mark_sent(
-            mailbox, [Mark(w.copy.key, w.copy.day) for w, _ in group], self.run_id
+            mailbox,
+            [Mark(w.copy.key, w.copy.day) for w, _ in group],
+            self.run_id,
+            attempt=self.attempt,
         )
         outcomes = self._send_all([r for _, r in group], mailbox, recover)
         done: list[Mark] = []
@@ -385,8 +460,8 @@ class Importer:
                 )
             status = Status.IMPORTED_WITH_NOTICE if w.notices else Status.IMPORTED
             results.append(CopyOutcome(mailbox, w.copy.key, status, graph_id))
-        self.ledger.mark_done(mailbox, done, self.run_id)
-        self.ledger.mark_failed(mailbox, failed, self.run_id)
+        self.ledger.mark_done(mailbox, done, self.run_id, attempt=self.attempt)
+        self.ledger.mark_failed(mailbox, failed, self.run_id, attempt=self.attempt)
         return results
 
     def _send_all(
@@ -435,21 +510,33 @@ def _groups(
 class ShardSummary:
     """One import task's result, as :meth:`icechat.report.ImportCounts.add` folds it in.
 
-    ``per_mailbox`` and ``failures`` name mailboxes by the UPN the plan gave them.
+    ``per_mailbox`` and ``failures`` name mailboxes by the UPN the plan gave them; ``credit``
+    is the (run id, attempt) the task ran in.
     """
 
     result: ImportResult
     per_mailbox: dict[str, dict[str, int]]
     failures: list[dict[str, str]]
+    credit: Credit = (None, None)
 
     def to_json(self) -> dict[str, Any]:
-        """The task's XCom: counts, per-mailbox counts, failure rows and seconds."""
+        """The task's XCom: counts, who ran it and who created the copies already present,
+        per-mailbox counts, failure rows and seconds."""
         counts = self.result.counts
+        run_id, attempt = self.credit
         return {
             "imported": counts[Status.IMPORTED],
             "already_present": counts[Status.ALREADY_PRESENT],
             "failed": counts[Status.FAILED],
             "imported_with_notice": counts[Status.IMPORTED_WITH_NOTICE],
+            "run_id": run_id,
+            "attempt": attempt,
+            "present_from": [
+                {"run_id": r, "attempt": a, "copies": n}
+                for (r, a), n in sorted(
+                    self.result.present_from.items(), key=lambda e: (str(e[0][0]), e[0][1] or 0)
+                )
+            ],
             "per_mailbox": self.per_mailbox,
             "failures": self.failures,
             "seconds": self.result.seconds,
@@ -464,12 +551,16 @@ def import_shard(
     day: date,
     *,
     run_id: str,
+    attempt: int | None = None,
     folder_name: str = DEFAULT_FOLDER,
 ) -> ShardSummary:
-    """Import one planned shard, each payload read from ``items_dir`` as its copy's turn comes."""
+    """Import one planned shard, each payload read from ``items_dir`` as its copy's turn comes.
+
+    ``attempt`` is the run's attempt (Airflow's clear number), credited with what it creates.
+    """
     planned = read_shard(shard)
     upn_of = {c.user_id: c.upn for c in planned}
-    importer = Importer(client, ledger, run_id=run_id, folder_name=folder_name)
+    importer = Importer(client, ledger, run_id=run_id, attempt=attempt, folder_name=folder_name)
     with closing(_planned_copies(planned, items_dir, day)) as stream:
         result = importer.run(stream)
     failures = [
@@ -490,7 +581,7 @@ def import_shard(
         upn_of.get(mailbox, mailbox): {str(status): n for status, n in counts.items()}
         for mailbox, counts in result.by_mailbox.items()
     }
-    return ShardSummary(result, per_mailbox, failures)
+    return ShardSummary(result, per_mailbox, failures, importer.credit)
 
 
 def _planned_copies(

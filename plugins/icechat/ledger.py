@@ -1,8 +1,11 @@
 """The import ledger: one row per (mailbox, item key) and one per run, on SQLAlchemy Core.
 
 It is the audit trail and what makes re-runs safe: a copy goes planned -> sent -> done
-(with the Graph id), or ends not_mapped / failed with a reason. SQLite by default,
-Postgres (or any SQLAlchemy URL) in deployment. The schema is versioned in its own table.
+(with the Graph id), or ends not_mapped / failed with a reason. Each row names the run and
+the attempt (Airflow's clear number of that run) that last wrote it; a done copy keeps the
+attempt that created it. SQLite by default, Postgres (or any SQLAlchemy URL) in deployment.
+The schema is versioned in its own table; opening a ledger of an older version upgrades it.
+The same database holds the per-mailbox leases (see :mod:`icechat.leases`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from icechat.exceptions import LedgerError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added since version 1, by table: what an upgrade adds to an older ledger.
+_ADDED_COLUMNS = {"icechat_copies": ("attempt",), "icechat_runs": ("attempt",)}
 # Rows per statement when looking up or writing many copies at once (under SQLite's 999 binds).
 CHUNK = 200
 _LOCK_ID = 0x1CEC4A7  # Postgres advisory lock taken while creating the schema
@@ -53,6 +58,7 @@ class CopyRecord:
     run_id: str | None
     updated_at: datetime
     created_at: datetime | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +91,19 @@ class RunRecord:
     files: tuple[FileRecord, ...]
     counts: dict[str, int]
     timings: dict[str, float]
+    attempt: int | None = None
 
 
-def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """Who holds a mailbox's lease, and until when (UTC)."""
+
+    mailbox: str
+    holder: str
+    expires_at: datetime
+
+
+def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:
     version = sa.Table(
         "icechat_schema_version",
         metadata,
@@ -106,6 +122,7 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.Column("run_id", sa.String(250)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempt", sa.Integer),
     )
     runs = sa.Table(
         "icechat_runs",
@@ -117,8 +134,16 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.Column("files", sa.JSON, nullable=False),
         sa.Column("counts", sa.JSON, nullable=False),
         sa.Column("timings", sa.JSON, nullable=False),
+        sa.Column("attempt", sa.Integer),
     )
-    return version, copies, runs
+    leases = sa.Table(
+        "icechat_mailbox_leases",
+        metadata,
+        sa.Column("mailbox", sa.String(320), primary_key=True),
+        sa.Column("holder", sa.String(250), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    return version, copies, runs, leases
 
 
 def _now() -> datetime:
@@ -159,7 +184,7 @@ def make_engine(url: str) -> Engine:
 def stored_schema_version(url: str, *, schema: str | None = None) -> int | None:
     """The schema version a ledger holds, ``None`` before its first run; reads, never writes."""
     where = sa.engine.make_url(url).render_as_string(hide_password=True)
-    version, _, _ = _tables(sa.MetaData(schema=schema))
+    version, *_ = _tables(sa.MetaData(schema=schema))
     try:
         engine = sa.create_engine(url)
         try:
@@ -192,7 +217,7 @@ class Ledger:
             )
         self.engine = make_engine(url)
         self._metadata = sa.MetaData(schema=schema)
-        self._version, self._copies, self._runs = _tables(self._metadata)
+        self._version, self._copies, self._runs, self._leases = _tables(self._metadata)
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
         # SQLite has one writer at a time and makes waiting writers poll with growing sleeps;
         # queueing this process's writers on a lock hands the database over at once.
@@ -225,6 +250,7 @@ class Ledger:
                 else:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
                 self._metadata.create_all(conn, checkfirst=True)
+                self._upgrade(conn)
                 conn.execute(
                     self._insert(self._version)
                     .values(version=SCHEMA_VERSION, applied_at=_now())
@@ -238,6 +264,20 @@ class Ledger:
                 f"ledger at {self.where} has schema version {found}; this icechat "
                 f"writes version {SCHEMA_VERSION}: upgrade icechat or use a new ledger"
             )
+
+    def _upgrade(self, conn: sa.Connection) -> None:
+        """Add the columns an older ledger lacks (its rows keep NULL there: attempt unknown)."""
+        inspector = sa.inspect(conn)
+        for table in (self._copies, self._runs):
+            present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+            for name in _ADDED_COLUMNS[table.name]:
+                if name in present:
+                    continue
+                column = table.c[name]
+                target = conn.dialect.identifier_preparer.format_table(table)
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {target} ADD COLUMN {name} {kind}")
+                log.info("ledger at %s: added column %s.%s", self.where, table.name, name)
 
     # Copies
 
@@ -254,25 +294,35 @@ class Ledger:
                     found[row.item_key] = self._record(row)
         return found
 
-    def plan(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+    def plan(
+        self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
+    ) -> None:
         """Record copies as planned unless the ledger already knows them."""
-        self._write(mailbox, marks, CopyState.PLANNED, run_id, only_new=True)
+        self._write(mailbox, marks, CopyState.PLANNED, run_id, attempt, only_new=True)
 
-    def mark_sent(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+    def mark_sent(
+        self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
+    ) -> None:
         """Record that a create is about to be sent (never downgrades a done copy)."""
-        self._write(mailbox, marks, CopyState.SENT, run_id)
+        self._write(mailbox, marks, CopyState.SENT, run_id, attempt)
 
-    def mark_done(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
-        """Record copies as in the mailbox, with their Graph ids."""
-        self._write(mailbox, marks, CopyState.DONE, run_id)
+    def mark_done(
+        self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
+    ) -> None:
+        """Record copies as in the mailbox, with their Graph ids, created by this run attempt."""
+        self._write(mailbox, marks, CopyState.DONE, run_id, attempt)
 
-    def mark_failed(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+    def mark_failed(
+        self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
+    ) -> None:
         """Record copies that could not be imported, with the reason."""
-        self._write(mailbox, marks, CopyState.FAILED, run_id)
+        self._write(mailbox, marks, CopyState.FAILED, run_id, attempt)
 
-    def mark_not_mapped(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+    def mark_not_mapped(
+        self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
+    ) -> None:
         """Record copies with no Microsoft 365 mailbox to go to, with the reason."""
-        self._write(mailbox, marks, CopyState.NOT_MAPPED, run_id)
+        self._write(mailbox, marks, CopyState.NOT_MAPPED, run_id, attempt)
 
     def _write(
         self,
@@ -280,6 +330,7 @@ class Ledger:
         marks: Sequence[Mark],
         state: CopyState,
         run_id: str,
+        attempt: int | None,
         *,
         only_new: bool = False,
     ) -> None:
@@ -298,6 +349,7 @@ class Ledger:
                     "graph_id": stmt.excluded.graph_id,
                     "reason": stmt.excluded.reason,
                     "run_id": stmt.excluded.run_id,
+                    "attempt": stmt.excluded.attempt,
                     "updated_at": stmt.excluded.updated_at,
                 },
                 where=c.c.state != CopyState.DONE.value,
@@ -311,6 +363,7 @@ class Ledger:
                 "graph_id": m.graph_id,
                 "reason": m.reason,
                 "run_id": run_id,
+                "attempt": attempt,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -342,6 +395,7 @@ class Ledger:
                         state=CopyState.FAILED.value,
                         reason=m.reason,
                         run_id=run_id,
+                        attempt=None,
                         updated_at=_now(),
                     )
                 )
@@ -378,15 +432,25 @@ class Ledger:
             run_id=row.run_id,
             updated_at=_aware(row.updated_at),
             created_at=_aware(row.created_at),
+            attempt=row.attempt,
         )
 
     # Runs
 
-    def start_run(self, run_id: str, day: date, files: Sequence[FileRecord]) -> None:
-        """Record the start of a run of ``day`` over ``files`` (a re-start replaces it)."""
+    def start_run(
+        self,
+        run_id: str,
+        day: date,
+        files: Sequence[FileRecord],
+        *,
+        attempt: int | None = None,
+    ) -> None:
+        """Record the start of a run of ``day`` over ``files`` (a re-start or a cleared
+        re-run, the next ``attempt``, replaces it)."""
         r = self._runs
-        values = {
+        values: dict[str, Any] = {
             "run_id": run_id,
+            "attempt": attempt,
             "day": day,
             "started_at": _now(),
             "finished_at": None,
@@ -441,4 +505,69 @@ class Ledger:
             files=tuple(FileRecord(**f) for f in row.files),
             counts=dict(row.counts),
             timings=dict(row.timings),
+            attempt=row.attempt,
         )
+
+    # Mailbox leases (see icechat.leases)
+
+    def acquire_leases(
+        self, mailboxes: Iterable[str], holder: str, *, now: datetime, until: datetime
+    ) -> set[str]:
+        """Give ``holder`` the lease of each mailbox that is free, expired or already its own,
+        until ``until``; the mailboxes ``holder`` holds afterwards.
+
+        One upsert per mailbox (in a fixed order, so two holders never deadlock on Postgres):
+        of two processes racing for a mailbox, exactly one gets it.
+        """
+        wanted = sorted(set(mailboxes))
+        if not wanted:
+            return set()
+        lease = self._leases
+        stmt = self._insert(lease)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[lease.c.mailbox],
+            set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+            where=sa.or_(lease.c.expires_at <= now, lease.c.holder == holder),
+        )
+        rows = [{"mailbox": m, "holder": holder, "expires_at": until} for m in wanted]
+        with self._write_lock, self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(stmt, row)
+            held = conn.execute(
+                sa.select(lease.c.mailbox).where(
+                    lease.c.mailbox.in_(wanted), lease.c.holder == holder
+                )
+            )
+            return {m for (m,) in held}
+
+    def renew_leases(self, mailboxes: Iterable[str], holder: str, *, until: datetime) -> set[str]:
+        """Extend ``holder``'s leases of ``mailboxes``; those it still held (none taken over)."""
+        wanted = sorted(set(mailboxes))
+        if not wanted:
+            return set()
+        lease = self._leases
+        mine = sa.and_(lease.c.mailbox.in_(wanted), lease.c.holder == holder)
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(sa.update(lease).where(mine).values(expires_at=until))
+            return {m for (m,) in conn.execute(sa.select(lease.c.mailbox).where(mine))}
+
+    def release_leases(self, mailboxes: Iterable[str], holder: str) -> None:
+        """Give up ``holder``'s leases of ``mailboxes`` (another holder's are left alone)."""
+        wanted = sorted(set(mailboxes))
+        if not wanted:
+            return
+        lease = self._leases
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(
+                sa.delete(lease).where(lease.c.mailbox.in_(wanted), lease.c.holder == holder)
+            )
+
+    def leases(self, mailboxes: Iterable[str]) -> dict[str, LeaseRecord]:
+        """The recorded leases of ``mailboxes`` (expired ones included)."""
+        lease = self._leases
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(lease).where(lease.c.mailbox.in_(sorted(set(mailboxes)))))
+            return {
+                row.mailbox: LeaseRecord(row.mailbox, row.holder, _aware(row.expires_at))
+                for row in rows
+            }
