@@ -207,7 +207,8 @@ def check_graph_mailbox(client: GraphClient, mailbox: str, folder: str) -> Check
 
 
 def check_ledger(url: str) -> CheckResult:
-    """Connect to the ledger and compare its schema version with this icechat's."""
+    """Connect to the ledger and compare its schema version with this icechat's (an older
+    one is fine: opening it upgrades it)."""
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
@@ -226,7 +227,13 @@ def check_ledger(url: str) -> CheckResult:
         return failed("ledger", str(exc))
     if found is None:
         return passed("ledger", f"{where} reachable; the first run creates its tables")
-    if found != SCHEMA_VERSION:
+    if found < SCHEMA_VERSION:
+        return passed(
+            "ledger",
+            f"{where} reachable, schema version {found}; the next run upgrades it to "
+            f"{SCHEMA_VERSION}",
+        )
+    if found > SCHEMA_VERSION:
         return failed(
             "ledger",
             f"{where} has schema version {found}, this icechat writes {SCHEMA_VERSION}: "

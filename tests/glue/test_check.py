@@ -14,7 +14,7 @@ from icechat.checks import Status, check_graph_mailbox, check_ledger, check_pgp,
 from icechat.glue.connections import open_site
 from icechat.graph.client import GraphClient
 from icechat.graph.settings import GraphSettings
-from icechat.ledger import Ledger
+from icechat.ledger import SCHEMA_VERSION, Ledger
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
 from tests.support.paths import REPO
 
@@ -191,8 +191,16 @@ def test_ledger_check_reads_the_schema_version(tmp_path):
     assert "created by the first run" in check_ledger(url).detail
     assert not (tmp_path / "ledger.sqlite").exists()
     Ledger(url).close()
-    assert check_ledger(url).detail.endswith("schema version 1")
+    assert check_ledger(url).detail.endswith(f"schema version {SCHEMA_VERSION}")
     engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM icechat_schema_version")
+        conn.exec_driver_sql(
+            "INSERT INTO icechat_schema_version (version, applied_at) VALUES (1, '2026-11-01')"
+        )
+    older = check_ledger(url)
+    assert older.status is Status.OK
+    assert older.detail.endswith(f"schema version 1; the next run upgrades it to {SCHEMA_VERSION}")
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO icechat_schema_version (version, applied_at) VALUES (7, '2027-01-01')"
@@ -200,7 +208,7 @@ def test_ledger_check_reads_the_schema_version(tmp_path):
     engine.dispose()
     result = check_ledger(url)
     assert result.status is Status.FAIL
-    assert "schema version 7, this icechat writes 1: upgrade icechat" in result.detail
+    assert f"schema version 7, this icechat writes {SCHEMA_VERSION}: upgrade" in result.detail
 
 
 def test_unreachable_postgres_ledger_fails_without_its_password():
