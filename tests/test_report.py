@@ -192,3 +192,63 @@ def test_record_run_writes_the_runs_files_counts_and_timings(tmp_path):
         "failed": 0,
     }
     assert run.timings == report["timings"]
+
+
+def test_a_cleared_rerun_says_so_and_credits_the_attempt_that_imported(tmp_path):
+    """Airflow keeps a cleared run's id: the report tells the attempts apart."""
+    first_attempt = {
+        "imported": 5,
+        "run_id": "manual__2026-11-26",
+        "attempt": 0,
+        "present_from": [],
+    }
+    cleared = {
+        "imported": 0,
+        "already_present": 5,
+        "run_id": "manual__2026-11-26",
+        "attempt": 1,
+        "present_from": [{"run_id": "manual__2026-11-26", "attempt": 0, "copies": 5}],
+    }
+    rendered = {"items": 4, "mail_items": 4}
+    before = day_report(
+        date(2026, 11, 26),
+        fetched=FETCHED,
+        rendered=rendered,
+        planned=PLAN,
+        shards=[first_attempt],
+        item_mode="message",
+        run_id="manual__2026-11-26",
+        attempt=0,
+    )
+    assert (before["attempt"], before["cleared_rerun"]) == (0, False)
+    assert before["imported_by"] == [{"run_id": "manual__2026-11-26", "attempt": 0, "copies": 5}]
+    assert "cleared re-run" not in summary_line(before)
+    again = day_report(
+        date(2026, 11, 26),
+        fetched=FETCHED,
+        rendered=rendered,
+        planned=PLAN,
+        shards=[cleared],
+        item_mode="message",
+        run_id="manual__2026-11-26",
+        attempt=1,
+    )
+    assert (again["imported"], again["already_present"], again["balanced"]) == (0, 6, True)
+    assert (again["run_id"], again["attempt"], again["cleared_rerun"]) == (
+        "manual__2026-11-26",
+        1,
+        True,
+    )
+    assert again["imported_by"] == []
+    assert again["already_present_from"] == [
+        {"run_id": "manual__2026-11-26", "attempt": 0, "copies": 5}
+    ]
+    line = summary_line(again)
+    assert "0 imported, 6 already present" in line
+    assert line.endswith("; cleared re-run: attempt 1 of run manual__2026-11-26")
+    _json_path, html_path = write_report(again, tmp_path)
+    assert "a cleared re-run</strong>" in html_path.read_text()
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        record_run(ledger, "manual__2026-11-26", date(2026, 11, 26), again)
+        run = ledger.run("manual__2026-11-26")
+    assert run is not None and run.attempt == 1

@@ -2,6 +2,9 @@
 
 Every copy (one per chat item and participant) is exactly one of ``imported``,
 ``already_present``, ``not_mapped`` or ``failed``; ``balanced`` says the four add up.
+``imported`` counts only what this run's attempt created: a run cleared and run again keeps
+its run id, so the report names the attempt (Airflow's clear number), says when it is a
+cleared re-run, and credits the copies already present to the run attempt that created them.
 :func:`day_report` assembles it from the results the day's tasks passed on, and
 :func:`record_run` writes the run's row in the ledger.
 """
@@ -48,9 +51,15 @@ class ImportCounts:
     per_mailbox: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    imported_by: Counter[tuple[str | None, int | None]] = field(default_factory=Counter)
+    present_from: Counter[tuple[str | None, int | None]] = field(default_factory=Counter)
 
     def add(self, shard: Mapping[str, Any]) -> None:
         """Fold in one import task's result (see :class:`icechat.importer.ShardSummary`)."""
+        if shard.get("imported"):
+            self.imported_by[(shard.get("run_id"), shard.get("attempt"))] += shard["imported"]
+        for entry in shard.get("present_from", ()):
+            self.present_from[(entry["run_id"], entry["attempt"])] += entry["copies"]
         self.imported += shard.get("imported", 0)
         self.already_present += shard.get("already_present", 0)
         self.failed += shard.get("failed", 0)
@@ -59,6 +68,16 @@ class ImportCounts:
             self.per_mailbox.setdefault(mailbox, Counter()).update(counts)
         self.failures.extend(shard.get("failures", []))
         self.seconds += shard.get("seconds", 0.0)
+
+
+def _credits(counted: Counter[tuple[str | None, int | None]]) -> list[dict[str, Any]]:
+    """Copies by the (run id, attempt) credited with them, oldest attempt first."""
+    return [
+        {"run_id": run_id, "attempt": attempt, "copies": n}
+        for (run_id, attempt), n in sorted(
+            counted.items(), key=lambda e: (str(e[0][0]), -1 if e[0][1] is None else e[0][1])
+        )
+    ]
 
 
 def build_report(
@@ -71,8 +90,14 @@ def build_report(
     imports: ImportCounts,
     item_mode: str,
     fetch_seconds: float = 0.0,
+    run_id: str | None = None,
+    attempt: int | None = None,
 ) -> dict[str, Any]:
-    """The report object: the contract's keys first, then the detail behind them."""
+    """The report object: the contract's keys first, then the detail behind them.
+
+    ``run_id`` and ``attempt`` name the run attempt reporting; ``imported_by`` and
+    ``already_present_from`` say which run attempts created the copies counted.
+    """
     not_mapped = sum(plan.get("not_mapped", {}).values())
     already_present = plan.get("already_present", 0) + imports.already_present
     copies = plan.get("copies", 0)
@@ -109,6 +134,11 @@ def build_report(
         "not_mapped": not_mapped,
         "failed": failed,
         "balanced": total == copies,
+        "run_id": run_id,
+        "attempt": attempt,
+        "cleared_rerun": bool(attempt),
+        "imported_by": _credits(imports.imported_by),
+        "already_present_from": _credits(imports.present_from),
         "item_mode": item_mode,
         "mail_items": render.get("mail_items", 0),
         "by_kind": render.get("by_kind", {}),
@@ -139,11 +169,14 @@ def day_report(
     planned: Mapping[str, Any],
     shards: Iterable[Mapping[str, Any] | None],
     item_mode: str,
+    run_id: str | None = None,
+    attempt: int | None = None,
 ) -> dict[str, Any]:
     """The report from the results of fetch, parse+render, map and the import tasks.
 
     An import task that left no result (it failed) adds nothing: its planned copies show
-    as failed, "planned copies have no import result".
+    as failed, "planned copies have no import result". An import task that a cleared
+    re-run did not run again keeps the result, and the attempt, it had.
     """
     imports = ImportCounts()
     for shard in shards:
@@ -158,13 +191,15 @@ def day_report(
         imports=imports,
         item_mode=item_mode,
         fetch_seconds=fetched.get("seconds", 0.0),
+        run_id=run_id,
+        attempt=attempt,
     )
 
 
 def record_run(ledger: Ledger, run_id: str, day: date, report: Mapping[str, Any]) -> None:
     """The run's row in the ledger: the files with their hashes, the counts and timings."""
     files = [FileRecord(f["name"], f["size"], f["sha256"]) for f in report["files"]]
-    ledger.start_run(run_id, day, files)
+    ledger.start_run(run_id, day, files, attempt=report.get("attempt"))
     ledger.finish_run(run_id, {k: report[k] for k in RUN_COUNTS}, report["timings"])
 
 
@@ -191,14 +226,17 @@ def outcome(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_line(report: Mapping[str, Any]) -> str:
-    """One line for the task log."""
+    """One line for the task log; a cleared re-run says so."""
     verdict = "balanced" if report["balanced"] else "NOT BALANCED"
-    return (
+    line = (
         f"ICE Chat {report['day']} {report['firm']}: {len(report['files'])} file(s), "
         f"{report['items']} items, {report['copies']} copies: {report['imported']} imported, "
         f"{report['already_present']} already present, {report['not_mapped']} not mapped, "
         f"{report['failed']} failed; {verdict}"
     )
+    if report.get("cleared_rerun"):
+        line += f"; cleared re-run: attempt {report['attempt']} of run {report['run_id']}"
+    return line
 
 
 def render_html(report: dict[str, Any]) -> str:

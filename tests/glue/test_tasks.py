@@ -62,3 +62,13 @@ def test_reconcile_names_the_first_task_that_left_no_result():
     }
     with pytest.raises(AirflowFailException, match="task decrypt has no result"):
         tasks.reconcile(date(2026, 11, 26), upstream, [], {"run_id": "manual__1"})
+
+
+def test_the_attempt_is_the_runs_clear_number():
+    """A cleared run keeps its run id; Airflow counts its clears on the DAG run."""
+
+    class Run:
+        clear_number = 2
+
+    assert tasks.attempt_of({"dag_run": Run()}) == 2
+    assert tasks.attempt_of({"dag_run": None}) == 0

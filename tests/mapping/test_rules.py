@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from icechat.graph.client import GraphClient
+from icechat.leases import MailboxLeases
+from icechat.ledger import Ledger
 from icechat.mapping.csvfile import parse_mapping
 from icechat.mapping.directory import Verdict
 from icechat.mapping.graph_directory import GraphDirectory
@@ -149,3 +154,40 @@ def test_directory_lookup_of_many_addresses_in_one_batch(directory):
     assert found[ALICE].verdict is Verdict.VALID and found[BOB].verdict is Verdict.VALID
     assert found[DAVE].verdict is Verdict.NO_MAILBOX
     assert {found[o].verdict for o in outsiders} == {Verdict.NOT_IN_TENANT}
+
+
+def test_a_mailbox_probe_waits_while_another_run_imports_into_that_mailbox(
+    graph_emulator, tmp_path, caplog
+):
+    """The probe is a request to the mailbox: it must not be a fifth beside an import's 4."""
+    caplog.set_level(logging.INFO, logger="icechat.mapping.graph_directory")
+    bob_id = graph_emulator.graph("GET", f"/users/{BOB}").json()["id"]
+    found: dict = {}
+
+    def probes_of(upn: str) -> list:
+        return [
+            r
+            for r in graph_emulator.requests_log()
+            if r["mailbox"] == upn and "msgfolderroot" in r["path"]
+        ]
+
+    with (
+        Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger,
+        GraphClient(emulator_settings(graph_emulator)) as client,
+    ):
+        importing = MailboxLeases(ledger, "import scheduled__2026-11-25 attempt 0")
+        assert importing.acquire([bob_id])
+        leases = MailboxLeases(ledger, "map manual__2026-11-26 attempt 0")
+        directory = GraphDirectory(client, leases, lease_retry=0.05)
+        lookup = threading.Thread(target=lambda: found.update(directory.lookup([ALICE, BOB])))
+        lookup.start()
+        deadline = time.monotonic() + 30
+        while "being imported by another run" not in caplog.text:
+            assert time.monotonic() < deadline and lookup.is_alive()
+            time.sleep(0.02)
+        assert len(probes_of(ALICE)) == 1 and probes_of(BOB) == []
+        importing.release([bob_id])
+        lookup.join(timeout=30)
+        assert ledger.leases([bob_id, found[ALICE].user_id]) == {}
+    assert found[BOB].verdict is Verdict.VALID and found[ALICE].verdict is Verdict.VALID
+    assert len(probes_of(BOB)) == 1

@@ -37,6 +37,11 @@ def parse_day(text: str) -> date:
     return date.fromisoformat(text)
 
 
+def attempt_of(context: Mapping[str, Any]) -> int:
+    """The run's attempt: how often it was cleared (a cleared run keeps its run id)."""
+    return int(getattr(context.get("dag_run"), "clear_number", 0) or 0)
+
+
 def day_of(context: Mapping[str, Any]) -> date:
     """The day a run processes: its ``day`` param, else the UTC date of its logical date.
 
@@ -131,6 +136,7 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     """Map every participant to a mailbox, write the import shards under ``work/{day}/plan``
     and record the copies that go nowhere in the ledger."""
     from icechat.graph.client import GraphClient
+    from icechat.leases import MailboxLeases
     from icechat.ledger import Ledger
     from icechat.mapping.graph_directory import GraphDirectory
     from icechat.mapping.plan import fallback_mailbox, plan_day, record_not_mapped
@@ -138,18 +144,19 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     from icechat.workdir import work_day_dir
 
     began = time.monotonic()
+    run_id, attempt = str(context["run_id"]), attempt_of(context)
     with actionable("map participants"):
         settings = load_settings()
         table = mapping_table(settings)
         plan_dir = work_day_dir(data_dir(settings), day) / "plan"
-        with GraphClient(graph_settings()) as client:
-            directory = GraphDirectory(client)
+        with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
+            leases = MailboxLeases(ledger, f"map {run_id} attempt {attempt}")
+            directory = GraphDirectory(client, leases)
             resolver = Resolver(table, directory, auto_mapping=settings.auto_mapping)
             fallback = fallback_mailbox(directory, settings.unmapped_mailbox)
             parts = [Path(p) for p in rendered["part_dirs"]]
             summary = plan_day(parts, resolver, plan_dir, fallback=fallback)
-        with Ledger(ledger_url(settings)) as ledger:
-            record_not_mapped(ledger, day, plan_dir, str(context["run_id"]))
+            record_not_mapped(ledger, day, plan_dir, run_id, attempt=attempt)
     return {**summary.to_json(), "seconds": time.monotonic() - began}
 
 
@@ -171,6 +178,7 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
                 items,
                 day,
                 run_id=str(context["run_id"]),
+                attempt=attempt_of(context),
                 folder_name=settings.folder_name,
             )
     return summary.to_json()
@@ -207,6 +215,8 @@ def reconcile(
             planned=planned,
             shards=shards,
             item_mode=settings.item_mode,
+            run_id=str(context["run_id"]),
+            attempt=attempt_of(context),
         )
         json_path, html_path = report.write_report(day_report, data_dir(settings) / "reports")
         with Ledger(ledger_url(settings)) as ledger:

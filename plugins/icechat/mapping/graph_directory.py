@@ -3,17 +3,22 @@
 An address is a valid Microsoft 365 user when a user has it as userPrincipalName, mail or
 one of its proxyAddresses, the account is enabled, and Exchange Online answers for its
 mailbox. Look-ups go in ``$batch`` calls: several addresses per ``$filter`` query, twenty
-queries per batch, then one mailbox probe per user found.
+queries per batch, then one mailbox probe per user found. A probe is a request to that
+mailbox, which counts against its 4 concurrent requests: given the mailbox leases, it is
+sent only under the mailbox's lease, after any other day's import there (see
+:mod:`icechat.leases`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from icechat.exceptions import GraphError, MailboxNotFoundError
 from icechat.graph.client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse
+from icechat.leases import MailboxLeases
 from icechat.mapping.directory import DirectoryEntry, Verdict
 
 log = logging.getLogger(__name__)
@@ -22,6 +27,7 @@ log = logging.getLogger(__name__)
 ADDRESSES_PER_QUERY = 5
 USER_FIELDS = "id,userPrincipalName,mail,proxyAddresses,accountEnabled"
 DIRECTORY_LANE = "(directory)"  # the client's per-mailbox gate key for directory calls
+LEASE_RETRY = 2.0  # seconds before probing mailboxes another process was importing into
 
 T = TypeVar("T")
 
@@ -58,10 +64,22 @@ def _addresses_of(user: Mapping[str, Any]) -> set[str]:
 
 
 class GraphDirectory:
-    """A :class:`icechat.mapping.directory.Directory` answered by Graph, cached per run."""
+    """A :class:`icechat.mapping.directory.Directory` answered by Graph, cached per run.
 
-    def __init__(self, client: GraphClient) -> None:
+    With ``leases``, each mailbox probe waits for its mailbox's lease (tried again every
+    ``lease_retry`` seconds).
+    """
+
+    def __init__(
+        self,
+        client: GraphClient,
+        leases: MailboxLeases | None = None,
+        *,
+        lease_retry: float = LEASE_RETRY,
+    ) -> None:
         self._client = client
+        self._leases = leases
+        self._lease_retry = lease_retry
 
     def lookup(self, addresses: Iterable[str]) -> dict[str, DirectoryEntry]:
         wanted = sorted({a.lower() for a in addresses})
@@ -106,6 +124,34 @@ class GraphDirectory:
         return owners
 
     def _has_mailbox(self, user_ids: list[str]) -> dict[str, bool]:
+        """Whether each user has a mailbox: probed under the mailboxes' leases when given."""
+        if self._leases is None:
+            return self._probe(user_ids)
+        result: dict[str, bool] = {}
+        pending = user_ids
+        with self._leases.renewing():
+            while True:
+                busy: list[str] = []
+                for group in _chunks(pending, MAX_BATCH):
+                    held = self._leases.acquire(group)
+                    busy += [uid for uid in group if uid not in held]
+                    try:
+                        result.update(self._probe([uid for uid in group if uid in held]))
+                    finally:
+                        self._leases.release(held)
+                if not busy:
+                    return result
+                log.info(
+                    "directory: %d mailbox(es) being imported by another run (%s); probing "
+                    "them again in %.0fs",
+                    len(busy),
+                    ", ".join(busy[:5]),
+                    self._lease_retry,
+                )
+                time.sleep(self._lease_retry)
+                pending = busy
+
+    def _probe(self, user_ids: list[str]) -> dict[str, bool]:
         probes = [
             GraphRequest.get(f"/users/{uid}/mailFolders/msgfolderroot", {"$select": "id"})
             for uid in user_ids

@@ -216,13 +216,15 @@ def read_not_mapped(out_dir: Path) -> Iterator[tuple[str, str, str]]:
             yield im_id, key, reason
 
 
-def record_not_mapped(ledger: Ledger, day: date, out_dir: Path, run_id: str) -> None:
+def record_not_mapped(
+    ledger: Ledger, day: date, out_dir: Path, run_id: str, *, attempt: int | None = None
+) -> None:
     """Put every copy the plan sends nowhere in the ledger: mailbox ``unmapped:{ImId}``, reason."""
     by_participant: dict[str, list[Mark]] = defaultdict(list)
     for im_id, key, reason in read_not_mapped(out_dir):
         by_participant[im_id].append(Mark(key, day, reason=reason))
     for im_id, marks in by_participant.items():
-        ledger.mark_not_mapped(f"unmapped:{im_id}", marks, run_id)
+        ledger.mark_not_mapped(f"unmapped:{im_id}", marks, run_id, attempt=attempt)
 
 
 def read_shard(path: Path) -> list[PlannedCopy]:
