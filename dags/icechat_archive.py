@@ -2,29 +2,38 @@
 
 wait for the day's export on the ICE SFTP site -> fetch into ``raw/`` -> decrypt and unpack ->
 parse and render -> map participants to mailboxes -> import into each mailbox's **ICE Chat**
-folder (one task per mailbox shard, capped by the ``icechat_graph`` pool) -> reconcile: the
-day's report accounts for every copy, and the run fails if one failed.
+folder (one task per mailbox shard) -> reconcile: the day's report accounts for every copy,
+and the run fails if one failed.
 
 The run for day D starts after D ends (its logical date is D). Trigger a day by hand with
-the ``day`` param (``YYYY-MM-DD``), or backfill a range. Re-running a day imports only what is
-missing. This file only wires tasks; the work is in the ``icechat`` package.
+the ``day`` param (``YYYY-MM-DD``), or backfill a range. Days run side by side (a day waiting
+for ICE holds no worker slot); one mailbox is imported into by one day at a time. A scheduled
+run also starts a run for each day since ``icechat_go_live`` that has no report and no run
+(days missed while the scheduler was down or the DAG paused). Re-running a day imports only
+what is missing. This file only wires tasks; the work is in the ``icechat`` package.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
+from icechat.glue.limits import graph_task_limits
 from icechat.glue.sensor import IceChatDeliverySensor
+
+DAG_ID = "icechat_archive"
+DAYS_AT_ONCE = 8  # runs in progress at once (scheduled, manual, catch-up); backfills count apart
+IMPORT_TASKS = 8  # import tasks at once across all runs, unless icechat_graph_pool names a pool
 
 
 @dag(
-    dag_id="icechat_archive",
+    dag_id=DAG_ID,
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=DAYS_AT_ONCE,
     doc_md=__doc__,
     tags=["icechat", "compliance"],
     params={
@@ -79,7 +88,7 @@ def icechat_archive() -> None:
     def shards(plan: dict) -> list:
         return plan["shards"]
 
-    @task(pool="icechat_graph", retries=5, max_active_tis_per_dagrun=8)
+    @task(retries=5, max_active_tis_per_dagrun=8, **graph_task_limits(IMPORT_TASKS))
     def import_shard(shard: str, day: str, **context: object) -> dict:
         from icechat.glue import tasks
 
@@ -91,6 +100,16 @@ def icechat_archive() -> None:
 
         shard_results = [results[i] for i in range(len(results))] if results else []
         return tasks.reconcile(tasks.parse_day(day), upstream, shard_results, context)
+
+    @task
+    def missed_days(**context: object) -> list:
+        from icechat.glue import tasks
+
+        return tasks.missed_days(context)
+
+    TriggerDagRunOperator.partial(
+        task_id="catch_up", trigger_dag_id=DAG_ID, skip_when_already_exists=True, retries=0
+    ).expand_kwargs(missed_days())
 
     day = resolve_day()
     wait = IceChatDeliverySensor(task_id="wait_for_export", day=day, retries=0)

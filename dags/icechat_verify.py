@@ -17,7 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
+from icechat.glue.limits import graph_task_limits
 from icechat.glue.verify import verify_settings
+
+VERIFY_TASKS = 2  # days verified at once, unless icechat_graph_pool names a pool
 
 
 @dag(
@@ -58,7 +61,7 @@ def icechat_verify() -> None:
 
         return verify.days_to_verify(context)
 
-    @task(pool="icechat_graph", max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=VERIFY_TASKS, **graph_task_limits(VERIFY_TASKS))
     def verify_day(day: str, **context: object) -> dict:
         from icechat.glue import verify
 

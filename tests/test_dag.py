@@ -40,15 +40,54 @@ def test_dagbag_imports_without_errors_or_warnings():
     ours = [w for w in caught if "icechat" in str(w.filename) or "dags" in str(w.filename)]
     assert ours == []
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
-    assert dag.max_active_runs == 1
-    assert dag.get_task("import_shard").pool == "icechat_graph"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 8, "a day waiting for ICE must not hold up the others"
     assert dag.get_task("wait_for_export").mode == "reschedule"
     verify = bag.dags.get("icechat_verify")
     assert verify is not None
     assert type(verify.timetable).__name__ == "CronTriggerTimetable"
     assert verify.timetable.expression == "0 6 * * 1"
-    assert verify.get_task("verify_day").pool == "icechat_graph"
     assert verify.max_active_runs == 1
+
+
+@pytest.mark.parametrize("pool", [None, "icechat_graph"])
+def test_graph_tasks_run_without_a_pool_unless_the_deployment_names_one(monkeypatch, pool):
+    """No pool to create: default_pool with a cap across all runs; a named pool is opt-in."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    if pool:
+        monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_GRAPH_POOL", pool)
+    else:
+        monkeypatch.delenv("AIRFLOW_VAR_ICECHAT_GRAPH_POOL", raising=False)
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    tasks = [
+        bag.dags["icechat_archive"].get_task("import_shard"),
+        bag.dags["icechat_verify"].get_task("verify_day"),
+    ]
+    assert [t.pool for t in tasks] == [pool or "default_pool"] * 2
+    caps = [t.max_active_tis_per_dag for t in tasks]
+    assert caps == ([None, None] if pool else [8, 2])
+
+
+def test_a_bad_pool_name_is_an_import_error_naming_the_variable(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_GRAPH_POOL", "graph pool")
+    bag = DagBag(dag_folder=str(REPO / "dags" / "icechat_archive.py"))
+    (error,) = bag.import_errors.values()
+    assert "variable icechat_graph_pool is 'graph pool'; name an Airflow pool" in error
+
+
+def test_scheduled_runs_start_a_run_for_each_missed_day():
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "icechat_archive.py")).dags["icechat_archive"]
+    catch_up = dag.get_task("catch_up")
+    assert catch_up.operator_class.__name__ == "TriggerDagRunOperator"
+    assert catch_up.partial_kwargs["trigger_dag_id"] == "icechat_archive"
+    assert catch_up.partial_kwargs["skip_when_already_exists"] is True
+    assert catch_up.upstream_task_ids == {"missed_days"}
 
 
 def test_the_verify_schedule_is_the_variable_and_a_bad_one_names_it(monkeypatch):
@@ -117,7 +156,6 @@ def run_day(
     for name, value in variables.items():
         env[f"AIRFLOW_VAR_ICECHAT_{name.upper()}"] = value
     assert run_airflow(env, "db", "migrate").returncode == 0
-    assert run_airflow(env, "pools", "set", "icechat_graph", "4", "Graph").returncode == 0
     result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
     (tmp_path / "dags-test.log").write_text(result.stdout + result.stderr)
     return env, data, result

@@ -94,11 +94,14 @@ def test_airflow_service_shares_data_volume_and_executor(
     assert "icechat-data" in compose["volumes"]
 
 
-def test_init_creates_graph_pool_and_admin(compose: dict[str, Any]) -> None:
+def test_init_creates_the_graph_pool_the_tasks_are_told_to_use_and_admin(
+    compose: dict[str, Any],
+) -> None:
     init = compose["services"]["airflow-init"]
     script = "\n".join(init["command"])
-    assert re.search(r"airflow pools set icechat_graph \S+ ", script)
     env = environment(init)
+    pool = env["AIRFLOW_VAR_ICECHAT_GRAPH_POOL"]
+    assert re.search(rf"airflow pools set {pool} \S+ ", script)
     assert env["_AIRFLOW_DB_MIGRATE"] == "true"
     assert env["_AIRFLOW_WWW_USER_CREATE"] == "true"
 

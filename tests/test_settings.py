@@ -122,3 +122,21 @@ def test_bad_verify_variables_say_what_they_accept(name, value, message):
 
     with pytest.raises(SettingsError, match=message):
         VerifySettings.from_lookup({name: value}.get)
+
+
+def test_go_live_poke_interval_and_pool(monkeypatch):
+    from datetime import date
+
+    from icechat.settings import DEFAULT_POKE_INTERVAL, graph_pool
+
+    got = settings(go_live="2026-11-20", poke_interval="5")
+    assert (got.go_live, got.poke_interval) == (date(2026, 11, 20), 5.0)
+    assert (settings().go_live, settings().poke_interval) == (None, DEFAULT_POKE_INTERVAL)
+    with pytest.raises(SettingsError, match="icechat_go_live is '20.11.2026'; give the first"):
+        settings(go_live="20.11.2026")
+    with pytest.raises(SettingsError, match="icechat_poke_interval is '0'; give a number of sec"):
+        settings(poke_interval="0")
+    assert graph_pool(lambda name: None) is None
+    assert graph_pool({"icechat_graph_pool": " icechat_graph "}.get) == "icechat_graph"
+    with pytest.raises(SettingsError, match="icechat_graph_pool is 'a b'; name an Airflow pool"):
+        graph_pool({"icechat_graph_pool": "a b"}.get)

@@ -246,6 +246,11 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
 
+def json_path(reports_dir: Path, day: date) -> Path:
+    """Where the report of ``day`` is (once a run of that day has reconciled)."""
+    return reports_dir / f"{day.isoformat()}.json"
+
+
 def write_report(report: dict[str, Any], reports_dir: Path) -> tuple[Path, Path]:
     """Write ``{day}.json`` and ``{day}.html``, replacing an earlier report of that day."""
     reports_dir.mkdir(parents=True, exist_ok=True)

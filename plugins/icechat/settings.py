@@ -7,6 +7,7 @@ bad value raises :class:`SettingsError` naming the variable and what it accepts.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -28,6 +29,9 @@ PROFILE = "icechat_profile"
 VERIFY_SCHEDULE = "icechat_verify_schedule"
 VERIFY_DAYS = "icechat_verify_days"
 VERIFY_LAG_DAYS = "icechat_verify_lag_days"
+GO_LIVE = "icechat_go_live"
+POKE_INTERVAL = "icechat_poke_interval"
+GRAPH_POOL = "icechat_graph_pool"
 ALL = (
     REMOTE_DIR,
     DATA_DIR,
@@ -40,9 +44,14 @@ ALL = (
     VERIFY_SCHEDULE,
     VERIFY_DAYS,
     VERIFY_LAG_DAYS,
+    GO_LIVE,
+    POKE_INTERVAL,
+    GRAPH_POOL,
 )
 
 ITEM_MODES = ("message", "transcript")
+DEFAULT_POKE_INTERVAL = 600.0  # seconds between two looks at the SFTP site for a waiting day
+_POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
@@ -73,6 +82,8 @@ class Settings:
     item_mode: str = "message"
     unmapped_mailbox: str | None = None
     profile: Profile = DEFAULT_PROFILE
+    go_live: date | None = None
+    poke_interval: float = DEFAULT_POKE_INTERVAL
 
     @classmethod
     def from_lookup(cls, get: Callable[[str], str | None]) -> Settings:
@@ -114,6 +125,8 @@ class Settings:
                     "give a JSON file of element-name overrides (see include/profile.default.json)"
                 ) from exc
         return cls(
+            go_live=_day(text(GO_LIVE), GO_LIVE),
+            poke_interval=_seconds(text(POKE_INTERVAL), POKE_INTERVAL, DEFAULT_POKE_INTERVAL),
             remote_dir=text(REMOTE_DIR) or "/",
             data_dir=_local_dir(text(DATA_DIR) or os.path.join(airflow_home, "icechat")),
             mapping_csv=text(MAPPING_CSV),
@@ -123,6 +136,44 @@ class Settings:
             unmapped_mailbox=fallback.lower() if fallback else None,
             profile=profile,
         )
+
+
+def _day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise SettingsError(
+            f"variable {name} is {value!r}; give the first day to archive as YYYY-MM-DD"
+        ) from exc
+
+
+def _seconds(value: str | None, name: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 1 <= seconds <= 86400:
+        raise SettingsError(
+            f"variable {name} is {value!r}; give a number of seconds from 1 to 86400"
+        )
+    return seconds
+
+
+def graph_pool(get: Callable[[str], str | None]) -> str | None:
+    """The Airflow pool the Graph tasks run in (``icechat_graph_pool``), if one is named."""
+    value = (get(GRAPH_POOL) or "").strip()
+    if not value:
+        return None
+    if not _POOL_NAME.fullmatch(value):
+        raise SettingsError(
+            f"variable {GRAPH_POOL} is {value!r}; name an Airflow pool (letters, digits, "
+            "'_', '.', '-') or delete the variable to run in default_pool"
+        )
+    return value
 
 
 DEFAULT_VERIFY_SCHEDULE = "0 6 * * 1"  # Mondays 06:00 UTC

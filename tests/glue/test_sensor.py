@@ -181,3 +181,22 @@ def test_default_deadline_is_the_end_of_the_next_day(site, tmp_path):
     assert not waiting(before).poke({}).is_done  # still before the deadline
     with pytest.raises(AirflowSensorTimeout, match=r"by 2020-03-01T00:00:00\+00:00"):
         waiting(datetime(2020, 3, 1, tzinfo=UTC)).poke({})
+
+
+def test_looks_are_icechat_poke_interval_apart_unless_the_task_says(site, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    class FirstLook:
+        """The task instance of a sensor's first poke: no reschedule yet."""
+
+        def get_first_reschedule_date(self, context):
+            return None
+
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_POKE_INTERVAL", "5")
+    for given, expected in ((None, 5), (120, 120)):
+        waiting = sensor(site, tmp_path, poke_interval=given)
+        before = datetime.now(UTC)
+        with pytest.raises(AirflowRescheduleException) as next_look:
+            waiting.execute({"ti": FirstLook()})
+        wait = (next_look.value.reschedule_date - before).total_seconds()
+        assert expected <= wait < expected + 5

@@ -72,3 +72,18 @@ def test_the_attempt_is_the_runs_clear_number():
 
     assert tasks.attempt_of({"dag_run": Run()}) == 2
     assert tasks.attempt_of({"dag_run": None}) == 0
+
+
+def test_only_a_scheduled_run_catches_up_and_only_from_a_go_live_day(monkeypatch, tmp_path, caplog):
+    class Run:
+        run_type = "manual"
+        dag_id = "icechat_archive"
+
+    logical = pendulum.datetime(2026, 11, 26, tz="UTC")
+    context = {"dag_run": Run(), "params": {}, "logical_date": logical}
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("AIRFLOW_VAR_ICECHAT_GO_LIVE", raising=False)
+    assert tasks.missed_days(context) == []
+    Run.run_type = "scheduled"
+    assert tasks.missed_days(context) == []
+    assert "variable icechat_go_live is not set: days missed while" in caplog.text

@@ -1,7 +1,8 @@
 """The sensor that waits for day D's export on the ICE SFTP site.
 
 It runs in reschedule mode, so a waiting day holds no worker slot: each poke connects, looks
-once, saves the look for the next poke under the data directory, and disconnects.
+once, saves the look for the next poke under the data directory, and disconnects. Looks are
+``icechat_poke_interval`` seconds apart (600 by default) unless the task gives its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from icechat.exceptions import DeliveryTimeoutError
 from icechat.glue.connections import SFTP_CONN_ID, load_settings, open_site
 from icechat.ice.delivery import default_deadline, enforce_deadline
 from icechat.ice.fetch import load_look, look, look_state_path, save_look
+from icechat.settings import DEFAULT_POKE_INTERVAL
 
 
 class IceChatDeliverySensor(BaseSensorOperator):
@@ -41,15 +43,21 @@ class IceChatDeliverySensor(BaseSensorOperator):
         sftp_conn_id: str = SFTP_CONN_ID,
         deadline: str | None = None,
         mode: str = "reschedule",
-        poke_interval: float = 600,
+        poke_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(mode=mode, poke_interval=poke_interval, **kwargs)
+        super().__init__(mode=mode, poke_interval=poke_interval or DEFAULT_POKE_INTERVAL, **kwargs)
+        self.poke_from_settings = poke_interval is None
         self.day = day
         self.data_dir = data_dir
         self.remote_dir = remote_dir
         self.sftp_conn_id = sftp_conn_id
         self.deadline = deadline
+
+    def execute(self, context: Any) -> Any:
+        if self.poke_from_settings:
+            self.poke_interval = load_settings().poke_interval
+        return super().execute(context)
 
     def clock(self) -> datetime:
         """The time the deadline is compared with; tests replace it, so none depends on today."""

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,39 @@ def actionable(step: str) -> Iterator[None]:
         if exc.transient:
             raise
         raise AirflowFailException(f"{step}: {exc}") from exc
+
+
+def missed_days(context: Mapping[str, Any]) -> list[dict[str, str]]:
+    """For a scheduled run: each day since ``icechat_go_live`` before the run's own that has
+    no report and no run, as the arguments of the catch-up run that archives it."""
+    from icechat import report
+    from icechat.catchup import missed_days as find_missed
+
+    run = context["dag_run"]
+    if run.run_type != "scheduled":
+        return []
+    with actionable("catch up"):
+        settings = load_settings()
+    if settings.go_live is None:
+        log.warning(
+            "variable icechat_go_live is not set: days missed while the scheduler was down or "
+            "the DAG paused are not caught up; set it to the first day to archive (YYYY-MM-DD)"
+        )
+        return []
+    reports = data_dir(settings) / "reports"
+
+    def handled(day: date) -> bool:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return report.json_path(reports, day).exists() or bool(
+            context["ti"].get_dr_count(dag_id=run.dag_id, logical_dates=[midnight])
+        )
+
+    missed = find_missed(settings.go_live, day_of(context), handled)
+    for day in missed:
+        log.warning("ICE Chat %s has no report and no run: starting run catchup__%s", day, day)
+    return [
+        {"logical_date": f"{d}T00:00:00+00:00", "trigger_run_id": f"catchup__{d}"} for d in missed
+    ]
 
 
 def fetch(day: date) -> dict[str, Any]:
