@@ -182,7 +182,7 @@ def test_a_mailbox_probe_waits_while_another_run_imports_into_that_mailbox(
         lookup = threading.Thread(target=lambda: found.update(directory.lookup([ALICE, BOB])))
         lookup.start()
         deadline = time.monotonic() + 30
-        while "being imported by another run" not in caplog.text:
+        while f"in use by another run ({bob_id} held by {importing.holder})" not in caplog.text:
             assert time.monotonic() < deadline and lookup.is_alive()
             time.sleep(0.02)
         assert len(probes_of(ALICE)) == 1 and probes_of(BOB) == []

@@ -69,7 +69,8 @@ def service_env(base: dict[str, str], database: str, port: int) -> dict[str, str
         ),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # As in a deployment: DAGs start paused, and unpausing one lets the scheduler run it.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
@@ -82,9 +83,6 @@ def service_env(base: dict[str, str], database: str, port: int) -> dict[str, str
         # on this machine (the demo, another test run) may hold them.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        # Runs come only from the test (REST triggers and backfills): no scheduled run for
-        # yesterday, whose export is not on the test site, holds the DAG's one active run.
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         # The dags folder is parsed once at start; re-parsing it only costs CPU here.
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",

@@ -141,11 +141,13 @@ class GraphDirectory:
                         self._leases.release(held)
                 if not busy:
                     return result
+                lease = self._leases.holders(busy[:1]).get(busy[0].casefold())
                 log.info(
-                    "directory: %d mailbox(es) being imported by another run (%s); probing "
+                    "directory: %d mailbox(es) in use by another run (%s held by %s); probing "
                     "them again in %.0fs",
                     len(busy),
-                    ", ".join(busy[:5]),
+                    busy[0],
+                    lease.holder if lease else "another",
                     self._lease_retry,
                 )
                 time.sleep(self._lease_retry)
