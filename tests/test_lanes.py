@@ -1,0 +1,50 @@
+"""Mailbox lanes: one that cannot start yet is tried again while the others run."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from icechat.lanes import LaneRunner
+
+
+def test_a_lane_that_cannot_start_is_tried_again_after_the_others():
+    order: list[str] = []
+    tries = {"busy": 0}
+    lock = threading.Lock()
+
+    def work(mailbox: str, lane: list[int]) -> bool:
+        with lock:
+            if mailbox == "busy" and tries["busy"] < 3:
+                tries["busy"] += 1
+                return False
+            order.append(mailbox)
+            return True
+
+    with ThreadPoolExecutor(2) as pool:
+        lanes: LaneRunner[int] = LaneRunner(pool, work, limit=4, retry=0.01)
+        for mailbox in ("busy", "a", "b", "c"):
+            lanes.submit(mailbox, [1])
+        lanes.join()
+    assert order[-1] == "busy" and sorted(order) == ["a", "b", "busy", "c"]
+    assert tries["busy"] == 3
+
+
+def test_every_lane_runs_before_the_first_error_is_raised():
+    ran: list[str] = []
+
+    def work(mailbox: str, lane: list[int]) -> bool:
+        if mailbox == "broken":
+            raise RuntimeError("ledger unreachable")
+        ran.append(mailbox)
+        return True
+
+    with ThreadPoolExecutor(1) as pool:
+        lanes: LaneRunner[int] = LaneRunner(pool, work, limit=1, retry=0.01)
+        for mailbox in ("a", "broken", "b"):
+            lanes.submit(mailbox, [1])
+        with pytest.raises(RuntimeError, match="ledger unreachable"):
+            lanes.join()
+    assert ran == ["a", "b"]
