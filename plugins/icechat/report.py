@@ -7,7 +7,6 @@ Every copy (one per chat item and participant) is exactly one of ``imported``,
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from icechat.files import write_atomic
 from icechat.mapping.rules import REASON_HELP
 
 _TEMPLATES = jinja2.Environment(
@@ -142,12 +142,6 @@ def write_report(report: dict[str, Any], reports_dir: Path) -> tuple[Path, Path]
     reports_dir.mkdir(parents=True, exist_ok=True)
     json_path = reports_dir / f"{report['day']}.json"
     html_path = reports_dir / f"{report['day']}.html"
-    _replace(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _replace(html_path, render_html(report))
+    write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(html_path, render_html(report))
     return json_path, html_path
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

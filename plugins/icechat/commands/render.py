@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from icechat.exceptions import RenderOutputError
+from icechat.files import PRIVATE, write_atomic
 from icechat.ice.parser import PartReader, read_part
 from icechat.render import (
     MESSAGE,
@@ -55,13 +55,6 @@ def _mails(part: PartReader, mode: str) -> Iterator[MailItem]:
     return (build_message(i, part.attachments) for i in part.items())
 
 
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-        out.write(data)
-    tmp.replace(path)
-
-
 def run(args: argparse.Namespace) -> int:
     out: Path = args.eml
     try:
@@ -90,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                     days[mail.key] = name
                 target = out / f"{mail.key}.eml"
                 try:
-                    _write(target, to_eml(mail))
+                    write_atomic(target, to_eml(mail), PRIVATE)
                 except OSError as exc:
                     raise RenderOutputError(
                         f"{target}: cannot write ({exc.strerror}); {written} .eml files were "

@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import secrets
 import shutil
 import signal
@@ -37,6 +36,7 @@ from icechat.dev.sample import generate_day, marker_name, write_day
 from icechat.dev.sample.population import firm_domain
 from icechat.dev.sftpd import LocalSftpServer, free_port
 from icechat.exceptions import DemoError, DevServerError
+from icechat.files import PRIVATE, write_atomic
 from icechat.ice.keys import env_line, make_pgp_keypair, new_passphrase, pgp_connection
 from icechat.ice.model import Participant
 from icechat.ice.packages import safe_member_path
@@ -125,12 +125,6 @@ class DemoLayout:
         return self.data / "reports" / f"{day.isoformat()}.{kind}"
 
 
-def _write_secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-
-
 def internal_people(firm: str, days: Iterable[date]) -> dict[str, str]:
     """Email -> display name of the sample firm's own people on ``days`` (they get mailboxes)."""
     domain = "@" + firm_domain(firm)
@@ -185,15 +179,15 @@ class DemoSite:
                 algo="ed25519",
             )
             public.write_text(pair.public_armored)
-            _write_secret(secret, pair.secret_armored)
-            _write_secret(phrase, passphrase)
+            write_atomic(secret, pair.secret_armored, PRIVATE)
+            write_atomic(phrase, passphrase, PRIVATE)
         return public, secret.read_text(), phrase.read_text()
 
     def _app_secret(self) -> str:
         path = self.layout.keys / "graph-app-secret"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_secret(path, secrets.token_urlsafe(24))
+            write_atomic(path, secrets.token_urlsafe(24), PRIVATE)
         return path.read_text()
 
     def _ports(self) -> dict[str, int]:
@@ -340,7 +334,7 @@ class DemoSite:
             *(f"{name}={_quote(env[name])}" for name in names),
             *(env_line(conn_id, conn) for conn_id, conn in self.connections().items()),
         ]
-        _write_secret(self.layout.env_file, "\n".join(lines) + "\n")
+        write_atomic(self.layout.env_file, "\n".join(lines) + "\n", PRIVATE)
 
     # -- results -------------------------------------------------------------------------
     def export_mailboxes(self) -> dict[str, int]:

@@ -29,6 +29,7 @@ from icechat.exceptions import (
     PgpPassphraseError,
     PgpWrongKeyError,
 )
+from icechat.files import PRIVATE, written_as
 
 log = logging.getLogger(__name__)
 
@@ -170,21 +171,17 @@ class GpgSession:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(out_dir, 0o700)
         target = out_dir / plaintext_name(path.name)
-        tmp = out_dir / f".{target.name}.partial"
         extra = ["--yes"]
         if self._max_output is not None:
             extra += ["--max-output", str(self._max_output)]
-        try:
+        with written_as(target) as tmp:
             result = self._gpg.decrypt_file(
                 str(path), passphrase=self._key.passphrase, output=str(tmp), extra_args=extra
             )
             status = _Status.parse(result.stderr or "")
             if not (result.ok and result.returncode == 0 and status.has("DECRYPTION_OKAY")):
                 raise self._failure(path.name, result.status, status)
-            os.chmod(tmp, 0o600)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
+            os.chmod(tmp, PRIVATE)
         log.info("decrypted %s to %s", path.name, target)
         return target
 
