@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,11 +137,21 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
 
-def write_report(report: dict[str, Any], reports_dir: Path) -> tuple[Path, Path]:
+def reports_dir(data_dir: Path) -> Path:
+    """``{data_dir}/reports``: every day's report, kept."""
+    return data_dir / "reports"
+
+
+def report_file(reports: Path, day: date | str, kind: str = "json") -> Path:
+    """The day's report in ``reports``: ``{YYYY-MM-DD}.json`` or ``{YYYY-MM-DD}.html``."""
+    return reports / f"{day}.{kind}"
+
+
+def write_report(report: dict[str, Any], reports: Path) -> tuple[Path, Path]:
     """Write ``{day}.json`` and ``{day}.html``, replacing an earlier report of that day."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    json_path = reports_dir / f"{report['day']}.json"
-    html_path = reports_dir / f"{report['day']}.html"
+    reports.mkdir(parents=True, exist_ok=True)
+    json_path = report_file(reports, report["day"], "json")
+    html_path = report_file(reports, report["day"], "html")
     write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_atomic(html_path, render_html(report))
     return json_path, html_path

@@ -1,8 +1,10 @@
-"""The day's plaintext: ``work/{day}/`` under the data directory, owner-only, short-lived.
+"""The day's work files: ``work/{day}/`` under the data directory, owner-only, short-lived.
 
-Decrypted parts land here (see :mod:`icechat.ice.pgp`); zip parts are unpacked here into one
-folder per part with the safety limits of :mod:`icechat.ice.packages`; the whole day's folder is
-removed once the day is reconciled.
+The one owner of that layout: the sensor's last look (``sftp-look.json``), the decrypted and
+unpacked parts (``parts/``, see :mod:`icechat.ice.pgp`; zip parts are unpacked into one folder
+per part with the safety limits of :mod:`icechat.ice.packages`), the rendered items
+(``items/``, see :mod:`icechat.render.itemsfile`) and the import plan (``plan/``). The whole
+day's folder is removed once the day is reconciled.
 """
 
 from __future__ import annotations
@@ -24,6 +26,26 @@ PACKAGE_SUFFIXES = (".xml.gz", ".zip", ".xml")
 def work_day_dir(data_dir: Path, day: date) -> Path:
     """``{data_dir}/work/{YYYY-MM-DD}``."""
     return data_dir / "work" / day.isoformat()
+
+
+def look_state_path(data_dir: Path, day: date) -> Path:
+    """Where the sensor keeps its previous look between pokes (it runs in reschedule mode)."""
+    return work_day_dir(data_dir, day) / "sftp-look.json"
+
+
+def parts_dir(data_dir: Path, day: date) -> Path:
+    """The day's decrypted and unpacked parts."""
+    return work_day_dir(data_dir, day) / "parts"
+
+
+def items_dir(data_dir: Path, day: date) -> Path:
+    """The day's rendered items, one folder per part."""
+    return work_day_dir(data_dir, day) / "items"
+
+
+def plan_dir(data_dir: Path, day: date) -> Path:
+    """The day's import plan: the shards and the copies that go nowhere."""
+    return work_day_dir(data_dir, day) / "plan"
 
 
 @dataclass(frozen=True, slots=True)

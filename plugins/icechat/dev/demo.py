@@ -40,7 +40,7 @@ from icechat.files import PRIVATE, write_atomic
 from icechat.ice.keys import env_line, make_pgp_keypair, new_passphrase, pgp_connection
 from icechat.ice.model import Participant
 from icechat.ice.packages import safe_member_path
-from icechat.report import summary_line
+from icechat.report import report_file, reports_dir, summary_line
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class DemoLayout:
 
     def report(self, day: date, kind: str = "json") -> Path:
         """The day's report (``json`` or ``html``)."""
-        return self.data / "reports" / f"{day.isoformat()}.{kind}"
+        return report_file(reports_dir(self.data), day, kind)
 
 
 def internal_people(firm: str, days: Iterable[date]) -> dict[str, str]:
@@ -507,7 +507,7 @@ def _banner(say: Say, url: str, version: str, site: DemoSite) -> None:
         f"  DAG {DAG_ID} (paused): open it, Trigger with a logical date or the 'day' param,"
         " or Backfill a date range",
         f"  sample days on the SFTP site: {days}",
-        f"  reports: {_relative(site.layout.data / 'reports')}/",
+        f"  reports: {_relative(reports_dir(site.layout.data))}/",
         "  Ctrl-C stops Airflow, sshd and the Graph emulator",
     ):
         say(line)

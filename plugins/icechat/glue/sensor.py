@@ -18,7 +18,8 @@ from icechat.exceptions import DeliveryTimeoutError
 from icechat.glue.sftp import CONN_ID, open_site
 from icechat.glue.tasks import load_settings
 from icechat.ice.delivery import default_deadline, enforce_deadline
-from icechat.ice.fetch import load_look, look, look_state_path, save_look
+from icechat.ice.fetch import load_look, look, save_look
+from icechat.workdir import look_state_path
 
 
 class IceChatDeliverySensor(BaseSensorOperator):

@@ -101,10 +101,10 @@ def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, 
     """Decrypt (when encrypted) and unpack each part under ``work/{day}/`` (owner-only)."""
     from icechat.glue.pgp import pgp_key
     from icechat.ice.pgp import decrypt_parts
-    from icechat.workdir import unpack_part, work_day_dir
+    from icechat.workdir import parts_dir, unpack_part
 
     with actionable("decrypt"):
-        work = work_day_dir(data_dir(load_settings()), day) / "parts"
+        work = parts_dir(data_dir(load_settings()), day)
         files = fetched["files"]
         plain = decrypt_parts([Path(f["path"]) for f in files], work, pgp_key())
         parts = []
@@ -124,12 +124,12 @@ def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, 
 def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Parse every part and write its mail items (one line each) under ``work/{day}/items``."""
     from icechat.render.day import render_day
-    from icechat.workdir import work_day_dir
+    from icechat.workdir import items_dir
 
     began = time.monotonic()
     with actionable("parse and render"):
         settings = load_settings()
-        out = work_day_dir(data_dir(settings), day) / "items"
+        out = items_dir(data_dir(settings), day)
         summary = render_day(parts, out, mode=settings.item_mode, profile=settings.profile)
     log.info(
         "%d chat items in %d conversations rendered as %d mail items",
@@ -164,9 +164,9 @@ def ledger_url(settings: Settings) -> str:
 
 
 def _items_dir(settings: Settings, day: date) -> Path:
-    from icechat.workdir import work_day_dir
+    from icechat.workdir import items_dir
 
-    return work_day_dir(data_dir(settings), day) / "items"
+    return items_dir(data_dir(settings), day)
 
 
 def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,7 +180,7 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     from icechat.mapping.graph_directory import GraphDirectory
     from icechat.mapping.plan import plan_day
     from icechat.mapping.rules import Resolver
-    from icechat.workdir import work_day_dir
+    from icechat.workdir import plan_dir as day_plan_dir
 
     began = time.monotonic()
     with actionable("map participants"):
@@ -197,7 +197,7 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
                         f"variable icechat_unmapped_mailbox is {settings.unmapped_mailbox}, "
                         f"which is not a valid mailbox ({fallback.verdict}); fix or delete it"
                     )
-            plan_dir = work_day_dir(data_dir(settings), day) / "plan"
+            plan_dir = day_plan_dir(data_dir(settings), day)
             summary = plan_day(
                 [Path(p) for p in rendered["part_dirs"]], resolver, plan_dir, fallback=fallback
             )
@@ -341,7 +341,7 @@ def reconcile(
 ) -> dict[str, Any]:
     """Write the day's report, record the run, remove the plaintext; fail if a copy failed."""
     from icechat.ledger import FileRecord, Ledger
-    from icechat.report import ImportCounts, build_report, summary_line, write_report
+    from icechat.report import ImportCounts, build_report, reports_dir, summary_line, write_report
     from icechat.workdir import remove_plaintext
 
     # In DAG order, so a run that stopped early names the task that stopped it.
@@ -368,7 +368,7 @@ def reconcile(
             item_mode=settings.item_mode,
             fetch_seconds=fetched.get("seconds", 0.0),
         )
-        json_path, html_path = write_report(report, data_dir(settings) / "reports")
+        json_path, html_path = write_report(report, reports_dir(data_dir(settings)))
         run_id = str(context["run_id"])
         with Ledger(ledger_url(settings)) as ledger:
             ledger.start_run(

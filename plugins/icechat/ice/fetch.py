@@ -112,11 +112,6 @@ class FetchResult:
         }
 
 
-def look_state_path(data_dir: Path, day: date) -> Path:
-    """Where the sensor keeps its previous look between pokes (it runs in reschedule mode)."""
-    return data_dir / "work" / day.isoformat() / "sftp-look.json"
-
-
 def load_look(path: Path) -> tuple[RemoteFile, ...] | None:
     """The previous look saved by :func:`save_look`, or ``None`` before the first."""
     if not path.exists():
