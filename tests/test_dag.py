@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from icechat.dev.sample import write_day
+from icechat.ice.delivery import marker_name, part_name
 from icechat.ledger import CopyState, Ledger
 from tests.support.airflow_env import (
     REPO,
@@ -182,14 +183,14 @@ def test_a_day_without_chats_is_an_empty_balanced_report(
     """A holiday: one unencrypted part with no conversation; nothing to archive, all told."""
     firm = sftp_server.username.upper()
     site = Path(sftp_server.remote_dir)
-    part = site / f"{firm}_ICECHAT_{DAY:%Y%m%d}.xml"
+    part = site / part_name(firm, DAY, None, "xml")
     part.write_text(
         f'<?xml version="1.0" encoding="UTF-8"?><FileDump FirmCode="{firm}" '
         f'ExportDate="{DAY}" SchemaVersion="1.0"></FileDump>'
     )
     digest = hashlib.sha256(part.read_bytes()).hexdigest()
     marker = f"{part.name},{part.stat().st_size},{digest},0\n"
-    (site / f"{firm}_ICECHAT_{DAY:%Y%m%d}.done").write_text(marker)
+    (site / marker_name(firm, DAY)).write_text(marker)
     _env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from icechat.ice.delivery import unpacked_name
 from icechat.ice.packages import DEFAULT_LIMITS, Limits, sniff, unpack
 
 log = logging.getLogger(__name__)
-
-PACKAGE_SUFFIXES = (".xml.gz", ".zip", ".xml")
 
 
 def work_day_dir(data_dir: Path, day: date) -> Path:
@@ -66,12 +65,7 @@ def unpack_part(path: Path, work_dir: Path, limits: Limits = DEFAULT_LIMITS) -> 
     kind = sniff(path)
     if kind == "plain":
         return UnpackedPart(path, None)
-    stem = path.name
-    for suffix in PACKAGE_SUFFIXES:
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    dest = work_dir / stem
+    dest = work_dir / unpacked_name(path.name)
     xml = unpack(path, dest, limits)
     log.info("unpacked %s into %s", path.name, dest)
     return UnpackedPart(xml, dest if kind == "zip" else None)

@@ -30,10 +30,10 @@ from icechat.exceptions import (
     PgpWrongKeyError,
 )
 from icechat.files import PRIVATE, written_as
+from icechat.ice.delivery import is_encrypted_name
 
 log = logging.getLogger(__name__)
 
-ENCRYPTED_SUFFIXES = (".pgp", ".gpg", ".asc")
 ARMOR_HEADER = b"-----BEGIN PGP MESSAGE-----"
 GPG_ERR_BAD_PASSPHRASE = 11
 AGENT_S2K_COUNT = 65536
@@ -47,11 +47,6 @@ class PgpKey:
 
     secret_armored: str = field(repr=False)
     passphrase: str = field(repr=False)
-
-
-def is_encrypted_name(name: str) -> bool:
-    """Whether the file name says OpenPGP (``.pgp``, ``.gpg``, ``.asc``)."""
-    return name.lower().endswith(ENCRYPTED_SUFFIXES)
 
 
 def plaintext_name(name: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 import gnupg
 
@@ -25,11 +25,10 @@ from icechat.dev.sample.writer import PartStats, write_xml
 from icechat.exceptions import SampleError
 from icechat.files import replacing, write_atomic, written_as
 from icechat.ice import delivery
-from icechat.ice.delivery import marker_name
+from icechat.ice.delivery import Packaging, marker_name
 from icechat.ice.model import Attachment, ConversationSlice
 from icechat.ice.profile import DEFAULT_PROFILE, Profile
 
-Packaging = Literal["xml", "xml.gz", "zip"]
 FileSource = Callable[[str, Attachment], bytes | None]
 
 
@@ -103,8 +102,7 @@ def _write_zip(
         return info
 
     with zipfile.ZipFile(fh, "w") as zf:
-        xml_name = path.name.removesuffix(".zip") + ".xml"
-        with zf.open(member(xml_name), "w", force_zip64=True) as xml:
+        with zf.open(member(path.with_suffix(".xml").name), "w", force_zip64=True) as xml:
             stats = write_xml(xml, slices, firm=firm, day=day, profile=profile)
         written: set[str] = set()
         for message_id, attachment in stats.files:
