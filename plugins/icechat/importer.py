@@ -49,10 +49,10 @@ from icechat.graph.mailbox import (
     lookup_request,
 )
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
+from icechat.settings import DEFAULT_FOLDER
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FOLDER = "ICE Chat"
 LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
 
 

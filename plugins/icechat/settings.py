@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from icechat.exceptions import SettingsError
 from icechat.ice.profile import DEFAULT_PROFILE, Profile, load_profile
 from icechat.mapping.csvfile import is_address
+from icechat.render.mail import MESSAGE, MODES
 
 REMOTE_DIR = "icechat_remote_dir"
 DATA_DIR = "icechat_data_dir"
@@ -35,7 +36,7 @@ ALL = (
     PROFILE,
 )
 
-ITEM_MODES = ("message", "transcript")
+DEFAULT_FOLDER = "ICE Chat"
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
@@ -62,8 +63,8 @@ class Settings:
     data_dir: Path = Path("icechat")
     mapping_csv: str | None = None
     auto_mapping: bool = True
-    folder_name: str = "ICE Chat"
-    item_mode: str = "message"
+    folder_name: str = DEFAULT_FOLDER
+    item_mode: str = MESSAGE
     unmapped_mailbox: str | None = None
     profile: Profile = DEFAULT_PROFILE
 
@@ -79,12 +80,12 @@ class Settings:
         auto = (text(AUTO_MAPPING) or "true").lower()
         if auto not in _TRUE | _FALSE:
             raise SettingsError(f"variable {AUTO_MAPPING} is {auto!r}; set it to true or false")
-        mode = (text(ITEM_MODE) or "message").lower()
-        if mode not in ITEM_MODES:
+        mode = (text(ITEM_MODE) or MESSAGE).lower()
+        if mode not in MODES:
             raise SettingsError(
-                f"variable {ITEM_MODE} is {mode!r}; set it to one of {', '.join(ITEM_MODES)}"
+                f"variable {ITEM_MODE} is {mode!r}; set it to one of {', '.join(MODES)}"
             )
-        folder = text(FOLDER_NAME) or "ICE Chat"
+        folder = text(FOLDER_NAME) or DEFAULT_FOLDER
         if "/" in folder or "\\" in folder or len(folder) > 255:
             raise SettingsError(
                 f"variable {FOLDER_NAME} is {folder!r}; it names one top-level folder "

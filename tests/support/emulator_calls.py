@@ -11,9 +11,10 @@ from icechat.graph.properties import (
     MESSAGE_FLAGS,
     SUBMIT_TIME,
 )
+from icechat.settings import DEFAULT_FOLDER
 from tests.support.fixtures.graph_emulator import ALICE, BOB, GraphEmulatorHandle
 
-FOLDER = "ICE Chat"
+FOLDER = DEFAULT_FOLDER
 
 
 def chat_message(key: str, *, flags: int | None = ARCHIVED_MESSAGE_FLAGS) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from icechat.ice.keys import env_line, make_pgp_keypair, new_passphrase, pgp_con
 from icechat.ice.model import Participant
 from icechat.ice.packages import safe_member_path
 from icechat.report import report_file, reports_dir, summary_line
+from icechat.settings import DEFAULT_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ SAMPLE_DAYS = (date(2026, 11, 24), date(2026, 11, 25), DEMO_DAY)
 MESSAGES = 200
 PARTS = 2
 SEED = 7
-FOLDER = "ICE Chat"
 CLIENT_ID = "0d3e6a1c-5a11-4c0e-9d3e-1cec4a7a0de0"
 Say = Callable[[str], None]
 
@@ -351,9 +351,11 @@ class DemoSite:
             for user in state.json()["users"]:
                 upn = user["userPrincipalName"]
                 folders = {f["displayName"]: f["messageCount"] for f in user["folders"]}
-                if not folders.get(FOLDER):
+                if not folders.get(DEFAULT_FOLDER):
                     continue
-                answer = session.get(f"{admin}/mailboxes/{upn}/folders/{FOLDER}/eml", timeout=60)
+                answer = session.get(
+                    f"{admin}/mailboxes/{upn}/folders/{DEFAULT_FOLDER}/eml", timeout=60
+                )
                 answer.raise_for_status()
                 exported[upn] = _unzip(answer.content, self.layout.mailboxes / upn)
         return exported
@@ -420,7 +422,7 @@ def run_day(layout: DemoLayout, day: date = DEMO_DAY, say: Say = print) -> int:
     say(f"  report:    {_relative(layout.report(day, 'html'))} (and .json)")
     say(
         f"  mailboxes: {_relative(layout.mailboxes)}/ ({sum(mailboxes.values())} .eml in"
-        f" {len(mailboxes)} mailboxes, the '{FOLDER}' folder of each)"
+        f" {len(mailboxes)} mailboxes, the '{DEFAULT_FOLDER}' folder of each)"
     )
     say(f"  run log:   {_relative(log_path)}")
     say(f"  settings:  {_relative(layout.env_file)} (connections and variables)")
