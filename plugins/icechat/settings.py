@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from icechat.exceptions import SettingsError
 from icechat.ice.profile import DEFAULT_PROFILE, Profile, load_profile
-from icechat.mapping.csvfile import is_address
+from icechat.render.addresses import is_address
 from icechat.render.mail import MESSAGE, MODES
 
 REMOTE_DIR = "icechat_remote_dir"

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from icechat.graph.client import GraphClient
+from icechat.ice.model import Participant
 from icechat.mapping.csvfile import parse_mapping
 from icechat.mapping.directory import Verdict
 from icechat.mapping.graph_directory import GraphDirectory
 from icechat.mapping.plan import plan_day, read_shard
 from icechat.mapping.rules import Reason, Resolver
+from icechat.render.addresses import address_of
 from icechat.render.itemsfile import ItemsWriter
 from tests.support.fixtures.graph_emulator import ALICE, BOB, CAROL, DAVE, ERIN, FRANK
 from tests.support.graph_import_helpers import emulator_settings
@@ -90,6 +92,24 @@ def test_automatic_mapping_off(directory):
 )
 def test_reasons_are_kept_apart(directory, email, reason):
     assert Resolver(None, directory).resolve("x", email).reason is reason
+
+
+@pytest.mark.parametrize(
+    ("email", "usable"),
+    [
+        ("ann.smith@broker.example", True),
+        ("jöhn@acme.example", False),
+        ("john..doe@acme.example", False),
+        ("john doe@acme.example", False),
+    ],
+)
+def test_an_address_is_one_for_the_items_and_the_mapping_alike(directory, email, usable):
+    """A participant is looked up under the address its items carry, or under none."""
+    carried = address_of(Participant("x", "X", "", email))
+    assert (carried == email) is usable
+    assert (parse_mapping(f"ImId,Mailbox\nx,{email}\n".encode(), "m.csv").problems == []) is usable
+    reason = Resolver(None, directory).resolve("x", email).reason
+    assert (reason is not Reason.NO_ADDRESS) is usable
 
 
 def write_items(path: Path, items: list[tuple[str, list[tuple[str, str | None]]]]) -> Path:
