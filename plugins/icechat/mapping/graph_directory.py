@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from icechat.exceptions import GraphError, MailboxNotFoundError
 from icechat.graph.client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse
+from icechat.graph.properties import ROOT_FOLDER
 from icechat.mapping.directory import DirectoryEntry, Verdict
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class GraphDirectory:
 
     def _has_mailbox(self, user_ids: list[str]) -> dict[str, bool]:
         probes = [
-            GraphRequest.get(f"/users/{uid}/mailFolders/msgfolderroot", {"$select": "id"})
+            GraphRequest.get(f"/users/{uid}/mailFolders/{ROOT_FOLDER}", {"$select": "id"})
             for uid in user_ids
         ]
         result = {}

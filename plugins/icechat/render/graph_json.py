@@ -15,6 +15,7 @@ from icechat.graph.properties import (
     ARCHIVED_MESSAGE_FLAGS,
     DEDUPE_KEY,
     DELIVERY_TIME,
+    FILE_ATTACHMENT,
     MESSAGE_FLAGS,
     SUBMIT_TIME,
 )
@@ -23,7 +24,6 @@ from icechat.render.mail import MailItem
 from icechat.render.people import shown
 from icechat.render.text import header_text, iso_z
 
-FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
 _FLAGS = str(ARCHIVED_MESSAGE_FLAGS)
 
 

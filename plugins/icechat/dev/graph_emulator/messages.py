@@ -21,6 +21,7 @@ from icechat.dev.graph_emulator.odata import Expand, Filter
 from icechat.dev.graph_emulator.store import new_graph_id
 from icechat.graph.properties import (
     DELIVERY_TIME,
+    FILE_ATTACHMENT,
     MESSAGE_FLAGS,
     MSGFLAG_READ,
     MSGFLAG_UNSENT,
@@ -108,10 +109,9 @@ def _properties(raw: Any) -> list[dict[str, str]]:
 
 
 def _attachment(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, Mapping) or raw.get("@odata.type") != "#microsoft.graph.fileAttachment":
+    if not isinstance(raw, Mapping) or raw.get("@odata.type") != FILE_ATTACHMENT:
         raise MessageError(
-            "ErrorInvalidRequest",
-            "The emulator accepts only '#microsoft.graph.fileAttachment' attachments.",
+            "ErrorInvalidRequest", f"The emulator accepts only '{FILE_ATTACHMENT}' attachments."
         )
     name, content = raw.get("name"), raw.get("contentBytes")
     if not isinstance(name, str) or not isinstance(content, str):
@@ -125,7 +125,7 @@ def _attachment(raw: Any) -> dict[str, Any]:
             "RequestBodyRead", f"contentBytes of attachment '{name}' is not valid base64."
         ) from exc
     return {
-        "@odata.type": "#microsoft.graph.fileAttachment",
+        "@odata.type": FILE_ATTACHMENT,
         "id": new_graph_id("AAMkAGAtt"),
         "lastModifiedDateTime": _now(),
         "name": name,
