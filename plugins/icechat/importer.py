@@ -27,6 +27,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from icechat.chunks import chunks
 from icechat.exceptions import GraphError
 from icechat.graph.attachments import ITEM_LIMIT, fit_attachments
 from icechat.graph.client import (
@@ -327,8 +328,7 @@ class Importer:
     def _look_up(self, mailbox: str, folder: str, work: Sequence[_Work]) -> dict[str, str]:
         """Graph ids of the copies (last seen "sent") that Graph already holds."""
         found: dict[str, str] = {}
-        for start in range(0, len(work), MAX_BATCH):
-            group = work[start : start + MAX_BATCH]
+        for group in chunks(work, MAX_BATCH):
             requests_ = [lookup_request(mailbox, folder, w.dedupe) for w in group]
             outcomes = self._send_all(requests_, mailbox)
             for w, outcome in zip(group, outcomes, strict=True):

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from icechat.chunks import chunks
 from icechat.exceptions import LedgerError
 
 log = logging.getLogger(__name__)
@@ -127,11 +128,6 @@ def _now() -> datetime:
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def make_engine(url: str) -> Engine:
@@ -245,7 +241,7 @@ class Ledger:
         c = self._copies
         found: dict[str, CopyRecord] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(dict.fromkeys(keys))):
+            for chunk in chunks(list(dict.fromkeys(keys)), CHUNK):
                 rows = conn.execute(
                     sa.select(c).where(c.c.mailbox == mailbox, c.c.item_key.in_(chunk))
                 )
@@ -316,7 +312,7 @@ class Ledger:
             for m in marks
         ]
         with self._write_lock, self.engine.begin() as conn:
-            for chunk in _chunks(rows):
+            for chunk in chunks(rows, CHUNK):
                 conn.execute(stmt, list(chunk))
 
     def counts(self, day: date) -> dict[CopyState, int]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
+from icechat.chunks import chunks
 from icechat.exceptions import GraphError, MailboxNotFoundError
 from icechat.graph.client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse
 from icechat.graph.properties import ROOT_FOLDER
@@ -23,13 +24,6 @@ log = logging.getLogger(__name__)
 ADDRESSES_PER_QUERY = 5
 USER_FIELDS = "id,userPrincipalName,mail,proxyAddresses,accountEnabled"
 DIRECTORY_LANE = "(directory)"  # the client's per-mailbox gate key for directory calls
-
-T = TypeVar("T")
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _quoted(address: str) -> str:
@@ -90,12 +84,12 @@ class GraphDirectory:
         return answers
 
     def _batches(self, requests: list[GraphRequest]) -> Iterator[tuple[GraphRequest, Any]]:
-        for group in _chunks(requests, MAX_BATCH):
+        for group in chunks(requests, MAX_BATCH):
             yield from zip(group, self._client.batch(group, mailbox=DIRECTORY_LANE), strict=True)
 
     def _find_users(self, addresses: list[str]) -> dict[str, Mapping[str, Any]]:
         """Address -> user, for every address some user owns."""
-        queries = [_query(chunk) for chunk in _chunks(addresses, ADDRESSES_PER_QUERY)]
+        queries = [_query(chunk) for chunk in chunks(addresses, ADDRESSES_PER_QUERY)]
         owners: dict[str, Mapping[str, Any]] = {}
         wanted = set(addresses)
         for _, outcome in self._batches(queries):
