@@ -1,4 +1,9 @@
-"""The three timestamp forms of the export: epoch milliseconds, epoch seconds, ISO 8601."""
+"""Times as text: the three forms of the export, read; ISO 8601 UTC with ``Z``, written.
+
+The export gives epoch milliseconds, epoch seconds or ISO 8601 with an offset. Everything
+icechat writes (Graph's SystemTime values, ``icechat inspect``, the sample export) is
+:func:`iso_z`.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,12 @@ def parse_timestamp(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def iso_utc(moment: datetime) -> str:
-    """``2026-11-26T09:15:02.123Z``: ISO 8601 UTC with milliseconds."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+def iso_z(moment: datetime, *, milliseconds: bool = False) -> str:
+    """``2026-11-26T09:15:02.123Z``: ISO 8601 UTC with ``Z``, milliseconds truncated.
+
+    A whole second is written without a fraction (``...T09:15:02Z``, as Graph writes times)
+    unless ``milliseconds`` asks for them always.
+    """
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    spec = "milliseconds" if milliseconds or utc.microsecond else "seconds"
+    return utc.isoformat(timespec=spec)[:-6] + "Z"

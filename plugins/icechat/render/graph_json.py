@@ -20,9 +20,10 @@ from icechat.graph.properties import (
     SUBMIT_TIME,
 )
 from icechat.ice.model import Participant
+from icechat.ice.timestamps import iso_z
 from icechat.render.mail import MailItem
 from icechat.render.people import shown
-from icechat.render.text import header_text, iso_z
+from icechat.render.text import header_text
 
 _FLAGS = str(ARCHIVED_MESSAGE_FLAGS)
 

@@ -84,7 +84,7 @@ def _system_time(prop_id: str, value: str) -> str:
         ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _graph_time(moment)
 
 
 def _properties(raw: Any) -> list[dict[str, str]]:
@@ -142,8 +142,13 @@ def attachment_from_request(raw: Any) -> dict[str, Any]:
     return _attachment(raw)
 
 
+def _graph_time(moment: dt.datetime) -> str:
+    """A time as Graph returns message times: UTC, whole seconds, ``Z``."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _graph_time(dt.datetime.now(dt.UTC))
 
 
 def build_message(body: Any, folder_id: str) -> dict[str, Any]:
