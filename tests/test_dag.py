@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from icechat.dev.sample import write_day
+from icechat.dev.sample import own_people, write_day
 from icechat.ice.delivery import marker_name, part_name
 from icechat.ledger import CopyState, Ledger
 from tests.support.airflow_env import (
     REPO,
     airflow_env,
     graph_connection,
-    internal_people,
     pgp_connection,
     run_airflow,
 )
 
 DAY = date(2026, 11, 26)
+MESSAGES, SEED = 120, 5
 
 
 def test_dagbag_imports_without_errors_or_warnings():
@@ -44,18 +44,20 @@ def test_dagbag_imports_without_errors_or_warnings():
 
 
 @pytest.fixture
-def sample_site(sftp_server, pgp_keypair, tmp_path):
-    """An encrypted two-part sample day with a marker, on the SFTP site.
+def sample_site(sftp_server, pgp_keypair):
+    """An encrypted two-part sample day with a marker, on the SFTP site; returns the firm's own
+    people (email -> name), to whom the tests that want mailboxes give them.
 
     The SFTP login is the current user, in lower case as ICE's logins usually are; the files
     carry the firm code in upper case, as ICE issues it.
     """
     firm = sftp_server.username.upper()
-    plain = write_day(tmp_path / "plain", firm, DAY, 120, 5, parts=2, packaging="zip")
     site = Path(sftp_server.remote_dir)
     pub = pgp_keypair.public_file
-    write_day(site, firm, DAY, 120, 5, parts=2, packaging="zip", encrypt_to=pub, marker=True)
-    return plain
+    write_day(
+        site, firm, DAY, MESSAGES, SEED, parts=2, packaging="zip", encrypt_to=pub, marker=True
+    )
+    return own_people(firm, [DAY], MESSAGES, SEED)
 
 
 def run_day(
@@ -91,7 +93,7 @@ def run_day(
 def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    people = sample_site
     graph_emulator.add_users(
         [{"userPrincipalName": e, "displayName": n} for e, n in people.items()]
     )
@@ -134,7 +136,7 @@ def test_a_day_whose_participants_map_nowhere_is_reported_balanced(
 def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    people = sample_site
     graph_emulator.add_users([{"userPrincipalName": e} for e in people])
     graph = graph_connection(
         graph_emulator,
@@ -153,7 +155,7 @@ def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
 def test_transcript_mode_archives_one_item_per_conversation_day(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    people = sample_site
     graph_emulator.add_users([{"userPrincipalName": e} for e in people])
     _env, data, result = run_day(
         tmp_path,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from icechat.dev.graph_payloads import DAY, archived_message, chat_time
 from icechat.graph.auth import access_token
 from icechat.graph.client import GraphClient
 from icechat.graph.mailbox import create_request, ensure_folder
@@ -18,14 +19,7 @@ from icechat.graph.properties import MESSAGE_ID_DOMAIN
 from icechat.importer import Copy, Importer, Status
 from icechat.ledger import CopyState, Ledger, Mark
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
-from tests.support.graph_import_helpers import (
-    DAY,
-    assert_exactly_once,
-    chat_time,
-    copies,
-    emulator_settings,
-    payload,
-)
+from tests.support.graph_import_helpers import assert_exactly_once, copies, emulator_settings
 
 
 @pytest.fixture
@@ -154,7 +148,7 @@ def test_every_graph_id_in_the_ledger_is_immutable(
 ) -> None:
     # Copy 0 was stored but left "sent" by a crash: the re-run finds it with a batch look-up.
     folder = ensure_folder(client, ALICE, "ICE Chat")
-    client.send(create_request(ALICE, folder, payload("item-00000", 0)), mailbox=ALICE)
+    client.send(create_request(ALICE, folder, archived_message("item-00000", 0)), mailbox=ALICE)
     ledger.mark_sent(ALICE, [Mark("item-00000", DAY)], "crashed-run")
     Importer(client, ledger, run_id="r2").run(copies([ALICE], 25))
     stored = {m["internetMessageId"]: m["id"] for m in graph_emulator.messages(ALICE)}
@@ -182,7 +176,7 @@ def test_copy_left_sent_is_looked_up_before_any_new_create(
 ) -> None:
     # A crash after Graph stored item 0 but before the ledger said done; item 1 never sent.
     folder = ensure_folder(client, ALICE, "ICE Chat")
-    client.send(create_request(ALICE, folder, payload("item-00000", 0)), mailbox=ALICE)
+    client.send(create_request(ALICE, folder, archived_message("item-00000", 0)), mailbox=ALICE)
     ledger.mark_sent(ALICE, [Mark("item-00000", DAY), Mark("item-00001", DAY)], "crashed-run")
     result = Importer(client, ledger, run_id="r2").run(copies([ALICE], 3))
     assert result.counts == Counter({Status.IMPORTED: 2, Status.ALREADY_PRESENT: 1})
@@ -215,7 +209,7 @@ def test_large_attachment_becomes_a_notice_small_one_goes_inline(
 ) -> None:
     big = base64.b64encode(b"\0" * (3 * 1024 * 1024 + 1)).decode()
     small = base64.b64encode(b"hello").decode()
-    with_big = payload("big", 1) | {
+    with_big = archived_message("big", 1) | {
         "attachments": [
             {
                 "@odata.type": "#microsoft.graph.fileAttachment",

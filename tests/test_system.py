@@ -16,18 +16,17 @@ from typing import Any
 
 import pytest
 
-from icechat.dev.sample import write_day
+from icechat.dev.sample import own_people, write_day
+from icechat.dev.sftpd import free_port
 from tests.support.airflow_env import (
     airflow_env,
     graph_connection,
-    internal_people,
     pgp_connection,
     run_airflow,
 )
 from tests.support.airflow_stack import (
     AirflowStack,
     airflow_services,
-    free_port,
     postgres_database,
     service_env,
 )
@@ -43,7 +42,7 @@ MAILBOXES_PER_DAY = 2
 
 
 @pytest.fixture
-def site(sftp_server, pgp_keypair, other_pgp_keypair, graph_emulator, tmp_path) -> set[str]:
+def site(sftp_server, pgp_keypair, other_pgp_keypair, graph_emulator) -> set[str]:
     """Encrypted days D1..D4 and a day encrypted to the wrong key, with markers, on the site.
 
     Two of each day's internal people get a mailbox in the emulator (the others end up
@@ -53,8 +52,7 @@ def site(sftp_server, pgp_keypair, other_pgp_keypair, graph_emulator, tmp_path) 
     remote = sftp_server.served
     mailboxes: dict[str, str] = {}
     for day in (D1, D2, D3, D4):
-        plain = write_day(tmp_path / "plain" / str(day), firm, day, MESSAGES, packaging="zip")
-        people = internal_people(plain.paths, firm)
+        people = own_people(firm, [day], MESSAGES)
         for email in sorted(people)[:MAILBOXES_PER_DAY]:
             mailboxes[email] = people[email]
         write_day(

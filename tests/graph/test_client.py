@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from icechat.dev.graph_payloads import archived_message
 from icechat.exceptions import (
     GraphAuthError,
     GraphPermissionError,
@@ -35,7 +36,7 @@ from icechat.graph.properties import MESSAGE_ID_DOMAIN
 from icechat.graph.retry import RetryPolicy
 from icechat.graph.settings import GraphSettings
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
-from tests.support.graph_import_helpers import emulator_settings, payload
+from tests.support.graph_import_helpers import emulator_settings
 
 
 def test_secret_and_certificate_both_get_tokens(graph_emulator: Any) -> None:
@@ -230,7 +231,7 @@ def test_batch_of_twenty_runs_as_graph_allows_four_parts_at_a_time(graph_emulato
     graph_emulator.set_faults(latency_ms=20)
     with GraphClient(emulator_settings(graph_emulator)) as client:
         folder = ensure_folder(client, ALICE, "ICE Chat")
-        creates = [create_request(ALICE, folder, payload(f"k{n}", n)) for n in range(20)]
+        creates = [create_request(ALICE, folder, archived_message(f"k{n}", n)) for n in range(20)]
         outcomes = client.batch(creates, mailbox=ALICE)
     assert [o.status for o in outcomes if isinstance(o, GraphResponse)] == [201] * 20
     assert graph_emulator.message_count(ALICE) == 20
@@ -251,7 +252,7 @@ def test_below_four_per_mailbox_a_batch_is_sequential_and_holds_one_slot(
 def test_every_batch_part_asks_for_immutable_ids(graph_emulator: Any) -> None:
     with GraphClient(emulator_settings(graph_emulator)) as client:
         folder = ensure_folder(client, ALICE, "ICE Chat")
-        creates = [create_request(ALICE, folder, payload(f"i{n}", n)) for n in range(3)]
+        creates = [create_request(ALICE, folder, archived_message(f"i{n}", n)) for n in range(3)]
         created = client.batch(creates, mailbox=ALICE)
         found = client.batch(
             [lookup_request(ALICE, folder, f"i{n}") for n in range(3)], mailbox=ALICE
@@ -308,7 +309,8 @@ def test_a_batch_over_four_megabytes_of_utf8_is_not_sent(graph_emulator: Any) ->
             create_request(
                 ALICE,
                 folder,
-                payload(f"c{n}", n) | {"body": {"contentType": "text", "content": "漢" * 800_000}},
+                archived_message(f"c{n}", n)
+                | {"body": {"contentType": "text", "content": "漢" * 800_000}},
             )
             for n in range(2)
         ]

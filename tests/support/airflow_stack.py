@@ -12,7 +12,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -24,18 +23,12 @@ import psutil
 import psycopg2
 import requests
 
+from icechat.dev.airflow import standalone_env
 from tests.support.airflow_env import AIRFLOW, run_airflow
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
 FINISHED = {"success", "failed"}
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -61,27 +54,21 @@ def postgres_database(prefix: str) -> Iterator[str]:
 
 
 def service_env(base: dict[str, str], database: str, port: int) -> dict[str, str]:
-    """``base`` (see ``airflow_env``) plus what a small real deployment on one host needs."""
+    """``base`` (see ``airflow_env``) plus what a small real deployment on one host needs.
+
+    The API server on loopback ``port``, every visitor an admin, free ports for the log
+    servers (as the demo's ``airflow standalone``); then the metadata database, the executor
+    and the scheduling this test wants.
+    """
     return {
-        **base,
+        **standalone_env(base, port),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
             f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
         ),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        # The scheduler and triggerer serve logs on fixed ports by default; other Airflows
-        # on this machine (the demo, another test run) may hold them.
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         # Runs come only from the test (REST triggers and backfills): no scheduled run for
         # yesterday, whose export is not on the test site, holds the DAG's one active run.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",

@@ -32,13 +32,12 @@ import requests
 import icechat
 from icechat.dev.airflow import Standalone, airflow_env, prepare_database, run_airflow
 from icechat.dev.graph_emulator import GraphEmulator
-from icechat.dev.sample import generate_day, marker_name, write_day
+from icechat.dev.sample import marker_name, own_people, write_day
 from icechat.dev.sample.population import firm_domain
 from icechat.dev.sftpd import LocalSftpServer, free_port
 from icechat.exceptions import DemoError, DevServerError
 from icechat.files import PRIVATE, write_atomic
 from icechat.ice.keys import env_line, make_pgp_keypair, new_passphrase, pgp_connection
-from icechat.ice.model import Participant
 from icechat.ice.packages import safe_member_path
 from icechat.report import report_file, reports_dir, summary_line
 from icechat.settings import DEFAULT_FOLDER
@@ -125,25 +124,6 @@ class DemoLayout:
         return report_file(reports_dir(self.data), day, kind)
 
 
-def internal_people(firm: str, days: Iterable[date]) -> dict[str, str]:
-    """Email -> display name of the sample firm's own people on ``days`` (they get mailboxes)."""
-    domain = "@" + firm_domain(firm)
-    people: dict[str, str] = {}
-
-    def note(person: Participant) -> None:
-        if person.email and person.email.lower().endswith(domain):
-            people.setdefault(person.email, person.display_name)
-
-    for day in days:
-        for piece in generate_day(firm, day, MESSAGES, SEED):
-            for entered, _ in (*piece.entered, *piece.left):
-                note(entered)
-            for item in piece.items:
-                for person in item.participants:
-                    note(person)
-    return people
-
-
 class DemoSite:
     """The demo's keys and sample days, sshd and the Graph emulator: a context manager.
 
@@ -215,7 +195,7 @@ class DemoSite:
             )
 
     def _directory(self) -> dict[str, Any]:
-        people = internal_people(self.firm, self.days)
+        people = own_people(self.firm, self.days, MESSAGES, SEED)
         return {
             "users": [
                 {"userPrincipalName": email, "displayName": name} for email, name in people.items()
@@ -291,17 +271,7 @@ class DemoSite:
             "icechat_pgp": pgp_connection(
                 passphrase=self._passphrase, secret_armored=self._secret_key
             ),
-            "icechat_graph": {
-                "conn_type": "generic",
-                "login": CLIENT_ID,
-                "password": self._app_secret(),
-                "extra": {
-                    "tenant_id": emulator.tenant_id,
-                    "authority_host": emulator.base_url,
-                    "graph_url": emulator.graph_url,
-                    "ca_bundle": str(emulator.ca_bundle.resolve()),
-                },
-            },
+            "icechat_graph": emulator.connection(CLIENT_ID, self._app_secret()),
         }
 
     def variables(self) -> dict[str, str]:

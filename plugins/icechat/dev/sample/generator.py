@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
 from icechat.dev.sample import vocabulary as v
-from icechat.dev.sample.population import persistent_room, person, short_hash
+from icechat.dev.sample.population import firm_domain, persistent_room, person, short_hash
 from icechat.exceptions import SampleError
 from icechat.ice.model import (
     Attachment,
@@ -373,3 +373,20 @@ def _weighted(rng: random.Random, table: Sequence[tuple[T, float]], default: T) 
 def generate_day(firm: str, day: date, messages: int, seed: int = 0) -> Iterator[ConversationSlice]:
     """The day's conversation slices in order, built one at a time."""
     return SampleDay(firm, day, messages, seed).slices()
+
+
+def own_people(firm: str, days: Iterable[date], messages: int, seed: int = 0) -> dict[str, str]:
+    """Email -> display name of the firm's own people in the chat items of the sample ``days``.
+
+    They are who gets a mailbox in the emulated tenant (the demo's, a test's); the other
+    firms' traders stay unmapped, as external participants do.
+    """
+    domain = "@" + firm_domain(firm)
+    people: dict[str, str] = {}
+    for day in days:
+        for piece in generate_day(firm, day, messages, seed):
+            for item in piece.items:
+                for who in item.participants:
+                    if who.email and who.email.lower().endswith(domain):
+                        people.setdefault(who.email, who.display_name)
+    return people
