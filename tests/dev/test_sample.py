@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import sys
 import tracemalloc
 import zipfile
 from datetime import UTC, date, datetime, timedelta
@@ -33,8 +32,8 @@ from icechat.ice.model import (
     Update,
 )
 from icechat.ice.parser import read_part
+from tests.support.cli import icechat
 from tests.support.fixtures.pgp import PgpKeyPair
-from tests.support.paths import REPO
 
 FIRM = "ACME01"
 DAY = date(2026, 11, 26)
@@ -259,13 +258,7 @@ def test_a_million_message_day_streams_in_small_memory() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "icechat", "sample", *args],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO / "plugins"), "PATH": "/usr/bin:/bin"},
-        check=False,
-    )
+    return icechat("sample", *args, env={"PATH": "/usr/bin:/bin"})
 
 
 def test_cli_prints_the_written_paths_and_a_summary(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import sqlalchemy as sa
@@ -15,8 +13,8 @@ from icechat.glue.sftp import open_site
 from icechat.graph.client import GraphClient
 from icechat.graph.settings import GraphSettings
 from icechat.ledger import Ledger
+from tests.support.cli import icechat
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
-from tests.support.paths import REPO
 
 OTHER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3nb4dViGNVgn2cRGbyfnSQMqHLovlhbMFyY4nkqOq+"
 
@@ -53,18 +51,10 @@ def run_check(tmp_path, conns, variables, *args):
         for k, v in os.environ.items()
         if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW_HOME"))
     }
-    env["PYTHONPATH"] = str(REPO / "plugins")
     env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
     env.update({f"AIRFLOW_CONN_{k.upper()}": json.dumps(v) for k, v in conns.items()})
     env.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()})
-    return subprocess.run(
-        [sys.executable, "-m", "icechat", "check", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return icechat("check", *args, env=env, timeout=120)
 
 
 def lines(stdout):
