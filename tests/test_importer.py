@@ -20,6 +20,7 @@ from icechat.importer import Copy, Importer, Status
 from icechat.ledger import CopyState, Ledger, Mark
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
 from tests.support.graph_import_helpers import assert_exactly_once, copies, emulator_settings
+from tests.support.ledger_rows import copy_states
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_items_arrive_as_non_drafts_with_the_chat_times(
         stamp = chat_time(n).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert message["isDraft"] is False
         assert message["receivedDateTime"] == stamp and message["sentDateTime"] == stamp
-    assert ledger.counts(DAY)[CopyState.DONE] == 10
+    assert copy_states(ledger.engine, DAY)[CopyState.DONE] == 10
 
 
 def test_a_hidden_ice_chat_folder_is_imported_into_not_duplicated(
@@ -168,7 +169,7 @@ def test_429_after_a_create_that_succeeded_still_once(
     assert result.counts[Status.IMPORTED] == 120, result.failures[:3]
     assert any(r["status"] == 429 for r in graph_emulator.requests_log())
     assert_exactly_once(graph_emulator, {ALICE: 60, BOB: 60})
-    assert ledger.counts(DAY)[CopyState.DONE] == 120
+    assert copy_states(ledger.engine, DAY)[CopyState.DONE] == 120
 
 
 def test_copy_left_sent_is_looked_up_before_any_new_create(

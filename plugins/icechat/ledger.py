@@ -1,15 +1,17 @@
 """The import ledger: one row per (mailbox, item key) and one per run, on SQLAlchemy Core.
 
-It is the audit trail and what makes re-runs safe: a copy goes planned -> sent -> done
-(with the Graph id), or ends not_mapped / failed with a reason. SQLite by default,
-Postgres (or any SQLAlchemy URL) in deployment. The schema is versioned in its own table.
+It is the audit trail and what makes re-runs safe: a copy goes sent -> done (with the Graph
+id), or ends not_mapped / failed with a reason; one row per run records the files it read,
+its counts and timings. It is written here and read back only where the import needs it
+(:meth:`Ledger.lookup`); an auditor reads the tables with SQL. SQLite by default, Postgres (or
+any SQLAlchemy URL) in deployment. The schema is versioned in its own table.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,7 +36,6 @@ _LOCK_ID = 0x1CEC4A7  # Postgres advisory lock taken while creating the schema
 class CopyState(StrEnum):
     """Where a copy stands in the import protocol."""
 
-    PLANNED = "planned"
     SENT = "sent"
     DONE = "done"
     NOT_MAPPED = "not_mapped"
@@ -72,19 +73,6 @@ class FileRecord:
     name: str
     size: int
     sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One run of a day: the files it read, its counts and timings."""
-
-    run_id: str
-    day: date
-    started_at: datetime
-    finished_at: datetime | None
-    files: tuple[FileRecord, ...]
-    counts: dict[str, int]
-    timings: dict[str, float]
 
 
 def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
@@ -249,10 +237,6 @@ class Ledger:
                     found[row.item_key] = self._record(row)
         return found
 
-    def plan(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
-        """Record copies as planned unless the ledger already knows them."""
-        self._write(mailbox, marks, CopyState.PLANNED, run_id, only_new=True)
-
     def mark_sent(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
         """Record that a create is about to be sent (never downgrades a done copy)."""
         self._write(mailbox, marks, CopyState.SENT, run_id)
@@ -269,34 +253,24 @@ class Ledger:
         """Record copies with no Microsoft 365 mailbox to go to, with the reason."""
         self._write(mailbox, marks, CopyState.NOT_MAPPED, run_id)
 
-    def _write(
-        self,
-        mailbox: str,
-        marks: Sequence[Mark],
-        state: CopyState,
-        run_id: str,
-        *,
-        only_new: bool = False,
-    ) -> None:
+    def _write(self, mailbox: str, marks: Sequence[Mark], state: CopyState, run_id: str) -> None:
+        """Upsert the copies' rows in ``state``; a done copy is never changed again."""
         if not marks:
             return
         c = self._copies
         now = _now()
         stmt = self._insert(c)
-        if only_new:
-            stmt = stmt.on_conflict_do_nothing(index_elements=[c.c.mailbox, c.c.item_key])
-        else:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[c.c.mailbox, c.c.item_key],
-                set_={
-                    "state": stmt.excluded.state,
-                    "graph_id": stmt.excluded.graph_id,
-                    "reason": stmt.excluded.reason,
-                    "run_id": stmt.excluded.run_id,
-                    "updated_at": stmt.excluded.updated_at,
-                },
-                where=c.c.state != CopyState.DONE.value,
-            )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.c.mailbox, c.c.item_key],
+            set_={
+                "state": stmt.excluded.state,
+                "graph_id": stmt.excluded.graph_id,
+                "reason": stmt.excluded.reason,
+                "run_id": stmt.excluded.run_id,
+                "updated_at": stmt.excluded.updated_at,
+            },
+            where=c.c.state != CopyState.DONE.value,
+        )
         rows = [
             {
                 "mailbox": mailbox,
@@ -314,26 +288,6 @@ class Ledger:
         with self._write_lock, self.engine.begin() as conn:
             for chunk in chunks(rows, CHUNK):
                 conn.execute(stmt, list(chunk))
-
-    def counts(self, day: date) -> dict[CopyState, int]:
-        """How many copies of ``day`` are in each state."""
-        c = self._copies
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(c.c.state, sa.func.count()).where(c.c.day == day).group_by(c.c.state)
-            )
-            found = {CopyState(state): int(n) for state, n in rows}
-        return {state: found.get(state, 0) for state in CopyState}
-
-    def copies(self, day: date) -> Iterator[CopyRecord]:
-        """Every copy of ``day``, by mailbox and key (streamed)."""
-        c = self._copies
-        with self.engine.connect() as conn:
-            rows = conn.execution_options(yield_per=1000).execute(
-                sa.select(c).where(c.c.day == day).order_by(c.c.mailbox, c.c.item_key)
-            )
-            for row in rows:
-                yield self._record(row)
 
     @staticmethod
     def _record(row: sa.Row[Any]) -> CopyRecord:
@@ -382,20 +336,3 @@ class Ledger:
             ).rowcount
         if updated != 1:
             raise LedgerError(f"ledger has no run {run_id!r}: call start_run first")
-
-    def run(self, run_id: str) -> RunRecord | None:
-        """The recorded run ``run_id``, if any."""
-        r = self._runs
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(r).where(r.c.run_id == run_id)).one_or_none()
-        if row is None:
-            return None
-        return RunRecord(
-            run_id=row.run_id,
-            day=row.day,
-            started_at=_aware(row.started_at),
-            finished_at=_aware(row.finished_at) if row.finished_at else None,
-            files=tuple(FileRecord(**f) for f in row.files),
-            counts=dict(row.counts),
-            timings=dict(row.timings),
-        )

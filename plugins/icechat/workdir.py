@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -47,28 +46,20 @@ def plan_dir(data_dir: Path, day: date) -> Path:
     return work_day_dir(data_dir, day) / "plan"
 
 
-@dataclass(frozen=True, slots=True)
-class UnpackedPart:
-    """A part ready to parse: its XML, and the folder its attachments were unpacked into."""
+def unpack_part(path: Path, work_dir: Path, limits: Limits = DEFAULT_LIMITS) -> Path:
+    """Expand a decrypted ``.zip`` or ``.gz`` part under ``work_dir``; return its XML to parse.
 
-    xml: Path
-    attachments_root: Path | None
-
-
-def unpack_part(path: Path, work_dir: Path, limits: Limits = DEFAULT_LIMITS) -> UnpackedPart:
-    """Expand a decrypted ``.zip`` or ``.gz`` part under ``work_dir``; plain XML is left as is.
-
-    A zip part becomes ``work_dir/{part}/`` with its XML and ``attachments/``; a gzip part
-    becomes ``work_dir/{part}/{name}.xml``. Zip-slip members and decompression bombs are
-    refused (:class:`icechat.exceptions.ArchiveError` and subclasses).
+    A zip part becomes ``work_dir/{part}/`` with its XML and, beside it, ``attachments/``
+    (where parse+render finds the files); a gzip part becomes ``work_dir/{part}/{name}.xml``;
+    plain XML is left as is. Zip-slip members and decompression bombs are refused
+    (:class:`icechat.exceptions.ArchiveError` and subclasses).
     """
-    kind = sniff(path)
-    if kind == "plain":
-        return UnpackedPart(path, None)
+    if sniff(path) == "plain":
+        return path
     dest = work_dir / unpacked_name(path.name)
     xml = unpack(path, dest, limits)
     log.info("unpacked %s into %s", path.name, dest)
-    return UnpackedPart(xml, dest if kind == "zip" else None)
+    return xml
 
 
 def remove_plaintext(data_dir: Path, day: date) -> Sequence[Path]:

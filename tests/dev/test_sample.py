@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from icechat.dev.sample import SampleDay, generate_day, marker_name, write_day, write_part
+from icechat.dev.sample.generator import RoomType
 from icechat.dev.sample.writer import looks_like_disclaimer
 from icechat.exceptions import SampleError
 from icechat.ice.model import (
@@ -27,7 +28,6 @@ from icechat.ice.model import (
     ItemKind,
     Participant,
     Room,
-    RoomType,
     TransferStatus,
     Update,
 )

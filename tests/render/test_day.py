@@ -54,11 +54,11 @@ def test_a_sample_day_in_zip_parts_renders_with_attachments(tmp_path, mode):
     )
     parts = []
     for written in day.parts:
-        unpacked = unpack_part(written.path, tmp_path / "work")
+        xml = unpack_part(written.path, tmp_path / "work")
         parts.append(
             {
                 "name": written.path.name,
-                "xml": str(unpacked.xml),
+                "xml": str(xml),
                 "raw": f"raw/{written.path.name}",
                 "items_expected": written.stats.items,
             }

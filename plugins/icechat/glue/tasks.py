@@ -114,7 +114,7 @@ def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, 
                 {
                     "name": entry["name"],
                     "raw": entry["path"],
-                    "xml": str(unpacked.xml),
+                    "xml": str(unpacked),
                     "items_expected": entry.get("items_expected"),
                 }
             )

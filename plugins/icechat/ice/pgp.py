@@ -253,12 +253,6 @@ def _gpg_code(value: str) -> int:
     return int(value) & 0xFFFF if value.isdigit() else -1
 
 
-def decrypt_part(path: Path, out_dir: Path, key: PgpKey | None) -> Path:
-    """Decrypt one part (see :meth:`GpgSession.decrypt`) in its own throwaway keyring."""
-    with GpgSession(key) as session:
-        return session.decrypt(path, out_dir)
-
-
 def decrypt_parts(paths: Iterable[Path], out_dir: Path, key: PgpKey | None) -> list[Path]:
     """Decrypt a day's parts with one keyring; unencrypted parts pass through unchanged."""
     with GpgSession(key) as session:

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import TypeVar
 
 from icechat.dev.sample import vocabulary as v
@@ -27,7 +28,6 @@ from icechat.ice.model import (
     ItemKind,
     Participant,
     Room,
-    RoomType,
     TransferStatus,
     Update,
 )
@@ -62,6 +62,15 @@ _KIND_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("prefix_disclaimer", 0.003),
     ("long", 0.00002),
 )
+
+
+class RoomType(StrEnum):
+    """The kinds of conversation ICE exports (the parser takes any ``RoomType`` text)."""
+
+    PERSISTENT = "PersistentChat"
+    GROUP = "GroupChat"
+    ONE_TO_ONE = "OneToOne"
+
 
 _SIZES: dict[RoomType, tuple[int, int]] = {
     RoomType.PERSISTENT: (20, 3000),
