@@ -38,7 +38,7 @@ class ImportCounts:
     seconds: float = 0.0
 
     def add(self, shard: dict[str, Any]) -> None:
-        """Fold in one import task's result (see ``stages.import_shard``)."""
+        """Fold in one import task's result (see ``icechat.glue.tasks.import_shard``)."""
         self.imported += shard.get("imported", 0)
         self.already_present += shard.get("already_present", 0)
         self.failed += shard.get("failed", 0)
