@@ -15,9 +15,9 @@ from icechat.dev.graph_payloads import DAY, archived_message, chat_time
 from icechat.graph.auth import access_token
 from icechat.graph.client import GraphClient
 from icechat.graph.mailbox import create_request, ensure_folder
-from icechat.graph.properties import MESSAGE_ID_DOMAIN
 from icechat.importer import Copy, Importer, Status
 from icechat.ledger import CopyState, Ledger, Mark
+from icechat.render import message_id_for
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
 from tests.support.graph_import_helpers import assert_exactly_once, copies, emulator_settings
 from tests.support.ledger_rows import copy_states
@@ -155,9 +155,7 @@ def test_every_graph_id_in_the_ledger_is_immutable(
     stored = {m["internetMessageId"]: m["id"] for m in graph_emulator.messages(ALICE)}
     keys = [f"item-{n:05d}" for n in range(25)]
     recorded = ledger.lookup(ALICE, keys)
-    assert {k: recorded[k].graph_id for k in keys} == {
-        k: stored[f"<{k}@{MESSAGE_ID_DOMAIN}>"] for k in keys
-    }
+    assert {k: recorded[k].graph_id for k in keys} == {k: stored[message_id_for(k)] for k in keys}
 
 
 @pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])

@@ -32,9 +32,9 @@ from icechat.graph.mailbox import (
     found_id,
     lookup_request,
 )
-from icechat.graph.properties import MESSAGE_ID_DOMAIN
 from icechat.graph.retry import RetryPolicy
 from icechat.graph.settings import GraphSettings
+from icechat.render import message_id_for
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
 from tests.support.graph_import_helpers import emulator_settings
 
@@ -258,7 +258,7 @@ def test_every_batch_part_asks_for_immutable_ids(graph_emulator: Any) -> None:
             [lookup_request(ALICE, folder, f"i{n}") for n in range(3)], mailbox=ALICE
         )
     stored = {m["internetMessageId"]: m["id"] for m in graph_emulator.messages(ALICE)}
-    expected = [stored[f"<i{n}@{MESSAGE_ID_DOMAIN}>"] for n in range(3)]
+    expected = [stored[message_id_for(f"i{n}")] for n in range(3)]
     assert [o.body["id"] for o in created if isinstance(o, GraphResponse)] == expected
     assert [found_id(o) for o in found if isinstance(o, GraphResponse)] == expected
 
