@@ -20,9 +20,9 @@ from icechat.exceptions import (
 from icechat.ice.delivery import (
     RemoteFile,
     check_complete,
+    day_files,
     default_deadline,
     enforce_deadline,
-    is_marker_name,
     parse_marker,
     parse_part_name,
 )
@@ -64,10 +64,14 @@ def test_not_part_names(name):
     assert parse_part_name(name, "ACME01", DAY) is None
 
 
+def is_marker(name: str, firm: str) -> bool:
+    return day_files([RemoteFile(name, 10, 0)], firm, DAY).marker is not None
+
+
 @pytest.mark.parametrize("login", ["acme01", "Acme01", "ACME01"])
 def test_the_firm_code_matches_in_any_case(login):
     assert parse_part_name("ACME01_ICECHAT_20261126_02.zip.gpg", login, DAY) is not None
-    assert is_marker_name("ACME01_ICECHAT_20261126.done", login, DAY)
+    assert is_marker("ACME01_ICECHAT_20261126.done", login)
     assert parse_part_name("acme01_ICECHAT_20261126.xml", login, DAY) is not None
 
 
@@ -77,7 +81,7 @@ def test_the_firm_code_matches_in_any_case(login):
 )
 def test_only_the_firm_code_may_differ_in_case(name):
     assert parse_part_name(name, "acme01", DAY) is None
-    assert not is_marker_name(name, "acme01", DAY)
+    assert not is_marker(name, "acme01")
 
 
 def test_marker_lines_parse():

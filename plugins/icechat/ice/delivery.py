@@ -132,11 +132,6 @@ def parse_part_name(name: str, firm: str, day: date) -> PartName | None:
     return PartName(name, int(nn) if nn else None, match.group("pack"), match.group("enc"))
 
 
-def is_marker_name(name: str, firm: str, day: date) -> bool:
-    """Whether ``name`` is the ``.done`` marker of this firm's day."""
-    return _marker_regex(firm, day).fullmatch(name) is not None
-
-
 @dataclass(frozen=True, slots=True)
 class Sighting:
     """A file that looks like an ICE Chat export but is not one of this firm's day."""
