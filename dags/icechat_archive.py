@@ -18,8 +18,6 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
 from icechat.glue.sensor import IceChatDeliverySensor
 
-DAY = "{{ ti.xcom_pull(task_ids='resolve_day') }}"
-
 
 @dag(
     dag_id="icechat_archive",
@@ -88,25 +86,25 @@ def icechat_archive() -> None:
         return tasks.import_shard(tasks.parse_day(day), shard, context)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
-    def reconcile(day: str, results: list, **context: object) -> dict:
+    def reconcile(day: str, upstream: dict, results: list, **context: object) -> dict:
         from icechat.glue import tasks
 
         shard_results = [results[i] for i in range(len(results))] if results else []
-        return tasks.reconcile(tasks.parse_day(day), shard_results, context)
+        return tasks.reconcile(tasks.parse_day(day), upstream, shard_results, context)
 
     day = resolve_day()
-    wait = IceChatDeliverySensor(
-        task_id="wait_for_export",
-        day=DAY,
-        retries=0,
-    )
+    wait = IceChatDeliverySensor(task_id="wait_for_export", day=day, retries=0)
     fetched = fetch(day)
-    day >> wait >> fetched
+    wait >> fetched
     parts = decrypt(day, fetched)
     rendered = parse_render(day, parts)
     plan = map_participants(day, rendered)
     imported = import_shard.partial(day=day).expand(shard=shards(plan))
-    reconcile(day, imported)
+    # Each result by its task's id, in DAG order; None names the task the day stopped at.
+    upstream = (wait.output, fetched, parts, rendered, plan)
+    reconcile(
+        day, upstream={result.operator.task_id: result for result in upstream}, results=imported
+    )
 
 
 icechat_archive()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,18 @@ from typing import Any
 import pytest
 
 from icechat.dev.sample import own_people, write_day
+from icechat.dev.sample.population import directory_users
 from icechat.ice.delivery import marker_name, part_name
 from icechat.ledger import CopyState, Ledger
 from tests.support.airflow_env import (
     REPO,
     airflow_env,
+    copies_of,
     graph_connection,
     pgp_connection,
     run_airflow,
+    without_mailbox,
 )
-from tests.support.ledger_rows import copy_states
 
 DAY = date(2026, 11, 26)
 MESSAGES, SEED = 120, 5
@@ -42,23 +45,61 @@ def test_dagbag_imports_without_errors_or_warnings():
     assert dag.max_active_runs == 1
     assert dag.get_task("import_shard").pool == "icechat_graph"
     assert dag.get_task("wait_for_export").mode == "reschedule"
+    verify = bag.dags.get("icechat_verify")
+    assert verify is not None
+    assert type(verify.timetable).__name__ == "CronTriggerTimetable"
+    assert verify.timetable.expression == "0 6 * * 1"
+    assert verify.get_task("verify_day").pool == "icechat_graph"
+    assert verify.max_active_runs == 1
+
+
+def test_the_verify_schedule_is_the_variable_and_a_bad_one_names_it(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_VERIFY_SCHEDULE", "30 5 * * *")
+    verify = DagBag(dag_folder=str(REPO / "dags" / "icechat_verify.py")).dags["icechat_verify"]
+    assert verify.timetable.expression == "30 5 * * *"
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_VERIFY_SCHEDULE", "every monday")
+    bag = DagBag(dag_folder=str(REPO / "dags" / "icechat_verify.py"))
+    (error,) = bag.import_errors.values()
+    assert "variable icechat_verify_schedule is 'every monday'; give a cron expression" in error
+
+
+def test_reconcile_gets_every_upstream_result_as_an_argument():
+    """No task pulls another's XCom by a task id written twice: results are arguments."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["icechat_archive"]
+    reconcile = dag.get_task("reconcile")
+    stages = ["wait_for_export", "fetch", "decrypt", "parse_render", "map_participants"]
+    upstream = reconcile.op_kwargs["upstream"]
+    assert list(upstream) == stages
+    assert [arg.operator.task_id for arg in upstream.values()] == stages
+    assert reconcile.op_kwargs["results"].operator.task_id == "import_shard"
+    assert set(stages) | {"import_shard"} <= reconcile.upstream_task_ids
+    assert dag.get_task("wait_for_export").day.operator.task_id == "resolve_day"
 
 
 @pytest.fixture
-def sample_site(sftp_server, pgp_keypair):
-    """An encrypted two-part sample day with a marker, on the SFTP site; returns the firm's own
-    people (email -> name), to whom the tests that want mailboxes give them.
+def sample_site(sftp_server, pgp_keypair, tmp_path):
+    """An encrypted two-part sample day with a marker, on the SFTP site.
 
     The SFTP login is the current user, in lower case as ICE's logins usually are; the files
     carry the firm code in upper case, as ICE issues it.
     """
     firm = sftp_server.username.upper()
+    plain = write_day(tmp_path / "plain", firm, DAY, MESSAGES, SEED, parts=2, packaging="zip")
     site = Path(sftp_server.remote_dir)
-    pub = pgp_keypair.public_file
+    key = pgp_keypair.public_file
     write_day(
-        site, firm, DAY, MESSAGES, SEED, parts=2, packaging="zip", encrypt_to=pub, marker=True
+        site, firm, DAY, MESSAGES, SEED, parts=2, packaging="zip", encrypt_to=key, marker=True
     )
-    return own_people(firm, [DAY], MESSAGES, SEED)
+    return plain
+
+
+def firm_people(sftp_server: Any) -> dict[str, str]:
+    """Email -> name of the firm's own people in the sample day (the tenant's users)."""
+    return own_people(sftp_server.username.upper(), [DAY], MESSAGES, SEED)
 
 
 def run_day(
@@ -94,10 +135,14 @@ def run_day(
 def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = sample_site
-    graph_emulator.add_users(
-        [{"userPrincipalName": e, "displayName": n} for e, n in people.items()]
-    )
+    parts = [p.path for p in sample_site.parts]
+    users = directory_users(firm_people(sftp_server))
+    graph_emulator.add_users(users)
+    people = {u["userPrincipalName"] for u in users}
+    # Some of the firm's own people have no mailbox; Graph answers both ways for them.
+    mailbox_less = without_mailbox(users)
+    answers = {u["noMailboxAnswer"] for u in users if u["userPrincipalName"] in mailbox_less}
+    assert answers == {"MailboxNotEnabledForRESTAPI", "ResourceNotFound"}
     env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
@@ -107,10 +152,16 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     assert report["failed"] == 0
     assert report["imported"] > 0
     assert report["imported"] + report["already_present"] + report["not_mapped"] == report["copies"]
+    assert report["not_mapped_reasons"]["no_mailbox"] == copies_of(parts, mailbox_less) > 0
+    assert {
+        entry["address"]
+        for entry in report["unmapped_participants"].values()
+        if entry["reason"] == "no_mailbox"
+    } == mailbox_less
     in_mailboxes = sum(graph_emulator.message_count(e) for e in people)
     assert in_mailboxes == report["imported"]
     with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
-        states = copy_states(ledger.engine, DAY)
+        states = Counter(c.state for c in ledger.copies(DAY))
     assert states[CopyState.DONE] == report["imported"]
     assert states[CopyState.NOT_MAPPED] == report["not_mapped"]
     assert not (data / "work" / DAY.isoformat()).exists()
@@ -137,7 +188,7 @@ def test_a_day_whose_participants_map_nowhere_is_reported_balanced(
 def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = sample_site
+    people = firm_people(sftp_server)
     graph_emulator.add_users([{"userPrincipalName": e} for e in people])
     graph = graph_connection(
         graph_emulator,
@@ -156,7 +207,7 @@ def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
 def test_transcript_mode_archives_one_item_per_conversation_day(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = sample_site
+    people = firm_people(sftp_server)
     graph_emulator.add_users([{"userPrincipalName": e} for e in people])
     _env, data, result = run_day(
         tmp_path,
@@ -199,3 +250,38 @@ def test_a_day_without_chats_is_an_empty_balanced_report(
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
     assert (report["items"], report["copies"], len(report["files"])) == (0, 0, 1)
     assert report["balanced"] is True
+
+
+def test_icechat_verify_checks_the_archived_day_and_repairs_only_when_asked(
+    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
+):
+    """The day range comes from the variables: a run on D+2 with one day and two days lag."""
+    people = firm_people(sftp_server)
+    graph_emulator.add_users([{"userPrincipalName": e} for e in people])
+    env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
+    assert result.returncode == 0, result.stdout[-4000:]
+    env["AIRFLOW_VAR_ICECHAT_VERIFY_DAYS"] = "1"
+    run_on = "2026-11-28"
+    clean = run_airflow(env, "dags", "test", "icechat_verify", run_on, timeout=180)
+    assert clean.returncode == 0, clean.stdout[-6000:] + clean.stderr[-3000:]
+    report = json.loads((data / "reports" / f"verify-{DAY}.json").read_text())
+    assert report["verified"] is True
+    assert report["checks"]["mailboxes"]["copies"] == report["checks"]["mailboxes"]["found"] > 0
+    assert report["checks"]["originals"]["read_by_the_run"] == 2  # decrypted with icechat_pgp
+
+    with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
+        gone = next(r for r in ledger.copies(DAY) if r.state is CopyState.DONE)
+    graph_emulator.graph("POST", f"/users/{gone.mailbox}/messages/{gone.graph_id}/permanentDelete")
+    differs = run_airflow(env, "dags", "test", "icechat_verify", run_on, timeout=180)
+    log = differs.stdout + differs.stderr
+    assert differs.returncode != 0
+    assert "DIFFERS (1 missing_item)" in log and gone.item_key in log
+    assert "icechat verify --repair" in log
+    assert graph_emulator.client_secret not in log and pgp_keypair.passphrase not in log
+
+    repair = run_airflow(
+        env, "dags", "test", "icechat_verify", run_on, "-c", '{"repair": true}', timeout=180
+    )
+    assert repair.returncode == 0, repair.stdout[-6000:]
+    repaired = json.loads((data / "reports" / f"verify-{DAY}.json").read_text())["repaired"]
+    assert [(r["key"], r["outcome"]) for r in repaired] == [(gone.item_key, "imported")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import date
 
 import pytest
@@ -10,12 +11,11 @@ import sqlalchemy as sa
 
 from icechat.exceptions import LedgerError
 from icechat.ledger import SCHEMA_VERSION, CopyState, FileRecord, Ledger, Mark
-from tests.support.ledger_rows import copy_mailboxes, copy_states, run_row
 
 DAY = date(2026, 11, 26)
 
 
-def test_copy_moves_through_the_protocol_states(ledger: Ledger, ledger_schema: str | None) -> None:
+def test_copy_moves_through_the_protocol_states(ledger: Ledger) -> None:
     ledger.mark_sent("a@x.test", [Mark("k1", DAY), Mark("k2", DAY)], "run-1")
     ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
     ledger.mark_failed("a@x.test", [Mark("k2", DAY, reason="HTTP 400 bad body")], "run-1")
@@ -24,7 +24,7 @@ def test_copy_moves_through_the_protocol_states(ledger: Ledger, ledger_schema: s
     assert rows["k1"].state is CopyState.DONE and rows["k1"].graph_id == "AAMk1"
     assert rows["k2"].state is CopyState.FAILED and rows["k2"].reason == "HTTP 400 bad body"
     assert rows["k1"].updated_at.tzinfo is not None
-    assert copy_states(ledger.engine, DAY, ledger_schema) == {
+    assert Counter(c.state for c in ledger.copies(DAY)) == {
         CopyState.DONE: 1,
         CopyState.FAILED: 1,
     }
@@ -39,26 +39,22 @@ def test_done_is_never_downgraded(ledger: Ledger) -> None:
     assert (row.state, row.graph_id, row.run_id) == (CopyState.DONE, "AAMk1", "run-1")
 
 
-def test_same_key_in_two_mailboxes_are_two_copies(
-    ledger: Ledger, ledger_schema: str | None
-) -> None:
+def test_same_key_in_two_mailboxes_are_two_copies(ledger: Ledger) -> None:
     ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="A")], "r")
     ledger.mark_sent("b@x.test", [Mark("k1", DAY)], "r")
     assert ledger.lookup("b@x.test", ["k1"])["k1"].state is CopyState.SENT
-    assert copy_mailboxes(ledger.engine, DAY, ledger_schema) == ["a@x.test", "b@x.test"]
+    assert [c.mailbox for c in ledger.copies(DAY)] == ["a@x.test", "b@x.test"]
 
 
-def test_many_rows_are_written_and_read_in_chunks(
-    ledger: Ledger, ledger_schema: str | None
-) -> None:
+def test_many_rows_are_written_and_read_in_chunks(ledger: Ledger) -> None:
     marks = [Mark(f"key-{i:05d}", DAY) for i in range(1234)]
     ledger.mark_sent("a@x.test", marks, "r")
     found = ledger.lookup("a@x.test", [m.item_key for m in marks])
     assert len(found) == 1234
-    assert copy_states(ledger.engine, DAY, ledger_schema)[CopyState.SENT] == 1234
+    assert Counter(c.state for c in ledger.copies(DAY))[CopyState.SENT] == 1234
 
 
-def test_concurrent_writers_from_threads(ledger: Ledger, ledger_schema: str | None) -> None:
+def test_concurrent_writers_from_threads(ledger: Ledger) -> None:
     def work(mailbox: str) -> None:
         for i in range(20):
             ledger.mark_sent(mailbox, [Mark(f"k{i}", DAY)], "r")
@@ -69,21 +65,19 @@ def test_concurrent_writers_from_threads(ledger: Ledger, ledger_schema: str | No
         t.start()
     for t in threads:
         t.join()
-    assert copy_states(ledger.engine, DAY, ledger_schema)[CopyState.DONE] == 160
+    assert Counter(c.state for c in ledger.copies(DAY))[CopyState.DONE] == 160
 
 
-def test_run_records_files_counts_and_timings(ledger: Ledger, ledger_schema: str | None) -> None:
+def test_run_records_files_counts_and_timings(ledger: Ledger) -> None:
     files = [FileRecord("ACME01_2026-11-26_1.xml.pgp", 123, "ab" * 32)]
     ledger.start_run("scheduled__2026-11-26", DAY, files)
     ledger.finish_run("scheduled__2026-11-26", {"imported": 5, "failed": 0}, {"import": 1.5})
-    run = run_row(ledger.engine, "scheduled__2026-11-26", ledger_schema)
-    assert run is not None
-    assert run["day"] == DAY
-    assert run["files"] == [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files]
-    assert run["counts"] == {"imported": 5, "failed": 0}
-    assert run["timings"] == {"import": 1.5}
-    assert run["finished_at"] is not None and run["finished_at"] >= run["started_at"]
-    assert run_row(ledger.engine, "nope", ledger_schema) is None
+    [run] = ledger.runs(DAY)
+    assert run.run_id == "scheduled__2026-11-26"
+    assert run.files == tuple(files)
+    assert run.counts == {"imported": 5, "failed": 0}
+    assert run.timings == {"import": 1.5}
+    assert run.finished_at is not None and run.finished_at >= run.started_at
     with pytest.raises(LedgerError, match="no run 'nope'"):
         ledger.finish_run("nope", {}, {})
 
@@ -128,3 +122,28 @@ def test_ledgers_opened_concurrently_on_a_fresh_database(
 def test_unsupported_database_is_refused() -> None:
     with pytest.raises(LedgerError, match="only SQLite and Postgres"):
         Ledger("mysql://nobody@127.0.0.1/none")
+
+
+def test_runs_of_a_day_oldest_first_with_their_files(ledger: Ledger) -> None:
+    ledger.start_run("run-a", DAY, [FileRecord("A.xml.pgp", 10, "aa" * 32)])
+    ledger.finish_run("run-a", {"copies": 3}, {})
+    ledger.start_run("run-b", DAY, [FileRecord("A.xml.pgp", 10, "aa" * 32)])
+    ledger.start_run("run-other-day", date(2026, 11, 27), [])
+    runs = ledger.runs(DAY)
+    assert [r.run_id for r in runs] == ["run-a", "run-b"]
+    assert runs[0].files == (FileRecord("A.xml.pgp", 10, "aa" * 32),)
+    assert runs[0].counts == {"copies": 3} and runs[1].finished_at is None
+    assert ledger.runs(date(2026, 11, 1)) == []
+
+
+def test_a_copy_found_missing_is_reopened_so_the_import_creates_it_again(ledger: Ledger) -> None:
+    ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
+    ledger.mark_failed("a@x.test", [Mark("k2", DAY, reason="HTTP 400")], "run-1")
+    ledger.reopen("a@x.test", [Mark("k1", DAY, reason="not in the mailbox")], "verify-1")
+    ledger.reopen("a@x.test", [Mark("k2", DAY, reason="not in the mailbox")], "verify-1")
+    rows = ledger.lookup("a@x.test", ["k1", "k2"])
+    k1 = rows["k1"]
+    assert (k1.state, k1.reason, k1.run_id) == (CopyState.FAILED, "not in the mailbox", "verify-1")
+    assert k1.graph_id == "AAMk1", "the Graph id of the lost item stays on record"
+    assert k1.created_at is not None and k1.created_at <= k1.updated_at
+    assert rows["k2"].reason == "HTTP 400", "only done copies are reopened"

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
-from icechat.report import ImportCounts, build_report, summary_line, write_report
+from icechat.ledger import FileRecord, Ledger
+from icechat.report import (
+    ImportCounts,
+    archived,
+    build_report,
+    day_report,
+    outcome,
+    record_run,
+    summary_line,
+    write_report,
+)
 
 FILES = [{"name": "ACME01_ICECHAT_20261126.xml.pgp", "size": 10, "sha256": "ab" * 32}]
 PLAN = {
@@ -123,3 +134,61 @@ def test_report_files_are_written_and_replaced_and_html_escapes(tmp_path):
     assert "<script>" not in page
     assert "&lt;x@y&gt;" in page
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-26.html", "2026-11-26.json"]
+
+
+FETCHED = {
+    "firm": "ACME01",
+    "files": [{**FILES[0], "flags": [], "path": "/data/raw/2026-11-26/p.pgp", "items_expected": 4}],
+    "seconds": 1.5,
+}
+
+
+def test_a_day_report_from_task_results_counts_a_failed_import_task_as_failed():
+    report = day_report(
+        date(2026, 11, 26),
+        fetched=FETCHED,
+        rendered={"items": 4, "mail_items": 4},
+        planned=PLAN,
+        shards=[{"imported": 4, "per_mailbox": {"a@acme.example": {"imported": 4}}}, None],
+        item_mode="message",
+    )
+    assert report["files"] == [{**FILES[0], "flags": []}]  # no local path in the report
+    assert (report["imported"], report["failed"], report["balanced"]) == (4, 2, True)
+    assert report["timings"]["fetch"] == 1.5
+    assert not archived(report)
+    assert outcome(report) == {
+        "day": "2026-11-26",
+        "items": 4,
+        "copies": 10,
+        "imported": 4,
+        "already_present": 1,
+        "not_mapped": 3,
+        "failed": 2,
+        "balanced": True,
+    }
+
+
+def test_record_run_writes_the_runs_files_counts_and_timings(tmp_path):
+    report = day_report(
+        date(2026, 11, 26),
+        fetched=FETCHED,
+        rendered={"items": 4, "mail_items": 4, "seconds": 2.0},
+        planned=PLAN,
+        shards=[{"imported": 5, "already_present": 1}],
+        item_mode="message",
+    )
+    assert archived(report)
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        record_run(ledger, "scheduled__2026-11-26", date(2026, 11, 26), report)
+        [run] = ledger.runs(date(2026, 11, 26))
+    assert run.run_id == "scheduled__2026-11-26" and run.finished_at is not None
+    assert run.files == (FileRecord(FILES[0]["name"], 10, "ab" * 32),)
+    assert run.counts == {
+        "items": 4,
+        "copies": 10,
+        "imported": 5,
+        "already_present": 2,
+        "not_mapped": 3,
+        "failed": 0,
+    }
+    assert run.timings == report["timings"]

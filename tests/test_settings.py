@@ -74,3 +74,51 @@ def test_unknown_profile_keys_are_refused(tmp_path):
 
 def test_data_dir_as_a_file_url():
     assert settings(data_dir="file:///srv/ice%20chat").data_dir == Path("/srv/ice chat")
+
+
+def test_verify_defaults_cover_each_day_once_a_week():
+    from datetime import date, timedelta
+
+    from icechat.settings import VerifySettings
+
+    got = VerifySettings.from_lookup(lambda name: None)
+    assert (got.schedule, got.days, got.lag_days) == ("0 6 * * 1", 7, 2)
+    monday = date(2026, 12, 7)
+    week = got.days_for(monday)
+    assert week == [date(2026, 11, 29) + timedelta(days=n) for n in range(7)]
+    assert got.days_for(monday + timedelta(days=7))[0] == week[-1] + timedelta(days=1)
+
+
+def test_verify_settings_from_variables():
+    from datetime import date
+
+    from icechat.settings import VerifySettings
+
+    values = {
+        "icechat_verify_schedule": "@daily",
+        "icechat_verify_days": "3",
+        "icechat_verify_lag_days": "0",
+    }
+    got = VerifySettings.from_lookup(values.get)
+    assert got.schedule == "@daily"
+    assert got.days_for(date(2026, 12, 7)) == [
+        date(2026, 12, 5),
+        date(2026, 12, 6),
+        date(2026, 12, 7),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("icechat_verify_schedule", "weekly", "a cron expression of five fields"),
+        ("icechat_verify_days", "0", "icechat_verify_days is '0'; set it to a whole number"),
+        ("icechat_verify_lag_days", "-1", "from 0 to 366"),
+        ("icechat_verify_days", "7d", "icechat_verify_days is '7d'"),
+    ],
+)
+def test_bad_verify_variables_say_what_they_accept(name, value, message):
+    from icechat.settings import VerifySettings
+
+    with pytest.raises(SettingsError, match=message):
+        VerifySettings.from_lookup({name: value}.get)

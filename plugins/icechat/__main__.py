@@ -2,6 +2,6 @@
 
 import sys
 
-from icechat.cli import main
+from icechat.commands import main
 
 sys.exit(main())

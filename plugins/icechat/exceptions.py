@@ -228,6 +228,16 @@ class SettingsError(IceChatError):
     """An Airflow Variable of the connector has a value it cannot use."""
 
 
+class VerifyIncompleteError(IceChatError):
+    """Graph was unavailable for some mailboxes; checking again resumes the verification."""
+
+    transient = True
+
+
+class EvidenceError(IceChatError):
+    """The evidence folder for a day cannot be written (no verification yet, folder in use)."""
+
+
 class DevServerError(IceChatError):
     """A local server for tests or the demo (sshd, Airflow) could not start or stopped early."""
 

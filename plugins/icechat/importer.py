@@ -12,6 +12,9 @@ groups of up to 20 whose ``$batch`` stays within Graph's 4 MB (measured in bytes
 UTF-8 JSON sent), as one ``$batch`` or as single requests, and the client keeps at most
 4 requests in flight per mailbox. An item whose JSON alone is over the limit fails with
 that reason without being sent.
+
+:func:`import_shard` is one import task: a planned shard's copies, their payloads streamed
+from the day's items files, counted per mailbox for the report.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from icechat.chunks import chunks
@@ -50,11 +55,15 @@ from icechat.graph.mailbox import (
     lookup_request,
 )
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
+from icechat.mapping.plan import PlannedCopy, read_shard
+from icechat.render.itemsfile import PayloadReader, read_sources
 from icechat.settings import DEFAULT_FOLDER
 
 log = logging.getLogger(__name__)
 
 LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
+FAILURES_LOGGED = 20  # failed copies named in the task log (the report lists them all)
+RETRY_ACTION = "see the reason; clear this import task to try the copy again"
 
 
 @dataclass(frozen=True)
@@ -99,11 +108,14 @@ class ImportResult:
 
     ``counts`` has ``imported`` (including those with a notice), ``imported_with_notice``,
     ``already_present`` and ``failed``; the first, third and fourth add up to the copies.
+    ``by_mailbox`` counts each mailbox's outcomes by status (an item imported with a notice
+    only as ``imported_with_notice``).
     """
 
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[CopyOutcome] = field(default_factory=list)
     seconds: float = 0.0
+    by_mailbox: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     @property
     def copies(self) -> int:
@@ -127,7 +139,6 @@ class Importer:
     """Imports copies for many mailboxes; one instance per shard run.
 
     ``workers`` mailboxes are worked on at once; ``batch`` sends groups as ``$batch``.
-    ``on_outcome`` (called from worker threads) sees every copy's outcome as it is known.
     """
 
     def __init__(
@@ -139,7 +150,6 @@ class Importer:
         folder_name: str = DEFAULT_FOLDER,
         workers: int = 16,
         batch: bool = True,
-        on_outcome: Callable[[CopyOutcome], None] | None = None,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -147,7 +157,6 @@ class Importer:
         self.folder_name = folder_name
         self.workers = workers
         self.batch = batch
-        self._on_outcome = on_outcome
         self._folders: dict[str, str] = {}
         self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
@@ -205,8 +214,7 @@ class Importer:
                 self._result.counts[Status.IMPORTED] += 1
             if outcome.status is Status.FAILED:
                 self._result.failures.append(outcome)
-        if self._on_outcome is not None:
-            self._on_outcome(outcome)
+            self._result.by_mailbox[outcome.mailbox][outcome.status] += 1
 
     # One mailbox lane
 
@@ -415,3 +423,89 @@ def _groups(
         size += part
     if group:
         yield group
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    """One import task's result, as :meth:`icechat.report.ImportCounts.add` folds it in.
+
+    ``per_mailbox`` and ``failures`` name mailboxes by the UPN the plan gave them.
+    """
+
+    result: ImportResult
+    per_mailbox: dict[str, dict[str, int]]
+    failures: list[dict[str, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The task's XCom: counts, per-mailbox counts, failure rows and seconds."""
+        counts = self.result.counts
+        return {
+            "imported": counts[Status.IMPORTED],
+            "already_present": counts[Status.ALREADY_PRESENT],
+            "failed": counts[Status.FAILED],
+            "imported_with_notice": counts[Status.IMPORTED_WITH_NOTICE],
+            "per_mailbox": self.per_mailbox,
+            "failures": self.failures,
+            "seconds": self.result.seconds,
+        }
+
+
+def import_shard(
+    client: GraphClient,
+    ledger: Ledger,
+    shard: Path,
+    items_dir: Path,
+    day: date,
+    *,
+    run_id: str,
+    folder_name: str = DEFAULT_FOLDER,
+) -> ShardSummary:
+    """Import one planned shard, each payload read from ``items_dir`` as its copy's turn comes."""
+    planned = read_shard(shard)
+    upn_of = {c.user_id: c.upn for c in planned}
+    importer = Importer(client, ledger, run_id=run_id, folder_name=folder_name)
+    with closing(_planned_copies(planned, items_dir, day)) as stream:
+        result = importer.run(stream)
+    failures = [
+        {
+            "mailbox": upn_of.get(f.mailbox, f.mailbox),
+            "key": f.key,
+            "reason": f.reason or "",
+            "action": RETRY_ACTION,
+        }
+        for f in result.failures
+    ]
+    for failure in failures[:FAILURES_LOGGED]:
+        log.error(
+            "copy %s for %s failed: %s", failure["key"], failure["mailbox"], failure["reason"]
+        )
+    log.info("shard %s: %s", shard.name, dict(result.counts))
+    per_mailbox = {
+        upn_of.get(mailbox, mailbox): {str(status): n for status, n in counts.items()}
+        for mailbox, counts in result.by_mailbox.items()
+    }
+    return ShardSummary(result, per_mailbox, failures)
+
+
+def _planned_copies(
+    planned: Sequence[PlannedCopy], items_dir: Path, day: date
+) -> Generator[Copy, None, None]:
+    """The shard's copies with their payloads, one open reader per rendered part."""
+    readers: dict[str, PayloadReader] = {}
+    sources: dict[str, dict[str, dict[str, str]]] = {}
+    try:
+        for c in planned:
+            reader = readers.get(c.part)
+            if reader is None:
+                reader = readers[c.part] = PayloadReader(items_dir / c.part)
+                sources[c.part] = read_sources(items_dir / c.part)
+            yield Copy(
+                mailbox=c.user_id,
+                key=c.key,
+                payload=reader.at(c.offset),
+                day=day,
+                attachment_sources=sources[c.part].get(c.key, {}),
+            )
+    finally:
+        for reader in readers.values():
+            reader.close()

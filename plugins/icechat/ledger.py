@@ -2,16 +2,16 @@
 
 It is the audit trail and what makes re-runs safe: a copy goes sent -> done (with the Graph
 id), or ends not_mapped / failed with a reason; one row per run records the files it read,
-its counts and timings. It is written here and read back only where the import needs it
-(:meth:`Ledger.lookup`); an auditor reads the tables with SQL. SQLite by default, Postgres (or
-any SQLAlchemy URL) in deployment. The schema is versioned in its own table.
+its counts and timings. The import reads back the rows it needs (:meth:`Ledger.lookup`),
+verification a day's copies and runs. SQLite by default, Postgres (or any SQLAlchemy URL) in
+deployment. The schema is versioned in its own table.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -54,6 +54,7 @@ class CopyRecord:
     reason: str | None
     run_id: str | None
     updated_at: datetime
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,19 @@ class FileRecord:
     name: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of a day: the files it read, its counts and timings."""
+
+    run_id: str
+    day: date
+    started_at: datetime
+    finished_at: datetime | None
+    files: tuple[FileRecord, ...]
+    counts: dict[str, int]
+    timings: dict[str, float]
 
 
 def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
@@ -289,6 +303,42 @@ class Ledger:
             for chunk in chunks(rows, CHUNK):
                 conn.execute(stmt, list(chunk))
 
+    def reopen(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
+        """Turn done copies that verification found missing into failed ones, with the reason.
+
+        The import protocol skips done copies; a reopened one is looked up and created again
+        (``icechat verify --repair``). The Graph id of the lost item stays until then.
+        """
+        if not marks:
+            return
+        c = self._copies
+        with self._write_lock, self.engine.begin() as conn:
+            for m in marks:
+                conn.execute(
+                    sa.update(c)
+                    .where(
+                        c.c.mailbox == mailbox,
+                        c.c.item_key == m.item_key,
+                        c.c.state == CopyState.DONE.value,
+                    )
+                    .values(
+                        state=CopyState.FAILED.value,
+                        reason=m.reason,
+                        run_id=run_id,
+                        updated_at=_now(),
+                    )
+                )
+
+    def copies(self, day: date) -> Iterator[CopyRecord]:
+        """Every copy of ``day``, by mailbox and key (streamed)."""
+        c = self._copies
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=1000).execute(
+                sa.select(c).where(c.c.day == day).order_by(c.c.mailbox, c.c.item_key)
+            )
+            for row in rows:
+                yield self._record(row)
+
     @staticmethod
     def _record(row: sa.Row[Any]) -> CopyRecord:
         return CopyRecord(
@@ -300,6 +350,7 @@ class Ledger:
             reason=row.reason,
             run_id=row.run_id,
             updated_at=_aware(row.updated_at),
+            created_at=_aware(row.created_at),
         )
 
     # Runs
@@ -336,3 +387,24 @@ class Ledger:
             ).rowcount
         if updated != 1:
             raise LedgerError(f"ledger has no run {run_id!r}: call start_run first")
+
+    def runs(self, day: date) -> list[RunRecord]:
+        """Every recorded run of ``day``, oldest first."""
+        r = self._runs
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(r).where(r.c.day == day).order_by(r.c.started_at, r.c.run_id)
+            ).all()
+        return [self._run_record(row) for row in rows]
+
+    @staticmethod
+    def _run_record(row: sa.Row[Any]) -> RunRecord:
+        return RunRecord(
+            run_id=row.run_id,
+            day=row.day,
+            started_at=_aware(row.started_at),
+            finished_at=_aware(row.finished_at) if row.finished_at else None,
+            files=tuple(FileRecord(**f) for f in row.files),
+            counts=dict(row.counts),
+            timings=dict(row.timings),
+        )

@@ -2,12 +2,16 @@
 
 Every copy (one per chat item and participant) is exactly one of ``imported``,
 ``already_present``, ``not_mapped`` or ``failed``; ``balanced`` says the four add up.
+:func:`day_report` assembles it from the results the day's tasks passed on, and
+:func:`record_run` writes the run's row in the ledger.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,7 +20,15 @@ from typing import Any
 import jinja2
 
 from icechat.files import write_atomic
+from icechat.ledger import FileRecord, Ledger
 from icechat.mapping.rules import REASON_HELP
+
+log = logging.getLogger(__name__)
+
+# The counts the ledger's run row keeps; with the day and the verdict, what a run returns.
+RUN_COUNTS = ("items", "copies", "imported", "already_present", "not_mapped", "failed")
+FILE_FIELDS = ("name", "size", "sha256", "flags")
+FAILURES_LOGGED = 20  # failures named in the task log (the HTML report lists them all)
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("icechat", "templates"),
@@ -37,8 +49,8 @@ class ImportCounts:
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
-    def add(self, shard: dict[str, Any]) -> None:
-        """Fold in one import task's result (see ``icechat.glue.tasks.import_shard``)."""
+    def add(self, shard: Mapping[str, Any]) -> None:
+        """Fold in one import task's result (see :class:`icechat.importer.ShardSummary`)."""
         self.imported += shard.get("imported", 0)
         self.already_present += shard.get("already_present", 0)
         self.failed += shard.get("failed", 0)
@@ -54,8 +66,8 @@ def build_report(
     day: str,
     firm: str,
     files: list[dict[str, Any]],
-    render: dict[str, Any],
-    plan: dict[str, Any],
+    render: Mapping[str, Any],
+    plan: Mapping[str, Any],
     imports: ImportCounts,
     item_mode: str,
     fetch_seconds: float = 0.0,
@@ -119,7 +131,66 @@ def build_report(
     }
 
 
-def summary_line(report: dict[str, Any]) -> str:
+def day_report(
+    day: date,
+    *,
+    fetched: Mapping[str, Any],
+    rendered: Mapping[str, Any],
+    planned: Mapping[str, Any],
+    shards: Iterable[Mapping[str, Any] | None],
+    item_mode: str,
+) -> dict[str, Any]:
+    """The report from the results of fetch, parse+render, map and the import tasks.
+
+    An import task that left no result (it failed) adds nothing: its planned copies show
+    as failed, "planned copies have no import result".
+    """
+    imports = ImportCounts()
+    for shard in shards:
+        if shard:
+            imports.add(shard)
+    return build_report(
+        day=day.isoformat(),
+        firm=fetched["firm"],
+        files=[{k: f[k] for k in FILE_FIELDS} for f in fetched["files"]],
+        render=rendered,
+        plan=planned,
+        imports=imports,
+        item_mode=item_mode,
+        fetch_seconds=fetched.get("seconds", 0.0),
+    )
+
+
+def record_run(ledger: Ledger, run_id: str, day: date, report: Mapping[str, Any]) -> None:
+    """The run's row in the ledger: the files with their hashes, the counts and timings."""
+    files = [FileRecord(f["name"], f["size"], f["sha256"]) for f in report["files"]]
+    ledger.start_run(run_id, day, files)
+    ledger.finish_run(run_id, {k: report[k] for k in RUN_COUNTS}, report["timings"])
+
+
+def archived(report: Mapping[str, Any]) -> bool:
+    """Whether every copy of the day is accounted for and none failed."""
+    return not report["failed"] and bool(report["balanced"])
+
+
+def log_failures(report: Mapping[str, Any]) -> None:
+    """Name the first failed copies and what to do in the log."""
+    for failure in report["failures"][:FAILURES_LOGGED]:
+        log.error(
+            "%s %s: %s -> %s",
+            failure["mailbox"],
+            failure["key"],
+            failure["reason"],
+            failure["action"],
+        )
+
+
+def outcome(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What a reconciled day returns: the day, the counts and whether they balance."""
+    return {k: report[k] for k in ("day", *RUN_COUNTS, "balanced")}
+
+
+def summary_line(report: Mapping[str, Any]) -> str:
     """One line for the task log."""
     verdict = "balanced" if report["balanced"] else "NOT BALANCED"
     return (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -25,6 +26,9 @@ FOLDER_NAME = "icechat_folder_name"
 ITEM_MODE = "icechat_item_mode"
 UNMAPPED_MAILBOX = "icechat_unmapped_mailbox"
 PROFILE = "icechat_profile"
+VERIFY_SCHEDULE = "icechat_verify_schedule"
+VERIFY_DAYS = "icechat_verify_days"
+VERIFY_LAG_DAYS = "icechat_verify_lag_days"
 ALL = (
     REMOTE_DIR,
     DATA_DIR,
@@ -34,6 +38,9 @@ ALL = (
     ITEM_MODE,
     UNMAPPED_MAILBOX,
     PROFILE,
+    VERIFY_SCHEDULE,
+    VERIFY_DAYS,
+    VERIFY_LAG_DAYS,
 )
 
 DEFAULT_FOLDER = "ICE Chat"
@@ -117,3 +124,53 @@ class Settings:
             unmapped_mailbox=fallback.lower() if fallback else None,
             profile=profile,
         )
+
+
+DEFAULT_VERIFY_SCHEDULE = "0 6 * * 1"  # Mondays 06:00 UTC
+DEFAULT_VERIFY_DAYS = 7
+DEFAULT_VERIFY_LAG_DAYS = 2
+_CRON_PRESETS = frozenset({"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually"})
+
+
+@dataclass(frozen=True, slots=True)
+class VerifySettings:
+    """When ``icechat_verify`` runs (cron, UTC) and which days a run covers.
+
+    A run starting on day R covers the ``days`` days ending ``lag_days`` before R: with the
+    weekly default, every day is verified once, two days after its archive had to finish.
+    """
+
+    schedule: str = DEFAULT_VERIFY_SCHEDULE
+    days: int = DEFAULT_VERIFY_DAYS
+    lag_days: int = DEFAULT_VERIFY_LAG_DAYS
+
+    @classmethod
+    def from_lookup(cls, get: Callable[[str], str | None]) -> VerifySettings:
+        """Read and check the ``icechat_verify_*`` variables; absent ones take defaults."""
+        schedule = (get(VERIFY_SCHEDULE) or "").strip() or DEFAULT_VERIFY_SCHEDULE
+        if schedule not in _CRON_PRESETS and len(schedule.split()) != 5:
+            raise SettingsError(
+                f"variable {VERIFY_SCHEDULE} is {schedule!r}; give a cron expression of five "
+                "fields in UTC (e.g. '0 6 * * 1', Mondays 06:00) or @daily / @weekly"
+            )
+        return cls(
+            schedule=schedule,
+            days=_count(get, VERIFY_DAYS, DEFAULT_VERIFY_DAYS, least=1),
+            lag_days=_count(get, VERIFY_LAG_DAYS, DEFAULT_VERIFY_LAG_DAYS, least=0),
+        )
+
+    def days_for(self, run_day: date) -> list[date]:
+        """The days a run starting on ``run_day`` verifies, oldest first."""
+        last = run_day - timedelta(days=self.lag_days)
+        return [last - timedelta(days=n) for n in range(self.days - 1, -1, -1)]
+
+
+def _count(get: Callable[[str], str | None], name: str, default: int, *, least: int) -> int:
+    text = (get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < least or int(text) > 366:
+        raise SettingsError(
+            f"variable {name} is {text!r}; set it to a whole number of days from {least} to 366"
+        )
+    return int(text)

@@ -316,9 +316,8 @@ def test_attachments_are_stored_and_counted(graph_emulator: GraphEmulatorHandle)
     assert [(a["name"], a["size"]) for a in listed.json()["value"]] == [("trade.csv", 8)]
 
 
-def test_request_over_four_megabytes_is_refused(graph_emulator: GraphEmulatorHandle) -> None:
-    folder_id = make_folder(graph_emulator)
-    body = chat_message("big") | {
+def _over_four_megabytes(key: str) -> dict[str, Any]:
+    return chat_message(key) | {
         "attachments": [
             {
                 "@odata.type": "#microsoft.graph.fileAttachment",
@@ -327,9 +326,37 @@ def test_request_over_four_megabytes_is_refused(graph_emulator: GraphEmulatorHan
             }
         ]
     }
+
+
+@pytest.mark.parametrize("path", ["mailFolders/{folder}/messages", "messages"])
+def test_a_message_create_over_four_megabytes_is_a_bad_request(
+    graph_emulator: GraphEmulatorHandle, path: str
+) -> None:
+    folder_id = make_folder(graph_emulator)
     response = graph_emulator.graph(
-        "POST", f"/users/{ALICE}/mailFolders/{folder_id}/messages", json=body
+        "POST", f"/users/{ALICE}/{path.format(folder=folder_id)}", json=_over_four_megabytes("m")
     )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == (
+        "BadRequest",
+        "The maximum request length supported is 4MB.",
+    )
+    assert graph_emulator.message_count(ALICE) == 0
+
+
+def test_other_requests_over_four_megabytes_are_too_large(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    part = {
+        "id": "1",
+        "method": "POST",
+        "url": f"/users/{ALICE}/mailFolders/{folder_id}/messages",
+        "headers": {"Content-Type": "application/json"},
+        "body": _over_four_megabytes("b"),
+    }
+    response = graph_emulator.graph("POST", "/$batch", json={"requests": [part]})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "RequestEntityTooLarge"
     assert graph_emulator.message_count(ALICE) == 0
@@ -349,8 +376,8 @@ def test_four_megabytes_are_counted_in_bytes_not_characters(
         data=data,
         headers={"Content-Type": "application/json"},
     )
-    assert response.status_code == 413
-    assert response.json()["error"]["code"] == "RequestEntityTooLarge"
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "The maximum request length supported is 4MB."
     assert graph_emulator.message_count(ALICE) == 0
 
 
@@ -509,6 +536,18 @@ def test_a_parallel_batch_of_twenty_runs_four_parts_at_a_time(
     assert graph_emulator.peak_concurrency()[ALICE] <= 4
 
 
+def test_parallel_batch_answers_come_in_the_order_the_parts_finish(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    # Two parts are admitted and take 300 ms; the third is throttled and answered at once.
+    graph_emulator.set_faults(latency_ms=300, window_requests=2, window_seconds=30)
+    url = f"/users/{ALICE}/mailFolders/inbox"
+    response = graph_emulator.graph(
+        "POST", "/$batch", json={"requests": [_sub(str(n), url) for n in range(3)]}
+    )
+    assert [r["status"] for r in response.json()["responses"]] == [429, 200, 200]
+
+
 def test_batch_part_ids_follow_the_part_own_prefer_header(
     graph_emulator: GraphEmulatorHandle,
 ) -> None:
@@ -573,6 +612,67 @@ def test_message_posted_to_the_mailbox_is_a_draft_and_delete_moves_it(
     assert deleted.status_code == 204
     assert graph_emulator.message_count(ALICE, "Deleted Items") == 1
     assert graph_emulator.message_count(ALICE, "Drafts") == 0
+
+
+def test_permanent_delete_purges_the_item_from_every_folder(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    first = graph_emulator.graph("POST", path, json=chat_message("gone")).json()["id"]
+    second = graph_emulator.graph("POST", path, json=chat_message("gone-too")).json()["id"]
+    purged = graph_emulator.graph("POST", f"/users/{ALICE}/messages/{first}/permanentDelete")
+    assert purged.status_code == 204
+    via_folder = graph_emulator.graph("POST", f"{path}/{second}/permanentDelete")
+    assert via_folder.status_code == 204
+    for item in (first, second):
+        lost = graph_emulator.graph("GET", f"/users/{ALICE}/messages/{item}")
+        assert lost.status_code == 404
+        assert lost.json()["error"]["code"] == "ErrorItemNotFound"
+    assert graph_emulator.message_count(ALICE) == 0
+    assert graph_emulator.message_count(ALICE, "Deleted Items") == 0
+    by_key = graph_emulator.graph(
+        "GET",
+        path,
+        params={
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{DEDUPE_KEY}'"
+            " and ep/value eq 'gone')"
+        },
+    )
+    assert by_key.json()["value"] == []
+    again = graph_emulator.graph("POST", f"/users/{ALICE}/messages/{first}/permanentDelete")
+    assert again.status_code == 404
+
+
+def test_listing_a_received_time_window_with_the_dedupe_key_expanded(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    """What verify sends: a day's window of one folder, ids, times and dedupe keys only."""
+    folder_id = make_folder(graph_emulator)
+    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    for key, when in (("in", "2026-11-26T09:30:00Z"), ("before", "2026-11-25T23:59:59Z")):
+        body = chat_message(key)
+        body["singleValueExtendedProperties"][0]["value"] = when
+        assert graph_emulator.graph("POST", path, json=body).status_code == 201
+    window = graph_emulator.graph(
+        "GET",
+        path,
+        params={
+            "$filter": "receivedDateTime ge 2026-11-26T00:00:00Z"
+            " and receivedDateTime lt 2026-11-27T00:00:00Z",
+            "$select": "id,receivedDateTime",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{DEDUPE_KEY}')",
+            "$top": "500",
+        },
+    ).json()["value"]
+    assert [m["receivedDateTime"] for m in window] == ["2026-11-26T09:30:00Z"]
+    assert window[0]["singleValueExtendedProperties"] == [{"id": DEDUPE_KEY, "value": "in"}]
+    assert set(window[0]) == {
+        "@odata.etag",
+        "id",
+        "receivedDateTime",
+        "singleValueExtendedProperties",
+    }
 
 
 def test_state_from_before_hidden_folders_still_opens(tmp_path: Path) -> None:

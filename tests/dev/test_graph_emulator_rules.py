@@ -587,3 +587,8 @@ def test_latency_delays_each_answer(graph_emulator: GraphEmulatorHandle) -> None
     started = time.monotonic()
     assert graph_emulator.graph("GET", f"/users/{BOB}/mailFolders").status_code == 200
     assert time.monotonic() - started >= 0.3
+    # A batch is delayed once, then each part as it runs: 8 parts, 4 at a time, 2 rounds.
+    parts = [{"id": str(n), "method": "GET", "url": f"/users/{BOB}/mailFolders"} for n in range(8)]
+    started = time.monotonic()
+    assert graph_emulator.graph("POST", "/$batch", json={"requests": parts}).status_code == 200
+    assert time.monotonic() - started >= 0.9

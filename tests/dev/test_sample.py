@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from icechat.dev.sample import SampleDay, generate_day, marker_name, write_day, write_part
 from icechat.dev.sample.generator import RoomType
+from icechat.dev.sample.population import directory_users
 from icechat.dev.sample.writer import looks_like_disclaimer
 from icechat.exceptions import SampleError
 from icechat.ice.model import (
@@ -243,6 +244,21 @@ def test_xml_uses_every_timestamp_form_and_both_disclaimer_forms(tmp_path: Path)
     assert 'Type="Disclaimer"' in xml
     assert re.search(r"<Message>(?:(?!</Message>).)*<Content>\*\*\*Disclaimer", xml, re.S)
     assert "<![CDATA[" in xml
+
+
+def test_every_fourth_of_the_firms_people_has_no_mailbox_and_graph_answers_both_ways() -> None:
+    people = {f"p{n}@acme01.example": f"Person {n}" for n in (8, 3, 5, 1, 7, 2, 6, 4, 9)}
+    users = directory_users(people)
+    assert [u["userPrincipalName"] for u in users] == sorted(people)
+    assert [
+        (u["userPrincipalName"], u["noMailboxAnswer"])
+        for u in users
+        if u.get("hasMailbox") is False
+    ] == [
+        ("p4@acme01.example", "MailboxNotEnabledForRESTAPI"),
+        ("p8@acme01.example", "ResourceNotFound"),
+    ]
+    assert all(u["displayName"] == people[u["userPrincipalName"]] for u in users)
 
 
 def test_a_million_message_day_streams_in_small_memory() -> None:

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from icechat.checks import Status, check_graph_mailbox, check_ledger, check_pgp, check_sftp
-from icechat.glue.sftp import open_site
+from icechat.glue.connections import open_site
 from icechat.graph.client import GraphClient
 from icechat.graph.settings import GraphSettings
 from icechat.ledger import Ledger

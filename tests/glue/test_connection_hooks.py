@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from icechat.glue.graph_hook import IceChatGraphHook
-from icechat.glue.pgp import IceChatPgpHook
+from icechat.glue.connections import IceChatGraphHook, IceChatPgpHook
 from tests.support.fixtures.graph_emulator import ALICE
 
 

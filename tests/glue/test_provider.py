@@ -13,8 +13,7 @@ from pathlib import Path
 import airflow
 import jsonschema
 
-from icechat.glue.graph_hook import IceChatGraphHook
-from icechat.glue.pgp import IceChatPgpHook
+from icechat.glue.connections import IceChatGraphHook, IceChatPgpHook
 from icechat.glue.provider import get_provider_info
 from tests.support.paths import REPO
 
@@ -131,8 +130,8 @@ def test_providers_manager_loads_the_types_and_their_test_works(
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["hooks"] == {
-        "icechat_graph": "icechat.glue.graph_hook.IceChatGraphHook",
-        "icechat_pgp": "icechat.glue.pgp.IceChatPgpHook",
+        "icechat_graph": "icechat.glue.connections.IceChatGraphHook",
+        "icechat_pgp": "icechat.glue.connections.IceChatPgpHook",
     }
     assert out["widgets"] == sorted(
         [f"extra__icechat_graph__{f}" for f in GRAPH_EXTRAS] + ["extra__icechat_pgp__private_key"]

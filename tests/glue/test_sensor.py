@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from icechat.glue.pgp import pgp_key
+from icechat.glue.connections import pgp_key
 from icechat.glue.sensor import IceChatDeliverySensor
 
 

@@ -1,18 +1,16 @@
-"""Glue that turns Airflow connections, variables and run context into core values."""
+"""The task bodies: run context into core arguments, core errors into retry or fail."""
 
 from __future__ import annotations
 
 import gzip
-import json
 from datetime import date
 
 import pendulum
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from icechat.exceptions import DeliveryError, ExportFormatError, SettingsError
+from icechat.exceptions import DeliveryError, ExportFormatError
 from icechat.glue import tasks
-from icechat.settings import Settings
 
 
 def test_day_is_the_param_else_the_logical_date_never_the_interval():
@@ -40,43 +38,6 @@ def test_transient_errors_retry_and_permanent_ones_fail_without_retry():
         raise ExportFormatError("bad", file="p.xml")
 
 
-@pytest.mark.parametrize(
-    ("conn", "expected"),
-    [
-        (
-            {
-                "conn_type": "postgres",
-                "host": "db",
-                "login": "u",
-                "password": "p",
-                "schema": "l",
-                "port": 5432,
-            },
-            "postgresql://u:p@db:5432/l",
-        ),
-        (
-            {"conn_type": "generic", "host": "sqlite:////var/icechat/ledger.db"},
-            "sqlite:////var/icechat/ledger.db",
-        ),
-        ({"conn_type": "generic", "extra": {"url": "postgresql://x@h/d"}}, "postgresql://x@h/d"),
-    ],
-)
-def test_ledger_connection_to_url(monkeypatch, tmp_path, conn, expected):
-    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", json.dumps(conn))
-    assert tasks.ledger_url(Settings(data_dir=tmp_path)) == expected
-
-
-def test_no_ledger_connection_means_sqlite_in_the_data_dir(monkeypatch, tmp_path):
-    monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_LEDGER", raising=False)
-    assert tasks.ledger_url(Settings(data_dir=tmp_path)) == f"sqlite:///{tmp_path}/ledger.sqlite"
-
-
-def test_a_ledger_connection_without_url_is_refused(monkeypatch, tmp_path):
-    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", json.dumps({"conn_type": "generic"}))
-    with pytest.raises(SettingsError, match="put the URL in its host or its extra 'url'"):
-        tasks.ledger_url(Settings(data_dir=tmp_path))
-
-
 def test_a_damaged_gzip_part_fails_the_decrypt_step_naming_it_without_retry(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_PGP", raising=False)
@@ -89,3 +50,15 @@ def test_a_damaged_gzip_part_fails_the_decrypt_step_naming_it_without_retry(monk
     assert str(err.value).startswith("decrypt: ACME01_ICECHAT_20261126.xml.gz: the compressed")
     assert "ask ICE to resend it" in str(err.value)
     assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()] == []  # no half XML
+
+
+def test_reconcile_names_the_first_task_that_left_no_result():
+    upstream = {
+        "wait_for_export": {"day": "2026-11-26"},
+        "fetch": {"firm": "ACME01", "files": []},
+        "decrypt": None,
+        "parse_render": None,
+        "map_participants": None,
+    }
+    with pytest.raises(AirflowFailException, match="task decrypt has no result"):
+        tasks.reconcile(date(2026, 11, 26), upstream, [], {"run_id": "manual__1"})

@@ -13,6 +13,7 @@ from icechat.dev.graph_payloads import archived_message
 from icechat.exceptions import (
     GraphAuthError,
     GraphPermissionError,
+    GraphRequestError,
     GraphUnavailableError,
     MailboxNotFoundError,
 )
@@ -319,3 +320,28 @@ def test_a_batch_over_four_megabytes_of_utf8_is_not_sent(graph_emulator: Any) ->
         with pytest.raises(ValueError, match="bytes; Graph accepts"):
             client.batch(big, mailbox=ALICE)
     assert len(graph_emulator.requests_log()) == before
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [("messages", 400), ("mailFolders", 413)],
+    ids=["message-create-400", "other-413"],
+)
+def test_a_request_graph_finds_too_large_fails_at_once_saying_so(
+    graph_emulator: Any, target: str, status: int
+) -> None:
+    """Graph answers a body over 4 MB with 400 or 413: a permanent failure, not retried."""
+    text = "漢" * 1_500_000  # 4.5 MB of UTF-8
+    with GraphClient(emulator_settings(graph_emulator)) as client:
+        folder = ensure_folder(client, ALICE, "ICE Chat")
+        request = (
+            create_request(ALICE, folder, archived_message("big", 1) | {"body": {"content": text}})
+            if target == "messages"
+            else GraphRequest("POST", f"{user_path(ALICE)}/mailFolders", {"displayName": text})
+        )
+        before = len(graph_emulator.requests_log())
+        with pytest.raises(GraphRequestError, match="4 ?MB") as caught:
+            client.send(request, mailbox=ALICE)
+    assert caught.value.status == status
+    assert str(caught.value).startswith(f"Graph rejected POST {request.path}")
+    assert [r["status"] for r in graph_emulator.requests_log()[before:]] == [status]

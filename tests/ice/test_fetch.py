@@ -18,7 +18,7 @@ from icechat.exceptions import (
     SftpSettingsError,
     TransferError,
 )
-from icechat.glue.sftp import open_site
+from icechat.glue.connections import open_site
 from icechat.ice.delivery import RemoteFile, marker_name
 from icechat.ice.fetch import FLAG_ALREADY_FETCHED, FLAG_CHANGED, fetch_day
 from icechat.ice.keys import ssh_fingerprint

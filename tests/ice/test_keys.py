@@ -10,8 +10,7 @@ from datetime import date
 
 import pytest
 
-from icechat.glue.pgp import pgp_key
-from icechat.glue.sftp import open_site
+from icechat.glue.connections import open_site, pgp_key
 from icechat.ice.fetch import fetch_day
 from icechat.ice.keys import make_ssh_keypair, ssh_fingerprint
 from icechat.ice.pgp import decrypt_parts

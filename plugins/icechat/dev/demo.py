@@ -33,7 +33,7 @@ import icechat
 from icechat.dev.airflow import Standalone, airflow_env, prepare_database, run_airflow
 from icechat.dev.graph_emulator import GraphEmulator
 from icechat.dev.sample import marker_name, own_people, write_day
-from icechat.dev.sample.population import firm_domain
+from icechat.dev.sample.population import directory_users, firm_domain
 from icechat.dev.sftpd import LocalSftpServer, free_port
 from icechat.exceptions import DemoError, DevServerError
 from icechat.files import PRIVATE, write_atomic
@@ -195,11 +195,17 @@ class DemoSite:
             )
 
     def _directory(self) -> dict[str, Any]:
-        people = own_people(self.firm, self.days, MESSAGES, SEED)
+        # Who has no mailbox is decided among the sample days' people only, so a day added
+        # later (``make airflow`` adds yesterday) never takes away a mailbox that has items.
+        users = directory_users(own_people(self.firm, SAMPLE_DAYS, MESSAGES, SEED))
+        known = {user["userPrincipalName"] for user in users}
+        users += [
+            {"userPrincipalName": email, "displayName": name}
+            for email, name in own_people(self.firm, self.days, MESSAGES, SEED).items()
+            if email not in known
+        ]
         return {
-            "users": [
-                {"userPrincipalName": email, "displayName": name} for email, name in people.items()
-            ],
+            "users": users,
             "apps": [
                 {
                     "client_id": CLIENT_ID,

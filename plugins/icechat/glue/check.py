@@ -23,10 +23,17 @@ from icechat.checks import (
     failed,
 )
 from icechat.exceptions import IceChatError
-from icechat.glue import sftp
-from icechat.glue.graph_hook import GRAPH_CONN_ID, TEST_POLICY, graph_settings
-from icechat.glue.pgp import pgp_key
-from icechat.glue.tasks import ledger_url, load_settings, mapping_table
+from icechat.glue.connections import (
+    GRAPH_CONN_ID,
+    SFTP_CONN_ID,
+    TEST_POLICY,
+    graph_settings,
+    ledger_url,
+    load_settings,
+    mapping_table,
+    open_site,
+    pgp_key,
+)
 from icechat.graph.client import GraphClient
 from icechat.settings import Settings
 
@@ -36,10 +43,21 @@ def _metadata_db_ready() -> bool:
     from airflow import settings
 
     try:
-        with settings.get_engine().connect() as conn:
-            return sa.inspect(conn).has_table("connection")
+        # Airflow leaves get_engine unannotated; it returns the configured SQLAlchemy Engine.
+        with settings.get_engine().connect() as conn:  # type: ignore[no-untyped-call]
+            return bool(sa.inspect(conn).has_table("connection"))
     except sa.exc.SQLAlchemyError:
         return False
+
+
+def use_metadata_connections() -> None:
+    """Let a command outside a task read connections from the metadata database too.
+
+    As ``airflow connections test`` does; environment variables and secrets backends count
+    either way.
+    """
+    if _metadata_db_ready():
+        os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
 
 
 def _missing(conn_id: str) -> bool:
@@ -51,13 +69,13 @@ def _missing(conn_id: str) -> bool:
 
 
 def _sftp(settings: Settings) -> CheckResult:
-    if _missing(sftp.CONN_ID):
+    if _missing(SFTP_CONN_ID):
         return failed(
             "sftp",
-            f"connection {sftp.CONN_ID} is not defined: add it (type sftp; host, port, login = "
+            f"connection {SFTP_CONN_ID} is not defined: add it (type sftp; host, port, login = "
             "firm code, private_key or password, host_key = the server's public key)",
         )
-    return check_sftp(lambda: sftp.open_site(connect_attempts=1), settings.remote_dir)
+    return check_sftp(lambda: open_site(connect_attempts=1), settings.remote_dir)
 
 
 def _pgp() -> CheckResult:
@@ -107,9 +125,7 @@ def _ledger(settings: Settings) -> CheckResult:
 
 def run_checks(mailbox: str | None = None) -> list[CheckResult]:
     """Every check, in the order a run meets the systems."""
-    if _metadata_db_ready():
-        # As `airflow connections test` does: the metadata database's connections count too.
-        os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "server"
+    use_metadata_connections()
     try:
         settings = load_settings()
     except IceChatError as exc:

@@ -67,7 +67,7 @@ def get_provider_info() -> dict[str, Any]:
         "connection-types": [
             {
                 "connection-type": "icechat_graph",
-                "hook-class-name": "icechat.glue.graph_hook.IceChatGraphHook",
+                "hook-class-name": "icechat.glue.connections.IceChatGraphHook",
                 "hook-name": "ICE Chat: Microsoft Graph",
                 "conn-fields": GRAPH_FIELDS,
                 "ui-field-behaviour": {
@@ -85,7 +85,7 @@ def get_provider_info() -> dict[str, Any]:
             },
             {
                 "connection-type": "icechat_pgp",
-                "hook-class-name": "icechat.glue.pgp.IceChatPgpHook",
+                "hook-class-name": "icechat.glue.connections.IceChatPgpHook",
                 "hook-name": "ICE Chat: PGP key",
                 "conn-fields": PGP_FIELDS,
                 "ui-field-behaviour": {

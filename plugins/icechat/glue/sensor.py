@@ -6,17 +6,15 @@ once, saves the look for the next poke under the data directory, and disconnects
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from icechat.exceptions import DeliveryTimeoutError
-from icechat.glue.sftp import CONN_ID, open_site
-from icechat.glue.tasks import load_settings
+from icechat.glue.connections import SFTP_CONN_ID, load_settings, open_site
 from icechat.ice.delivery import default_deadline, enforce_deadline
 from icechat.ice.fetch import load_look, look, save_look
 from icechat.workdir import look_state_path
@@ -34,8 +32,6 @@ class IceChatDeliverySensor(BaseSensorOperator):
     """
 
     template_fields = ("day", "remote_dir", "data_dir", "deadline")
-    # The time the deadline is compared with; tests replace it, so none depends on today.
-    clock: ClassVar[Callable[[], datetime]] = staticmethod(lambda: datetime.now(UTC))
 
     def __init__(
         self,
@@ -43,7 +39,7 @@ class IceChatDeliverySensor(BaseSensorOperator):
         day: str,
         data_dir: str | None = None,
         remote_dir: str | None = None,
-        sftp_conn_id: str = CONN_ID,
+        sftp_conn_id: str = SFTP_CONN_ID,
         deadline: str | None = None,
         mode: str = "reschedule",
         poke_interval: float = 600,
@@ -55,6 +51,10 @@ class IceChatDeliverySensor(BaseSensorOperator):
         self.remote_dir = remote_dir
         self.sftp_conn_id = sftp_conn_id
         self.deadline = deadline
+
+    def clock(self) -> datetime:
+        """The time the deadline is compared with; tests replace it, so none depends on today."""
+        return datetime.now(UTC)
 
     def poke(self, context: Any) -> PokeReturnValue:
         day = date.fromisoformat(self.day)

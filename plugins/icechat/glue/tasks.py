@@ -1,34 +1,35 @@
-"""The bodies of the DAG's tasks: read settings and connections, call the core, return JSON.
+"""The bodies of the DAG's tasks: each turns Airflow context into core arguments, calls the core
+and returns JSON (paths and counts) for the next task.
 
-Each step turns the core's typed errors into what Airflow should do with them: a transient
-one is raised as it is (the task retries with backoff), any other becomes
-``AirflowFailException`` (no retry: a person must act, and the message says how).
+Each turns the core's typed errors into what Airflow should do with them: a transient one is
+raised as it is (the task retries with backoff), any other becomes ``AirflowFailException``
+(no retry: a person must act, and the message says how).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Variable
 from airflow.sdk.exceptions import AirflowFailException
 
-from icechat.exceptions import IceChatError, SettingsError
-from icechat.settings import Settings
+from icechat.exceptions import IceChatError
+from icechat.glue.connections import (
+    data_dir,
+    graph_settings,
+    ledger_url,
+    load_settings,
+    mapping_table,
+    open_site,
+    pgp_key,
+)
 
 log = logging.getLogger(__name__)
-
-LEDGER_CONN_ID = "icechat_ledger"
-
-
-def load_settings() -> Settings:
-    """The connector's Airflow Variables, checked."""
-    return Settings.from_lookup(lambda name: Variable.get(name, default=None))
 
 
 def parse_day(text: str) -> date:
@@ -55,7 +56,8 @@ def day_of(context: Mapping[str, Any]) -> date:
             "this run has no logical date and no day param: trigger it with a logical date "
             'or with params {"day": "YYYY-MM-DD"}'
         )
-    return logical.astimezone(UTC).date()
+    day: date = logical.astimezone(UTC).date()
+    return day
 
 
 @contextmanager
@@ -71,22 +73,8 @@ def actionable(step: str) -> Iterator[None]:
         raise AirflowFailException(f"{step}: {exc}") from exc
 
 
-def data_dir(settings: Settings) -> Path:
-    """The data directory, created owner-only on first use."""
-    path = settings.data_dir
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise SettingsError(
-            f"variable icechat_data_dir is {str(path)!r}, which cannot be created "
-            f"({exc.strerror}); point it at a writable directory shared by the workers"
-        ) from exc
-    return path
-
-
 def fetch(day: date) -> dict[str, Any]:
     """Download the day's parts into ``raw/{day}/`` (nothing already there is fetched again)."""
-    from icechat.glue.sftp import open_site
     from icechat.ice.fetch import fetch_day
 
     began = time.monotonic()
@@ -99,7 +87,6 @@ def fetch(day: date) -> dict[str, Any]:
 
 def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Decrypt (when encrypted) and unpack each part under ``work/{day}/`` (owner-only)."""
-    from icechat.glue.pgp import pgp_key
     from icechat.ice.pgp import decrypt_parts
     from icechat.workdir import parts_dir, unpack_part
 
@@ -140,45 +127,13 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
     return {**summary, "seconds": time.monotonic() - began}
 
 
-def ledger_url(settings: Settings) -> str:
-    """The ``icechat_ledger`` connection as a SQLAlchemy URL; absent: SQLite in the data dir."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-    from airflow.sdk.log import mask_secret
-
-    try:
-        conn = BaseHook.get_connection(LEDGER_CONN_ID)
-    except AirflowNotFoundException:
-        return f"sqlite:///{data_dir(settings) / 'ledger.sqlite'}"
-    if conn.password:
-        mask_secret(conn.password)
-    if conn.conn_type in ("postgres", "postgresql"):
-        return f"postgresql://{conn.get_uri().partition('://')[2]}"
-    url = conn.extra_dejson.get("url") or conn.host or ""
-    if "://" not in url:
-        raise SettingsError(
-            f"connection {LEDGER_CONN_ID} is of type {conn.conn_type!r} without a SQLAlchemy URL: "
-            "make it a postgres connection, or put the URL in its host or its extra 'url'"
-        )
-    return str(url)
-
-
-def _items_dir(settings: Settings, day: date) -> Path:
-    from icechat.workdir import items_dir
-
-    return items_dir(data_dir(settings), day)
-
-
 def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Map every participant to a mailbox and write the import shards under ``work/{day}/plan``.
-
-    Copies that go nowhere are recorded in the ledger too (mailbox ``unmapped:{ImId}``, state
-    ``not_mapped`` with the reason), so it accounts for every copy, not only imported ones.
-    """
-    from icechat.glue.graph_hook import graph_settings
+    """Map every participant to a mailbox, write the import shards under ``work/{day}/plan``
+    and record the copies that go nowhere in the ledger."""
     from icechat.graph.client import GraphClient
+    from icechat.ledger import Ledger
     from icechat.mapping.graph_directory import GraphDirectory
-    from icechat.mapping.plan import plan_day
+    from icechat.mapping.plan import fallback_mailbox, plan_day, record_not_mapped
     from icechat.mapping.rules import Resolver
     from icechat.workdir import plan_dir as day_plan_dir
 
@@ -186,226 +141,86 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     with actionable("map participants"):
         settings = load_settings()
         table = mapping_table(settings)
+        plan_dir = day_plan_dir(data_dir(settings), day)
         with GraphClient(graph_settings()) as client:
             directory = GraphDirectory(client)
             resolver = Resolver(table, directory, auto_mapping=settings.auto_mapping)
-            fallback = None
-            if settings.unmapped_mailbox:
-                fallback = directory.lookup([settings.unmapped_mailbox])[settings.unmapped_mailbox]
-                if fallback.user_id is None or fallback.verdict != "valid":
-                    raise SettingsError(
-                        f"variable icechat_unmapped_mailbox is {settings.unmapped_mailbox}, "
-                        f"which is not a valid mailbox ({fallback.verdict}); fix or delete it"
-                    )
-            plan_dir = day_plan_dir(data_dir(settings), day)
-            summary = plan_day(
-                [Path(p) for p in rendered["part_dirs"]], resolver, plan_dir, fallback=fallback
-            )
-        _record_not_mapped(settings, day, plan_dir, str(context["run_id"]))
-    log.info(
-        "%d copies: %d to import, %d already covered by another participant, not mapped: %s",
-        summary.copies,
-        summary.planned,
-        summary.already_present,
-        dict(summary.not_mapped),
-    )
+            fallback = fallback_mailbox(directory, settings.unmapped_mailbox)
+            parts = [Path(p) for p in rendered["part_dirs"]]
+            summary = plan_day(parts, resolver, plan_dir, fallback=fallback)
+        with Ledger(ledger_url(settings)) as ledger:
+            record_not_mapped(ledger, day, plan_dir, str(context["run_id"]))
     return {**summary.to_json(), "seconds": time.monotonic() - began}
-
-
-def _record_not_mapped(settings: Settings, day: date, plan_dir: Path, run_id: str) -> None:
-    from collections import defaultdict
-
-    from icechat.ledger import Ledger, Mark
-    from icechat.mapping.plan import read_not_mapped
-
-    by_participant: dict[str, list[Mark]] = defaultdict(list)
-    for im_id, key, reason in read_not_mapped(plan_dir):
-        by_participant[im_id].append(Mark(key, day, reason=reason))
-    with Ledger(ledger_url(settings)) as ledger:
-        for im_id, marks in by_participant.items():
-            ledger.mark_not_mapped(f"unmapped:{im_id}", marks, run_id)
-
-
-def mapping_table(settings: Settings) -> Any:
-    """The custom mapping file (path or object-storage URL), refused when it has problems."""
-    from airflow.sdk import ObjectStoragePath
-
-    from icechat.mapping.csvfile import parse_mapping
-
-    if not settings.mapping_csv:
-        return None
-    source = settings.mapping_csv
-    try:
-        data = (
-            ObjectStoragePath(source).read_bytes() if "://" in source else Path(source).read_bytes()
-        )
-    except OSError as exc:
-        raise SettingsError(
-            f"variable icechat_mapping_csv is {source!r}, which cannot be read ({exc}); "
-            "fix the path or delete the variable"
-        ) from exc
-    table = parse_mapping(data, source)
-    table.raise_if_invalid()
-    log.info("mapping file %s: %d ImIds", source, len(table.entries))
-    return table
 
 
 def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Import one shard's copies into their mailboxes; every copy ends in one count."""
-    from collections import Counter, defaultdict
-
-    from icechat.glue.graph_hook import graph_settings
+    from icechat import importer
     from icechat.graph.client import GraphClient
-    from icechat.importer import Copy, CopyOutcome, Importer
     from icechat.ledger import Ledger
-    from icechat.mapping.plan import read_shard
-    from icechat.render.itemsfile import PayloadReader, read_sources
+    from icechat.workdir import items_dir
 
     with actionable("import"):
         settings = load_settings()
-        items = _items_dir(settings, day)
-        planned = read_shard(Path(shard))
-        upn_of = {c.user_id: c.upn for c in planned}
-        per_mailbox: dict[str, Counter[str]] = defaultdict(Counter)
-        readers: dict[str, PayloadReader] = {}
-        sources: dict[str, dict[str, dict[str, str]]] = {}
-
-        def copies() -> Iterator[Copy]:
-            for c in planned:
-                reader = readers.get(c.part)
-                if reader is None:
-                    reader = readers[c.part] = PayloadReader(items / c.part)
-                    sources[c.part] = read_sources(items / c.part)
-                yield Copy(
-                    mailbox=c.user_id,
-                    key=c.key,
-                    payload=reader.at(c.offset),
-                    day=day,
-                    attachment_sources=sources[c.part].get(c.key, {}),
-                )
-
-        def seen(outcome: CopyOutcome) -> None:
-            per_mailbox[upn_of.get(outcome.mailbox, outcome.mailbox)][str(outcome.status)] += 1
-
-        try:
-            with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
-                importer = Importer(
-                    client,
-                    ledger,
-                    run_id=str(context["run_id"]),
-                    folder_name=settings.folder_name,
-                    on_outcome=seen,
-                )
-                result = importer.run(copies())
-        finally:
-            for reader in readers.values():
-                reader.close()
-    counts = result.counts
-    failures = [
-        {
-            "mailbox": upn_of.get(f.mailbox, f.mailbox),
-            "key": f.key,
-            "reason": f.reason or "",
-            "action": "see the reason; clear this import task to try the copy again",
-        }
-        for f in result.failures
-    ]
-    for failure in failures[:20]:
-        log.error(
-            "copy %s for %s failed: %s", failure["key"], failure["mailbox"], failure["reason"]
-        )
-    log.info("shard %s: %s", Path(shard).name, dict(counts))
-    return {
-        "imported": counts["imported"],
-        "already_present": counts["already_present"],
-        "failed": counts["failed"],
-        "imported_with_notice": counts["imported_with_notice"],
-        "per_mailbox": {k: dict(v) for k, v in per_mailbox.items()},
-        "failures": failures,
-        "seconds": result.seconds,
-    }
-
-
-def _pulled(context: Mapping[str, Any], task_id: str) -> Any:
-    value = context["ti"].xcom_pull(task_ids=task_id)
-    if value is None:
-        raise AirflowFailException(
-            f"the day stopped before reconciling: task {task_id} has no result (it failed or "
-            "was skipped); read that task's log, fix the cause and clear it"
-        )
-    return value
+        items = items_dir(data_dir(settings), day)
+        with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
+            summary = importer.import_shard(
+                client,
+                ledger,
+                Path(shard),
+                items,
+                day,
+                run_id=str(context["run_id"]),
+                folder_name=settings.folder_name,
+            )
+    return summary.to_json()
 
 
 def reconcile(
-    day: date, results: list[Mapping[str, Any] | None], context: Mapping[str, Any]
+    day: date,
+    upstream: Mapping[str, Any],
+    shards: Sequence[Mapping[str, Any] | None],
+    context: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Write the day's report, record the run, remove the plaintext; fail if a copy failed."""
-    from icechat.ledger import FileRecord, Ledger
-    from icechat.report import ImportCounts, build_report, reports_dir, summary_line, write_report
+    """Write the day's report, record the run, remove the plaintext; fail if a copy failed.
+
+    ``upstream`` holds the results of wait, fetch, decrypt, parse+render and map, keyed by
+    task id in DAG order; ``None`` for a task that failed or was skipped.
+    """
+    from icechat import report
+    from icechat.ledger import Ledger
     from icechat.workdir import remove_plaintext
 
-    # In DAG order, so a run that stopped early names the task that stopped it.
-    stages = ("wait_for_export", "fetch", "decrypt", "parse_render", "map_participants")
-    pulled = {task_id: _pulled(context, task_id) for task_id in stages}
-    fetched, rendered, planned = pulled["fetch"], pulled["parse_render"], pulled["map_participants"]
-    imports = ImportCounts()
-    for result in results:
-        if result:
-            imports.add(result)
+    for task_id, result in upstream.items():
+        if result is None:
+            raise AirflowFailException(
+                f"the day stopped before reconciling: task {task_id} has no result (it failed "
+                "or was skipped); read that task's log, fix the cause and clear it"
+            )
+    _waited, fetched, _parts, rendered, planned = upstream.values()
     with actionable("reconcile"):
         settings = load_settings()
-        files = [
-            {"name": f["name"], "size": f["size"], "sha256": f["sha256"], "flags": f["flags"]}
-            for f in fetched["files"]
-        ]
-        report = build_report(
-            day=day.isoformat(),
-            firm=fetched["firm"],
-            files=files,
-            render=rendered,
-            plan=planned,
-            imports=imports,
+        day_report = report.day_report(
+            day,
+            fetched=fetched,
+            rendered=rendered,
+            planned=planned,
+            shards=shards,
             item_mode=settings.item_mode,
-            fetch_seconds=fetched.get("seconds", 0.0),
         )
-        json_path, html_path = write_report(report, reports_dir(data_dir(settings)))
-        run_id = str(context["run_id"])
+        json_path, html_path = report.write_report(
+            day_report, report.reports_dir(data_dir(settings))
+        )
         with Ledger(ledger_url(settings)) as ledger:
-            ledger.start_run(
-                run_id, day, [FileRecord(f["name"], f["size"], f["sha256"]) for f in files]
-            )
-            counts = {
-                k: report[k]
-                for k in ("items", "copies", "imported", "already_present", "not_mapped", "failed")
-            }
-            ledger.finish_run(run_id, counts, report["timings"])
-    log.info("%s", summary_line(report))
+            report.record_run(ledger, str(context["run_id"]), day, day_report)
+    log.info("%s", report.summary_line(day_report))
     log.info("report: %s (and %s)", json_path, html_path)
-    if report["failed"] or not report["balanced"]:
-        for failure in report["failures"][:20]:
-            log.error(
-                "%s %s: %s -> %s",
-                failure["mailbox"],
-                failure["key"],
-                failure["reason"],
-                failure["action"],
-            )
+    if not report.archived(day_report):
+        report.log_failures(day_report)
         raise AirflowFailException(
-            f"{summary_line(report)}. Not every copy is archived: read the failures in "
-            f"{html_path}, fix the cause, then clear this run's import_shard tasks and "
+            f"{report.summary_line(day_report)}. Not every copy is archived: read the failures "
+            f"in {html_path}, fix the cause, then clear this run's import_shard tasks and "
             "reconcile (copies already imported are skipped)"
         )
     remove_plaintext(data_dir(settings), day)
-    return {
-        k: report[k]
-        for k in (
-            "day",
-            "items",
-            "copies",
-            "imported",
-            "already_present",
-            "not_mapped",
-            "failed",
-            "balanced",
-        )
-    }
+    return report.outcome(day_report)

@@ -102,12 +102,12 @@ def create_request(mailbox: str, folder_id: str, payload: Mapping[str, Any]) -> 
     return GraphRequest("POST", f"{user_path(mailbox)}/mailFolders/{folder_id}/messages", payload)
 
 
-def lookup_request(mailbox: str, folder_id: str, key: str) -> GraphRequest:
-    """The GET that finds items in the folder carrying dedupe key ``key``."""
+def lookup_request(mailbox: str, folder_id: str, key: str, select: str = "id") -> GraphRequest:
+    """The GET that finds items in the folder carrying dedupe key ``key`` (``select``-ed)."""
     prop = f"ep/id eq {_literal(DEDUPE_KEY)} and ep/value eq {_literal(key)}"
     return GraphRequest.get(
         f"{user_path(mailbox)}/mailFolders/{folder_id}/messages",
-        {"$filter": f"singleValueExtendedProperties/Any(ep: {prop})", "$select": "id"},
+        {"$filter": f"singleValueExtendedProperties/Any(ep: {prop})", "$select": select},
     )
 
 

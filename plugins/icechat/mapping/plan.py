@@ -3,22 +3,31 @@
 Every copy (one per item and participant) is accounted for here already: planned for a
 mailbox, ``already_present`` when another participant of the same item maps to the same
 mailbox, or ``not_mapped`` with its reason. The planned copies are written as shards, one
-line per copy, grouped by mailbox so an import task owns whole mailboxes.
+line per copy, grouped by mailbox so an import task owns whole mailboxes. The copies that go
+nowhere are recorded in the ledger too (:func:`record_not_mapped`), so it accounts for every
+copy, not only imported ones.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import zlib
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from icechat.mapping.directory import DirectoryEntry
+from icechat.exceptions import SettingsError
+from icechat.ledger import Ledger, Mark
+from icechat.mapping.directory import Directory, DirectoryEntry, Verdict
 from icechat.mapping.rules import Reason, Resolver
 from icechat.render.itemsfile import IndexEntry, read_index
+from icechat.settings import UNMAPPED_MAILBOX
+
+log = logging.getLogger(__name__)
 
 MAX_LISTED = 1000
 NOT_MAPPED = "not_mapped.jsonl"
@@ -77,6 +86,19 @@ class PlanSummary:
         }
 
 
+def fallback_mailbox(directory: Directory, address: str | None) -> DirectoryEntry | None:
+    """The mailbox for items none of whose participants map, refused unless it is valid."""
+    if not address:
+        return None
+    entry = directory.lookup([address])[address]
+    if entry.user_id is None or entry.verdict is not Verdict.VALID:
+        raise SettingsError(
+            f"variable {UNMAPPED_MAILBOX} is {address}, which is not a valid mailbox "
+            f"({entry.verdict}); fix or delete it"
+        )
+    return entry
+
+
 def plan_day(
     parts: list[Path],
     resolver: Resolver,
@@ -126,6 +148,13 @@ def plan_day(
             summary.shards.append(str(path))
         else:
             path.unlink()
+    log.info(
+        "%d copies: %d to import, %d already covered by another participant, not mapped: %s",
+        summary.copies,
+        summary.planned,
+        summary.already_present,
+        dict(summary.not_mapped),
+    )
     return summary
 
 
@@ -185,6 +214,15 @@ def read_not_mapped(out_dir: Path) -> Iterator[tuple[str, str, str]]:
         for line in fh:
             im_id, key, reason = json.loads(line)
             yield im_id, key, reason
+
+
+def record_not_mapped(ledger: Ledger, day: date, out_dir: Path, run_id: str) -> None:
+    """Put every copy the plan sends nowhere in the ledger: mailbox ``unmapped:{ImId}``, reason."""
+    by_participant: dict[str, list[Mark]] = defaultdict(list)
+    for im_id, key, reason in read_not_mapped(out_dir):
+        by_participant[im_id].append(Mark(key, day, reason=reason))
+    for im_id, marks in by_participant.items():
+        ledger.mark_not_mapped(f"unmapped:{im_id}", marks, run_id)
 
 
 def read_shard(path: Path) -> list[PlannedCopy]:

@@ -100,6 +100,13 @@ class GraphApi:
             ("POST", re.compile(r"messages"), self._create_draft, True),
             ("GET", re.compile(r"messages/([^/]+)"), self._get_message, False),
             ("DELETE", re.compile(r"messages/([^/]+)"), self._delete_message, True),
+            ("POST", re.compile(r"messages/([^/]+)/permanentDelete"), self._purge_message, True),
+            (
+                "POST",
+                re.compile(r"mailFolders/[^/]+/messages/([^/]+)/permanentDelete"),
+                self._purge_message,
+                True,
+            ),
             ("GET", re.compile(r"messages/([^/]+)/attachments"), self._list_attachments, False),
             ("POST", re.compile(r"messages/([^/]+)/attachments"), self._add_attachment, True),
         ]
@@ -408,6 +415,18 @@ class GraphApi:
         deleted = self.store.folder(user.id, "deleteditems")
         assert deleted is not None  # every mailbox has its well-known folders
         self.store.move_message(user.id, doc["id"], deleted["id"])
+        return Response(204)
+
+    def _purge_message(self, request: Request, user: User, args: list[str]) -> Response:
+        """``permanentDelete``: the item leaves every folder the client can reach; 204.
+
+        https://learn.microsoft.com/en-us/graph/api/message-permanentdelete (v1.0): "Email
+        clients ... can't access permanently deleted items"; no request body; 204 No Content.
+        """
+        doc = self._message(user, args[0])
+        if doc is None:
+            return _item_not_found(request)
+        self.store.delete_message(user.id, doc["id"])
         return Response(204)
 
     def _list_attachments(self, request: Request, user: User, args: list[str]) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _DISCARD_LIMIT = 64 * 1024 * 1024
+# A message create over 4 MB is answered 400 BadRequest "The maximum request length supported
+# is 4MB." (microsoftgraph/microsoft-graph-docs-contrib#682, POST /users/{id}/messages);
+# other requests over it 413 RequestEntityTooLarge (sendMail: msgraph-sdk-powershell#1554).
+_MESSAGE_CREATE = re.compile(r"/v1\.0/users/[^/]+(?:/mailFolders/[^/]+)?/messages/?")
 
 
 class _Server(ThreadingHTTPServer):
@@ -86,13 +91,7 @@ class _Handler(BaseHTTPRequestHandler):
             arrived=arrived,
         )
         if length > MAX_REQUEST_BYTES:
-            response = graph_error(
-                request,
-                413,
-                "RequestEntityTooLarge",
-                f"The request body is {length} bytes; Microsoft Graph accepts at most"
-                f" {MAX_REQUEST_BYTES} (4 MB). Send large attachments with an upload session.",
-            )
+            response = _too_large(request, length)
             self.server.emulator.record(request, response)
         else:
             response = self.server.emulator.dispatch(request)
@@ -130,6 +129,21 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
+
+
+def _too_large(request: Request, length: int) -> Response:
+    """Graph's answer to a request body over 4 MB, given before authentication."""
+    if request.method == "POST" and _MESSAGE_CREATE.fullmatch(request.path):
+        return graph_error(
+            request, 400, "BadRequest", "The maximum request length supported is 4MB."
+        )
+    return graph_error(
+        request,
+        413,
+        "RequestEntityTooLarge",
+        f"The request body is {length} bytes; Microsoft Graph accepts at most"
+        f" {MAX_REQUEST_BYTES} (4 MB). Send large attachments with an upload session.",
+    )
 
 
 class GraphEmulator:

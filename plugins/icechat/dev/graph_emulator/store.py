@@ -395,6 +395,12 @@ class Store:
                 (folder_id, json.dumps(doc), user_id, message_id),
             )
 
+    def delete_message(self, user_id: str, message_id: str) -> None:
+        """Remove a message for good (Graph's permanentDelete)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM messages WHERE user_id = ? AND id = ?", (user_id, message_id))
+            db.execute("DELETE FROM message_props WHERE message_id = ?", (message_id,))
+
     def message(self, user_id: str, message_id: str) -> dict[str, Any] | None:
         """One message document by id."""
         rows = self._rows(

@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import random
 import unicodedata
+from collections.abc import Mapping
 from datetime import date
+from typing import Any
 
+from icechat.dev.graph_emulator.store import NO_MAILBOX_ANSWERS
 from icechat.dev.sample.vocabulary import (
     EXTERNAL_COMPANIES,
     FIRST_NAMES,
@@ -21,6 +24,7 @@ from icechat.dev.sample.vocabulary import (
 from icechat.ice.model import Participant
 
 INTERNAL_SHARE = 0.4
+NO_MAILBOX_EVERY = 4  # every 4th of the firm's own people has no Exchange Online mailbox
 
 
 def ascii_slug(text: str) -> str:
@@ -68,3 +72,21 @@ def persistent_room(firm: str, seed: int, index: int) -> tuple[str, str]:
     if index >= len(PERSISTENT_ROOM_NAMES):
         name = f"{name} #{index // len(PERSISTENT_ROOM_NAMES) + 1}"
     return f"PCHAT-{short_hash(firm, seed, 'room', index, length=6)}", name
+
+
+def directory_users(people: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The Graph emulator's users for the firm's own people (address -> display name).
+
+    A real tenant holds accounts without an Exchange Online mailbox (unlicensed, on-premises),
+    so every 4th person, in address order, has none; they take Graph's two answers for such
+    an account in turn (404 ``MailboxNotEnabledForRESTAPI``, 404 ``ResourceNotFound``), so
+    eight people or more include both.
+    """
+    users: list[dict[str, Any]] = []
+    for n, email in enumerate(sorted(people)):
+        user: dict[str, Any] = {"userPrincipalName": email, "displayName": people[email]}
+        if n % NO_MAILBOX_EVERY == NO_MAILBOX_EVERY - 1:
+            answer = NO_MAILBOX_ANSWERS[n // NO_MAILBOX_EVERY % len(NO_MAILBOX_ANSWERS)]
+            user |= {"hasMailbox": False, "noMailboxAnswer": answer}
+        users.append(user)
+    return users

@@ -1,4 +1,4 @@
-"""The Airflow glue turns the icechat_graph connection into GraphSettings and masks secrets."""
+"""Connections as core values: icechat_graph as GraphSettings (secrets masked), the ledger URL."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import pytest
 from airflow.sdk._shared.secrets_masker import redact
 
-from icechat.exceptions import GraphSettingsError
-from icechat.glue.graph_hook import graph_settings
+from icechat.exceptions import GraphSettingsError, SettingsError
+from icechat.glue.connections import graph_settings, ledger_url
+from icechat.settings import Settings
 
 
 def test_connection_with_secret_and_extras(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,3 +69,40 @@ def test_scope_extra_reaches_the_settings(monkeypatch: pytest.MonkeyPatch) -> No
     }
     monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_GRAPH", json.dumps(conn))
     assert graph_settings().token_scope == "https://graph.microsoft.us/.default"
+
+
+@pytest.mark.parametrize(
+    ("conn", "expected"),
+    [
+        (
+            {
+                "conn_type": "postgres",
+                "host": "db",
+                "login": "u",
+                "password": "p",
+                "schema": "l",
+                "port": 5432,
+            },
+            "postgresql://u:p@db:5432/l",
+        ),
+        (
+            {"conn_type": "generic", "host": "sqlite:////var/icechat/ledger.db"},
+            "sqlite:////var/icechat/ledger.db",
+        ),
+        ({"conn_type": "generic", "extra": {"url": "postgresql://x@h/d"}}, "postgresql://x@h/d"),
+    ],
+)
+def test_ledger_connection_to_url(monkeypatch, tmp_path, conn, expected):
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", json.dumps(conn))
+    assert ledger_url(Settings(data_dir=tmp_path)) == expected
+
+
+def test_no_ledger_connection_means_sqlite_in_the_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_LEDGER", raising=False)
+    assert ledger_url(Settings(data_dir=tmp_path)) == f"sqlite:///{tmp_path}/ledger.sqlite"
+
+
+def test_a_ledger_connection_without_url_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", json.dumps({"conn_type": "generic"}))
+    with pytest.raises(SettingsError, match="put the URL in its host or its extra 'url'"):
+        ledger_url(Settings(data_dir=tmp_path))

@@ -1,0 +1,134 @@
+"""``icechat_verify``'s tasks and the ``verify`` / ``evidence`` commands, on Airflow settings.
+
+The connections are ``icechat_archive``'s (``icechat_graph``, ``icechat_pgp``,
+``icechat_ledger``); the variables are the connector's and ``icechat_verify_*``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Variable
+from airflow.sdk.exceptions import AirflowFailException
+
+from icechat.exceptions import VerifyIncompleteError
+from icechat.glue.check import use_metadata_connections
+from icechat.glue.tasks import actionable, data_dir, ledger_url, load_settings, mapping_table
+from icechat.settings import Settings, VerifySettings
+from icechat.verify import VerifyJob, VerifyOutcome
+
+if TYPE_CHECKING:
+    from icechat.verify.evidence import Evidence
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "days_to_verify",
+    "export_evidence",
+    "run_verify",
+    "use_metadata_connections",
+    "verify_settings",
+    "verify_task",
+]
+
+
+def verify_settings() -> VerifySettings:
+    """The ``icechat_verify_*`` variables, checked."""
+    return VerifySettings.from_lookup(lambda name: Variable.get(name, default=None))
+
+
+def days_to_verify(context: Mapping[str, Any]) -> list[str]:
+    """The run's ``days`` param, else the range the variables give for the run's day."""
+    given = (context.get("params") or {}).get("days")
+    if given:
+        try:
+            return [date.fromisoformat(str(d).strip()).isoformat() for d in given]
+        except ValueError as exc:
+            raise AirflowFailException(
+                f"param days is {given!r}; give a list of days as YYYY-MM-DD"
+            ) from exc
+    with actionable("days to verify"):
+        settings = verify_settings()
+    started = context.get("logical_date") or context["dag_run"].run_after
+    days = settings.days_for(started.astimezone(UTC).date())
+    log.info("verifying %s to %s", days[0], days[-1])
+    return [d.isoformat() for d in days]
+
+
+def _job(settings: Settings, day: date, run: str) -> VerifyJob:
+    """A day to verify with the settings it was archived with."""
+    return VerifyJob(
+        day,
+        data_dir(settings),
+        folder_name=settings.folder_name,
+        item_mode=settings.item_mode,
+        profile=settings.profile,
+        run=run,
+    )
+
+
+def run_verify(day: date, run: str, *, repair: bool = False) -> VerifyOutcome:
+    """Verify one day with the deployment's settings and connections."""
+    from icechat.glue.graph_hook import graph_settings
+    from icechat.glue.pgp import pgp_key
+    from icechat.graph.client import GraphClient
+    from icechat.ledger import Ledger
+    from icechat.verify import verify_day
+
+    settings = load_settings()
+    job = _job(settings, day, run)
+    with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
+        outcome = verify_day(job, ledger=ledger, client=client, pgp_key=pgp_key(), repair=repair)
+    if outcome.retry_later:
+        raise VerifyIncompleteError(
+            f"{outcome.summary}: Graph was unavailable for some mailboxes ({outcome.html_path}); "
+            "verify the day again later: the mailboxes already checked are not read again"
+        )
+    return outcome
+
+
+def verify_task(day: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """One day of ``icechat_verify``: fails, listing what differs, unless all is verified."""
+    repair = bool((context.get("params") or {}).get("repair"))
+    with actionable("verify"):
+        outcome = run_verify(date.fromisoformat(day), str(context["run_id"]), repair=repair)
+    log.info("%s", outcome.summary)
+    log.info("report: %s (and %s)", outcome.json_path, outcome.html_path)
+    if not outcome.verified:
+        for finding in outcome.report["findings"][:20]:
+            log.error(
+                "%s %s %s: %s -> %s",
+                finding["kind"],
+                finding["subject"],
+                finding["key"],
+                finding["detail"],
+                finding["action"],
+            )
+        raise AirflowFailException(
+            f"{outcome.summary}. Read {outcome.html_path}: each difference says what to do"
+        )
+    report = outcome.report
+    return {k: report[k] for k in ("day", "verified", "differences", "by_kind")}
+
+
+def export_evidence(day: date, out: Path) -> Evidence:
+    """Write the day's evidence folder with the deployment's settings and connections."""
+    from icechat.glue.graph_hook import graph_settings
+    from icechat.glue.pgp import pgp_key
+    from icechat.graph.client import GraphClient
+    from icechat.ledger import Ledger
+    from icechat.mapping.graph_directory import GraphDirectory
+    from icechat.mapping.rules import Resolver
+    from icechat.verify.evidence import export_evidence as export
+
+    settings = load_settings()
+    job = _job(settings, day, "icechat evidence")
+    with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
+        resolver = Resolver(
+            mapping_table(settings), GraphDirectory(client), auto_mapping=settings.auto_mapping
+        )
+        return export(job, ledger, out, pgp_key=pgp_key(), resolver=resolver)

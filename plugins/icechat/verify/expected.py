@@ -1,0 +1,144 @@
+"""What the mailboxes should hold, made again from the originals as the archive made it.
+
+The raw files the run read are decrypted and rendered with the archive's own stages into
+``work/verify/{day}/plain/`` (owner-only, removed when the verification ends). From that:
+every mail item's dedupe key, chat time and participants, and where its payload is (what
+``--repair`` imports again).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from icechat.graph.properties import DELIVERY_TIME
+from icechat.ice.parser import read_part
+from icechat.ice.pgp import PgpKey, decrypt_parts
+from icechat.ice.profile import DEFAULT_PROFILE, Profile
+from icechat.render import MESSAGE
+from icechat.render.day import render_day
+from icechat.render.itemsfile import PayloadReader, read_index, read_sources
+from icechat.render.mail import item_key, transcript_key
+from icechat.workdir import unpack_part
+
+
+def verify_work_dir(data_dir: Path, day: date) -> Path:
+    """``{data_dir}/work/verify/{day}``: the checkpoint and, while it runs, the plaintext."""
+    return data_dir / "work" / "verify" / day.isoformat()
+
+
+def second(value: str) -> str:
+    """An ISO 8601 time as UTC to the second, the precision Graph returns received times in."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedItem:
+    """One mail item of the day: its chat time, its participants' ImIds and emails."""
+
+    key: str
+    chat_time: str
+    participants: tuple[tuple[str, str | None], ...]
+    part_dir: Path
+    offset: int
+
+
+@dataclass
+class Expected:
+    """The day's mail items by dedupe key, from the originals."""
+
+    items: dict[str, ExpectedItem]
+    chat_items: int
+    xml_files: tuple[Path, ...]
+    mode: str
+    profile: Profile
+
+    @property
+    def copies(self) -> int:
+        """One per item and participant, as the report counts them."""
+        return sum(len(item.participants) for item in self.items.values())
+
+    def payloads(self, keys: Sequence[str]) -> Iterator[tuple[str, dict[str, Any], dict[str, str]]]:
+        """(key, Graph payload, attachment sources) of the given items, for a re-import."""
+        readers: dict[Path, PayloadReader] = {}
+        sources: dict[Path, dict[str, dict[str, str]]] = {}
+        try:
+            for key in keys:
+                item = self.items[key]
+                if item.part_dir not in readers:
+                    readers[item.part_dir] = PayloadReader(item.part_dir)
+                    sources[item.part_dir] = read_sources(item.part_dir)
+                payload = readers[item.part_dir].at(item.offset)
+                yield key, payload, sources[item.part_dir].get(key, {})
+        finally:
+            for reader in readers.values():
+                reader.close()
+
+    def chat_ids(self) -> dict[str, str]:
+        """Dedupe key -> the chat's MessageID (message mode) or ``room {RoomID}`` (transcript)."""
+        found: dict[str, str] = {}
+        for xml in self.xml_files:
+            with read_part(xml, self.profile) as part:
+                if self.mode == MESSAGE:
+                    for chat in part.items():
+                        found[item_key(chat)] = chat.message_id
+                else:
+                    for slice_ in part.slices():
+                        found[transcript_key(slice_)] = f"room {slice_.room.room_id}"
+        return found
+
+
+def derive(
+    raw_files: Sequence[Path],
+    work_dir: Path,
+    key: PgpKey | None,
+    *,
+    mode: str = MESSAGE,
+    profile: Profile = DEFAULT_PROFILE,
+) -> Expected:
+    """Decrypt, unpack and render ``raw_files`` under ``work_dir/plain`` and index the items.
+
+    Raises the archive's own errors (:class:`icechat.exceptions.PgpError`,
+    :class:`icechat.exceptions.ExportFormatError`) when the originals cannot be read.
+    """
+    plain = work_dir / "plain"
+    if plain.exists():
+        shutil.rmtree(plain)  # a verification that crashed left its plaintext
+    plain.mkdir(parents=True, mode=0o700)
+    decrypted = decrypt_parts(raw_files, plain / "parts", key)
+    parts: list[Mapping[str, Any]] = []
+    for raw, path in zip(raw_files, decrypted, strict=True):
+        xml = unpack_part(path, plain / "parts")
+        parts.append({"name": raw.name, "raw": str(raw), "xml": str(xml)})
+    rendered = render_day(parts, plain / "items", mode=mode, profile=profile)
+    items: dict[str, ExpectedItem] = {}
+    for part_dir in (Path(p) for p in rendered["part_dirs"]):
+        reader = PayloadReader(part_dir)
+        try:
+            for entry in read_index(part_dir):
+                payload = reader.at(entry.offset)
+                items[entry.key] = ExpectedItem(
+                    entry.key, _chat_time(payload), entry.participants, part_dir, entry.offset
+                )
+        finally:
+            reader.close()
+    return Expected(items, rendered["items"], tuple(Path(p["xml"]) for p in parts), mode, profile)
+
+
+def _chat_time(payload: Mapping[str, Any]) -> str:
+    for prop in payload.get("singleValueExtendedProperties") or ():
+        if prop["id"] == DELIVERY_TIME:
+            return second(str(prop["value"]))
+    return ""
+
+
+def remove_plaintext(work_dir: Path) -> None:
+    """Delete the decrypted and rendered originals of a verification."""
+    shutil.rmtree(work_dir / "plain", ignore_errors=True)

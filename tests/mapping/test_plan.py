@@ -1,0 +1,60 @@
+"""The plan's edges: the fallback mailbox is checked, copies that go nowhere reach the ledger."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import pytest
+
+from icechat.exceptions import SettingsError
+from icechat.graph.client import GraphClient
+from icechat.ledger import CopyState, Ledger
+from icechat.mapping.graph_directory import GraphDirectory
+from icechat.mapping.plan import fallback_mailbox, plan_day, record_not_mapped
+from icechat.mapping.rules import Resolver
+from icechat.render.itemsfile import ItemsWriter
+from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE
+from tests.support.graph_import_helpers import emulator_settings
+
+DAY = date(2026, 11, 26)
+OUTSIDER = "someone@broker.example"
+
+
+@pytest.fixture
+def directory(graph_emulator):
+    with GraphClient(emulator_settings(graph_emulator)) as client:
+        yield GraphDirectory(client)
+
+
+def test_the_fallback_mailbox_must_be_a_valid_one(directory):
+    assert fallback_mailbox(directory, None) is None
+    assert fallback_mailbox(directory, BOB).upn == BOB
+    with pytest.raises(SettingsError) as err:
+        fallback_mailbox(directory, DAVE)
+    assert str(err.value) == (
+        f"variable icechat_unmapped_mailbox is {DAVE}, which is not a valid mailbox "
+        "(no_mailbox); fix or delete it"
+    )
+
+
+def test_copies_that_go_nowhere_are_in_the_ledger_with_their_reason(directory, tmp_path):
+    part = tmp_path / "items" / "001"
+    with ItemsWriter(part) as writer:
+        writer.add("k1", [("a", ALICE), ("x", OUTSIDER), ("n", None)], "{}")
+        writer.add("k2", [("x", OUTSIDER), ("d", DAVE)], "{}")
+    plan_dir = tmp_path / "plan"
+    summary = plan_day([part], Resolver(None, directory), plan_dir)
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        record_not_mapped(ledger, DAY, plan_dir, "run-1")
+        not_mapped = Counter(c.state for c in ledger.copies(DAY))[CopyState.NOT_MAPPED]
+        assert not_mapped == sum(summary.not_mapped.values()) == 4
+        outsider = ledger.lookup("unmapped:x", ["k1", "k2"])
+        nobody = ledger.lookup("unmapped:n", ["k1"])["k1"]
+        mailboxless = ledger.lookup("unmapped:d", ["k2"])["k2"]
+    assert {k: (r.state, r.reason) for k, r in outsider.items()} == {
+        "k1": (CopyState.NOT_MAPPED, "not_in_tenant"),
+        "k2": (CopyState.NOT_MAPPED, "not_in_tenant"),
+    }
+    assert (nobody.reason, nobody.run_id) == ("no_address", "run-1")
+    assert mailboxless.reason == "no_mailbox"
