@@ -109,13 +109,15 @@ class ImportResult:
     ``counts`` has ``imported`` (including those with a notice), ``imported_with_notice``,
     ``already_present`` and ``failed``; the first, third and fourth add up to the copies.
     ``by_mailbox`` counts each mailbox's outcomes by status (an item imported with a notice
-    only as ``imported_with_notice``).
+    only as ``imported_with_notice``). ``outcomes`` holds every copy's outcome only when the
+    importer was asked to keep them (a repair of a few copies; a day's shard does not).
     """
 
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[CopyOutcome] = field(default_factory=list)
     seconds: float = 0.0
     by_mailbox: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    outcomes: list[CopyOutcome] = field(default_factory=list)
 
     @property
     def copies(self) -> int:
@@ -150,6 +152,7 @@ class Importer:
         folder_name: str = DEFAULT_FOLDER,
         workers: int = 16,
         batch: bool = True,
+        keep_outcomes: bool = False,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -157,6 +160,7 @@ class Importer:
         self.folder_name = folder_name
         self.workers = workers
         self.batch = batch
+        self.keep_outcomes = keep_outcomes
         self._folders: dict[str, str] = {}
         self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
@@ -215,6 +219,8 @@ class Importer:
             if outcome.status is Status.FAILED:
                 self._result.failures.append(outcome)
             self._result.by_mailbox[outcome.mailbox][outcome.status] += 1
+            if self.keep_outcomes:
+                self._result.outcomes.append(outcome)
 
     # One mailbox lane
 

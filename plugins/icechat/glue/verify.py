@@ -17,7 +17,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from icechat.exceptions import VerifyIncompleteError
 from icechat.glue.check import use_metadata_connections
-from icechat.glue.tasks import actionable, data_dir, ledger_url, load_settings, mapping_table
+from icechat.glue.connections import data_dir, ledger_url, load_settings, mapping_table
+from icechat.glue.tasks import actionable
 from icechat.settings import Settings, VerifySettings
 from icechat.verify import VerifyJob, VerifyOutcome
 
@@ -73,8 +74,7 @@ def _job(settings: Settings, day: date, run: str) -> VerifyJob:
 
 def run_verify(day: date, run: str, *, repair: bool = False) -> VerifyOutcome:
     """Verify one day with the deployment's settings and connections."""
-    from icechat.glue.graph_hook import graph_settings
-    from icechat.glue.pgp import pgp_key
+    from icechat.glue.connections import graph_settings, pgp_key
     from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
     from icechat.verify import verify_day
@@ -117,8 +117,7 @@ def verify_task(day: str, context: Mapping[str, Any]) -> dict[str, Any]:
 
 def export_evidence(day: date, out: Path) -> Evidence:
     """Write the day's evidence folder with the deployment's settings and connections."""
-    from icechat.glue.graph_hook import graph_settings
-    from icechat.glue.pgp import pgp_key
+    from icechat.glue.connections import graph_settings, pgp_key
     from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
     from icechat.mapping.graph_directory import GraphDirectory

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from icechat.graph.client import GraphClient
-from icechat.importer import Copy, CopyOutcome, Importer
+from icechat.importer import Copy, Importer
 from icechat.ledger import Ledger, Mark
 from icechat.verify.expected import Expected
 from icechat.verify.findings import Kind
@@ -65,7 +65,6 @@ def repair_missing(
         if expected is not None and finding.key in expected.items:
             wanted[result.mailbox].append(finding.key)
     if expected is not None and wanted:
-        outcomes: dict[tuple[str, str], CopyOutcome] = {}
         copies = []
         for mailbox, keys in wanted.items():
             kinds = {k: repairs[(mailbox, k)]["kind"] for k in keys}
@@ -84,17 +83,13 @@ def repair_missing(
             )
             for key, payload, sources in expected.payloads(keys):
                 copies.append(Copy(mailbox, key, payload, day, sources))
-        importer = Importer(
-            client,
-            ledger,
-            run_id=run_id,
-            folder_name=folder_name,
-            on_outcome=lambda o: outcomes.__setitem__((o.mailbox, o.key), o),
-        )
-        importer.run(copies)
-        for where, outcome in outcomes.items():
-            repairs[where]["outcome"] = (
+        imported = Importer(
+            client, ledger, run_id=run_id, folder_name=folder_name, keep_outcomes=True
+        ).run(copies)
+        for outcome in imported.outcomes:
+            entry = repairs[(outcome.mailbox, outcome.key)]
+            entry["outcome"] = (
                 f"{outcome.status}: {outcome.reason}" if outcome.reason else str(outcome.status)
             )
-            repairs[where]["graph_id"] = outcome.graph_id
+            entry["graph_id"] = outcome.graph_id
     return list(repairs.values())
