@@ -30,7 +30,8 @@ RUN_COUNTS = ("items", "copies", "imported", "already_present", "not_mapped", "f
 FILE_FIELDS = ("name", "size", "sha256", "flags")
 FAILURES_LOGGED = 20  # failures named in the task log (the HTML report lists them all)
 
-_TEMPLATES = jinja2.Environment(
+# The report pages (this one and verification's): every value escaped, none missing.
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("icechat", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -203,7 +204,7 @@ def summary_line(report: Mapping[str, Any]) -> str:
 
 def render_html(report: dict[str, Any]) -> str:
     """The report page (every value escaped: names and reasons come from outside)."""
-    return _TEMPLATES.get_template("report.html.j2").render(
+    return TEMPLATES.get_template("report.html.j2").render(
         report=report, reason_help=REASON_HELP, summary=summary_line(report)
     )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from icechat.ice.delivery import unpacked_name
 from icechat.ice.packages import DEFAULT_LIMITS, Limits, sniff, unpack
+from icechat.ice.pgp import PgpKey, decrypt_parts
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,12 @@ log = logging.getLogger(__name__)
 def work_day_dir(data_dir: Path, day: date) -> Path:
     """``{data_dir}/work/{YYYY-MM-DD}``."""
     return data_dir / "work" / day.isoformat()
+
+
+def verify_work_dir(data_dir: Path, day: date) -> Path:
+    """``{data_dir}/work/verify/{YYYY-MM-DD}``: a verification's checkpoint and, while it
+    runs, the plaintext it reads the originals into (kept apart from the day's own)."""
+    return data_dir / "work" / "verify" / day.isoformat()
 
 
 def look_state_path(data_dir: Path, day: date) -> Path:
@@ -60,6 +67,12 @@ def unpack_part(path: Path, work_dir: Path, limits: Limits = DEFAULT_LIMITS) -> 
     xml = unpack(path, dest, limits)
     log.info("unpacked %s into %s", path.name, dest)
     return xml
+
+
+def plain_parts(raw_files: Sequence[Path], work_dir: Path, key: PgpKey | None) -> list[Path]:
+    """Each part as fetched, decrypted (when encrypted) and unpacked under ``work_dir``: the
+    XML files to parse, in the same order."""
+    return [unpack_part(path, work_dir) for path in decrypt_parts(raw_files, work_dir, key)]
 
 
 def remove_plaintext(data_dir: Path, day: date) -> Sequence[Path]:

@@ -13,6 +13,7 @@ from icechat.glue.connections import open_site
 from icechat.graph.client import GraphClient
 from icechat.graph.settings import GraphSettings
 from icechat.ledger import Ledger
+from icechat.settings import DEFAULT_FOLDER
 from tests.support.cli import icechat
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
 
@@ -162,7 +163,7 @@ def test_no_pgp_key_is_ok():
 @pytest.mark.parametrize("user", [DAVE, FRANK])  # MailboxNotEnabledForRESTAPI, ResourceNotFound
 def test_mailbox_check_names_a_user_without_mailbox(graph_emulator, user):
     with graph_client(graph_emulator) as client:
-        result = check_graph_mailbox(client, user, "ICE Chat")
+        result = check_graph_mailbox(client, user, DEFAULT_FOLDER)
     assert result.status is Status.FAIL
     assert f"no Exchange Online mailbox for {user}" in result.detail
 
@@ -170,7 +171,7 @@ def test_mailbox_check_names_a_user_without_mailbox(graph_emulator, user):
 def test_mailbox_check_of_an_app_without_mail_permission(graph_emulator):
     emu = graph_emulator
     with graph_client(emu, emu.nomail_client_id, emu.nomail_client_secret) as client:
-        result = check_graph_mailbox(client, BOB, "ICE Chat")
+        result = check_graph_mailbox(client, BOB, DEFAULT_FOLDER)
     assert result.status is Status.FAIL
     assert f"creating folder 'ICE Chat' in {BOB}: grant Mail.ReadWrite" in result.detail
     assert emu.message_count(BOB) == 0

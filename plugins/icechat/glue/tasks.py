@@ -87,25 +87,21 @@ def fetch(day: date) -> dict[str, Any]:
 
 def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Decrypt (when encrypted) and unpack each part under ``work/{day}/`` (owner-only)."""
-    from icechat.ice.pgp import decrypt_parts
-    from icechat.workdir import parts_dir, unpack_part
+    from icechat.workdir import parts_dir, plain_parts
 
     with actionable("decrypt"):
         work = parts_dir(data_dir(load_settings()), day)
         files = fetched["files"]
-        plain = decrypt_parts([Path(f["path"]) for f in files], work, pgp_key())
-        parts = []
-        for entry, path in zip(files, plain, strict=True):
-            unpacked = unpack_part(path, work)
-            parts.append(
-                {
-                    "name": entry["name"],
-                    "raw": entry["path"],
-                    "xml": str(unpacked),
-                    "items_expected": entry.get("items_expected"),
-                }
-            )
-    return parts
+        xmls = plain_parts([Path(f["path"]) for f in files], work, pgp_key())
+    return [
+        {
+            "name": entry["name"],
+            "raw": entry["path"],
+            "xml": str(xml),
+            "items_expected": entry.get("items_expected"),
+        }
+        for entry, xml in zip(files, xmls, strict=True)
+    ]
 
 
 def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any]:

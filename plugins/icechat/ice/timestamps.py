@@ -35,12 +35,13 @@ def parse_timestamp(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def iso_z(moment: datetime, *, milliseconds: bool = False) -> str:
+def iso_z(moment: datetime, *, milliseconds: bool | None = None) -> str:
     """``2026-11-26T09:15:02.123Z``: ISO 8601 UTC with ``Z``, milliseconds truncated.
 
-    A whole second is written without a fraction (``...T09:15:02Z``, as Graph writes times)
-    unless ``milliseconds`` asks for them always.
+    ``milliseconds``: ``True`` always writes them, ``False`` never (whole seconds, as Graph
+    returns a message's received time), ``None`` when the time has any (a whole second is
+    ``...T09:15:02Z``).
     """
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    spec = "milliseconds" if milliseconds or utc.microsecond else "seconds"
-    return utc.isoformat(timespec=spec)[:-6] + "Z"
+    fraction = utc.microsecond if milliseconds is None else milliseconds
+    return utc.isoformat(timespec="milliseconds" if fraction else "seconds")[:-6] + "Z"
