@@ -177,3 +177,54 @@ def test_no_secret_or_token_in_logs_of_an_import(
     assert "Graph" in caplog.text
     assert graph_emulator.client_secret not in text
     assert token not in text and token.split(".")[-1] not in text
+
+
+class SteppedClock:
+    """A clock that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def progress_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "import progress:" in r.getMessage()]
+
+
+def run_with_clock(
+    client: GraphClient, ledger: Ledger, batch: list[Copy], jumps: dict[int, float]
+) -> None:
+    """Import ``batch``; after the n-th outcome the clock jumps ``jumps[n]`` seconds."""
+    clock = SteppedClock()
+    done = 0
+
+    def each(_outcome: Any) -> None:
+        nonlocal done
+        done += 1
+        clock.now += jumps.get(done, 0.0)
+
+    Importer(client, ledger, run_id="r1", on_outcome=each, clock=clock).run(batch, total=len(batch))
+
+
+def test_progress_is_logged_once_30_seconds_have_passed(
+    graph_emulator: Any,
+    client: GraphClient,
+    ledger: Ledger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="icechat.importer")
+    run_with_clock(client, ledger, copies([ALICE], 20), {5: 20.0, 10: 9.9})
+    assert progress_lines(caplog) == []  # 29.9 s: not yet
+
+    # Graph throttles: 10 requests a second against a batch of 20 parts.
+    graph_emulator.set_faults(window_requests=10, window_seconds=1.0, retry_after=1, seed=2)
+    run_with_clock(client, ledger, copies([BOB], 20), {10: 31.0})
+    (line,) = progress_lines(caplog)
+    waits = client.throttling.waits
+    assert waits > 0
+    assert line == (
+        "import progress: 10 of 20 copies (50%), 0.3 copies/s, about 31s left, "
+        f"throttled {waits} time(s), {waits}s of Retry-After"
+    )

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -44,11 +44,13 @@ from icechat.mailbox import (
     found_id,
     lookup_request,
 )
+from icechat.progress import EVERY, Progress
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FOLDER = "ICE Chat"
 LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
+TICK = 5.0  # real seconds between looks at the progress clock while lanes run
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class Importer:
 
     ``workers`` mailboxes are worked on at once; ``batch`` sends groups as ``$batch``.
     ``on_outcome`` (called from worker threads) sees every copy's outcome as it is known.
+    A progress line is logged every ``progress_every`` seconds of ``clock``.
     """
 
     def __init__(
@@ -135,6 +138,8 @@ class Importer:
         workers: int = 16,
         batch: bool = True,
         on_outcome: Callable[[CopyOutcome], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        progress_every: float = EVERY,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -143,6 +148,9 @@ class Importer:
         self.workers = workers
         self.batch = batch
         self._on_outcome = on_outcome
+        self._clock = clock
+        self._progress_every = progress_every
+        self._progress: Progress | None = None
         self._folders: dict[str, str] = {}
         self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
@@ -151,10 +159,23 @@ class Importer:
 
     # Driving the shard
 
-    def run(self, copies: Iterable[Copy]) -> ImportResult:
-        """Import every copy; returns the counts (every copy ends in exactly one of them)."""
-        started = time.monotonic()
+    def run(self, copies: Iterable[Copy], *, total: int | None = None) -> ImportResult:
+        """Import every copy; returns the counts (every copy ends in exactly one of them).
+
+        ``total`` (the number of copies, if known) gives progress lines a share and time left.
+        """
+        started = self._clock()
         self._result = ImportResult()
+        throttling = self.client.throttling
+        progress = self._progress = Progress(
+            log,
+            "import",
+            "copies",
+            total=total,
+            clock=self._clock,
+            throttled=lambda: (throttling.waits, throttling.seconds),
+            every=self._progress_every,
+        )
         buffers: dict[str, list[Copy]] = defaultdict(list)
         slots = threading.BoundedSemaphore(self.workers * 2)
         futures: list[Future[None]] = []
@@ -178,18 +199,24 @@ class Importer:
                         submit(copy.mailbox, buffers.pop(copy.mailbox))
                 for mailbox, lane in buffers.items():
                     submit(mailbox, lane)
+                running = set(futures)
+                while running:
+                    # A lane stuck behind Retry-After records nothing: look at the clock anyway.
+                    _, running = wait(running, timeout=TICK)
+                    progress.tick()
                 for future in futures:
                     future.result()
             finally:
                 if self._singles is not None:
                     self._singles.shutdown()
                     self._singles = None
-        self._result.seconds = time.monotonic() - started
+        self._result.seconds = self._clock() - started
         log.info(
-            "imported %s copies in %.1fs: %s",
+            "imported %s copies in %.1fs: %s; Graph asked to wait %s time(s)",
             self._result.copies,
             self._result.seconds,
             dict(self._result.counts),
+            throttling.waits,
         )
         return self._result
 
@@ -202,6 +229,8 @@ class Importer:
                 self._result.failures.append(outcome)
         if self._on_outcome is not None:
             self._on_outcome(outcome)
+        if self._progress is not None:
+            self._progress.done()
 
     # One mailbox lane
 

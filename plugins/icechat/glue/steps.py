@@ -296,7 +296,7 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
                     folder_name=settings.folder_name,
                     on_outcome=seen,
                 )
-                result = importer.run(copies())
+                result = importer.run(copies(), total=len(planned))
         finally:
             for reader in readers.values():
                 reader.close()
