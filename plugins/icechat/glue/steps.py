@@ -173,7 +173,8 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     """Map every participant to a mailbox and write the import shards under ``work/{day}/plan``.
 
     Copies that go nowhere are recorded in the ledger too (mailbox ``unmapped:{ImId}``, state
-    ``not_mapped`` with the reason), so it accounts for every copy, not only imported ones.
+    ``not_mapped`` with the reason), so it accounts for every copy, not only imported ones;
+    so are every copy's route and the MessageIDs of every item, for the ledger search.
     """
     from icechat.glue.graph_hook import graph_settings
     from icechat.graph_client import GraphClient
@@ -198,10 +199,9 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
                         f"which is not a valid mailbox ({fallback.verdict}); fix or delete it"
                     )
             plan_dir = work_day_dir(data_dir(settings), day) / "plan"
-            summary = plan_day(
-                [Path(p) for p in rendered["part_dirs"]], resolver, plan_dir, fallback=fallback
-            )
-        _record_not_mapped(settings, day, plan_dir, str(context["run_id"]))
+            part_dirs = [Path(p) for p in rendered["part_dirs"]]
+            summary = plan_day(part_dirs, resolver, plan_dir, fallback=fallback)
+        _record_plan(settings, day, plan_dir, part_dirs, str(context["run_id"]))
     log.info(
         "%d copies: %d to import, %d already covered by another participant, not mapped: %s",
         summary.copies,
@@ -212,18 +212,14 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     return {**summary.to_json(), "seconds": time.monotonic() - began}
 
 
-def _record_not_mapped(settings: Settings, day: date, plan_dir: Path, run_id: str) -> None:
-    from collections import defaultdict
+def _record_plan(
+    settings: Settings, day: date, plan_dir: Path, part_dirs: list[Path], run_id: str
+) -> None:
+    from icechat.ledger import Ledger
+    from icechat.mapping.plan import record_plan
 
-    from icechat.ledger import Ledger, Mark
-    from icechat.mapping.plan import read_not_mapped
-
-    by_participant: dict[str, list[Mark]] = defaultdict(list)
-    for im_id, key, reason in read_not_mapped(plan_dir):
-        by_participant[im_id].append(Mark(key, day, reason=reason))
     with Ledger(ledger_url(settings)) as ledger:
-        for im_id, marks in by_participant.items():
-            ledger.mark_not_mapped(f"unmapped:{im_id}", marks, run_id)
+        record_plan(ledger, day, plan_dir, part_dirs, run_id)
 
 
 def mapping_table(settings: Settings) -> Any:
