@@ -337,7 +337,14 @@ def reconcile(
 ) -> dict[str, Any]:
     """Write the day's report, record the run, remove the plaintext; fail if a copy failed."""
     from icechat.ledger import FileRecord, Ledger
-    from icechat.report import ImportCounts, build_report, summary_line, write_report
+    from icechat.report import (
+        ImportCounts,
+        ReportShelf,
+        build_report,
+        summary_line,
+        volume_history,
+        write_report,
+    )
     from icechat.workdir import remove_plaintext
 
     # In DAG order, so a run that stopped early names the task that stopped it.
@@ -354,6 +361,8 @@ def reconcile(
             {"name": f["name"], "size": f["size"], "sha256": f["sha256"], "flags": f["flags"]}
             for f in fetched["files"]
         ]
+        run_id = str(context["run_id"])
+        reports = data_dir(settings) / "reports"
         report = build_report(
             day=day.isoformat(),
             firm=fetched["firm"],
@@ -363,9 +372,10 @@ def reconcile(
             imports=imports,
             item_mode=settings.item_mode,
             fetch_seconds=fetched.get("seconds", 0.0),
+            run_id=run_id,
+            history=volume_history(ReportShelf(reports), day),
         )
-        json_path, html_path = write_report(report, data_dir(settings) / "reports")
-        run_id = str(context["run_id"])
+        json_path, html_path = write_report(report, reports)
         with Ledger(ledger_url(settings)) as ledger:
             ledger.start_run(
                 run_id, day, [FileRecord(f["name"], f["size"], f["sha256"]) for f in files]
