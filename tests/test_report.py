@@ -237,3 +237,12 @@ def test_shelf_reads_summaries_and_history_and_rereads_a_replaced_report(tmp_pat
         {"day": "2026-11-24", "items": 7},
         {"day": "2026-11-25", "items": None},
     ]
+
+
+def test_a_report_written_before_history_and_run_ids_still_renders_with_a_note():
+    old = report_with({"imported": 6})
+    del old["history"], old["run_id"]
+    page = render_html(old, note="Run r1 processed 2026-11-26.", back="../days")
+    assert '<p class="note" id="note">Run r1 processed 2026-11-26.</p>' in page
+    assert '<a href="../days">' in page
+    assert "Balanced: all 10 copies" in page

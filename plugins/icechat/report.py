@@ -219,11 +219,17 @@ def volume_chart(report: dict[str, Any]) -> list[dict[str, Any]]:
     return bars
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report page (every value escaped: names and reasons come from outside)."""
+def render_html(report: dict[str, Any], *, note: str | None = None, back: str | None = None) -> str:
+    """The report page (every value escaped: names and reasons come from outside).
+
+    ``note`` is a line above the report, ``back`` a link to where the reader came from
+    (both for the operator's view in Airflow).
+    """
     ok, text = verdict(report)
     return _TEMPLATES.get_template("report.html.j2").render(
         report=report,
+        note=note,
+        back=back,
         reason_help=REASON_HELP,
         summary=summary_line(report),
         verdict_ok=ok,

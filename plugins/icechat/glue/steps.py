@@ -140,8 +140,11 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
     return {**summary, "seconds": time.monotonic() - began}
 
 
-def ledger_url(settings: Settings) -> str:
-    """The ``icechat_ledger`` connection as a SQLAlchemy URL; absent: SQLite in the data dir."""
+def ledger_url(settings: Settings, data: Path | None = None) -> str:
+    """The ``icechat_ledger`` connection as a SQLAlchemy URL; absent: SQLite in the data dir.
+
+    ``data`` is the data directory when the caller must not create it (the UI reads only).
+    """
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
     from airflow.sdk.log import mask_secret
@@ -149,7 +152,7 @@ def ledger_url(settings: Settings) -> str:
     try:
         conn = BaseHook.get_connection(LEDGER_CONN_ID)
     except AirflowNotFoundException:
-        return f"sqlite:///{data_dir(settings) / 'ledger.sqlite'}"
+        return f"sqlite:///{(data or data_dir(settings)) / 'ledger.sqlite'}"
     if conn.password:
         mask_secret(conn.password)
     if conn.conn_type in ("postgres", "postgresql"):
