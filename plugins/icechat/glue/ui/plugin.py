@@ -1,5 +1,7 @@
 """The Airflow plugin: the ICE Chat page in the navigation and a report tab on each DAG run.
 
+It also carries a fix for the connection list's *Test* button (see ``connection_test``).
+
 Registered through the ``airflow.plugins`` entry point of the package (see pyproject.toml).
 Every Airflow process loads plugins, task processes too, so the FastAPI app is built only
 when the API server asks for it.
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
+
+from icechat.glue.ui.connection_test import PortlessConnectionTest
 
 PREFIX = "/icechat"
 
@@ -33,6 +37,10 @@ class IceChatUiPlugin(AirflowPlugin):
             "url_route": "icechat-report",
             "destination": "dag_run",
         },
+    ]
+
+    fastapi_root_middlewares = [  # noqa: RUF012
+        {"middleware": PortlessConnectionTest, "name": "icechat: Test button for portless types"}
     ]
 
     @property
