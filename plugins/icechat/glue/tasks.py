@@ -129,11 +129,11 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
 
 def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Map every participant to a mailbox, write the import shards under ``work/{day}/plan``
-    and record the copies that go nowhere in the ledger."""
+    and record the plan in the ledger (routes, MessageIDs, the copies that go nowhere)."""
     from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
     from icechat.mapping.graph_directory import GraphDirectory
-    from icechat.mapping.plan import fallback_mailbox, plan_day, record_not_mapped
+    from icechat.mapping.plan import fallback_mailbox, plan_day, record_plan
     from icechat.mapping.rules import Resolver
     from icechat.workdir import work_day_dir
 
@@ -149,7 +149,7 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
             parts = [Path(p) for p in rendered["part_dirs"]]
             summary = plan_day(parts, resolver, plan_dir, fallback=fallback)
         with Ledger(ledger_url(settings)) as ledger:
-            record_not_mapped(ledger, day, plan_dir, str(context["run_id"]))
+            record_plan(ledger, day, plan_dir, parts, str(context["run_id"]))
     return {**summary.to_json(), "seconds": time.monotonic() - began}
 
 
@@ -200,6 +200,8 @@ def reconcile(
     _waited, fetched, _parts, rendered, planned = upstream.values()
     with actionable("reconcile"):
         settings = load_settings()
+        reports = data_dir(settings) / "reports"
+        run_id = str(context["run_id"])
         day_report = report.day_report(
             day,
             fetched=fetched,
@@ -207,10 +209,12 @@ def reconcile(
             planned=planned,
             shards=shards,
             item_mode=settings.item_mode,
+            run_id=run_id,
+            history=report.volume_history(report.ReportShelf(reports), day),
         )
-        json_path, html_path = report.write_report(day_report, data_dir(settings) / "reports")
+        json_path, html_path = report.write_report(day_report, reports)
         with Ledger(ledger_url(settings)) as ledger:
-            report.record_run(ledger, str(context["run_id"]), day, day_report)
+            report.record_run(ledger, run_id, day, day_report)
     log.info("%s", report.summary_line(day_report))
     log.info("report: %s (and %s)", json_path, html_path)
     if not report.archived(day_report):

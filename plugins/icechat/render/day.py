@@ -99,7 +99,8 @@ def render_part(
                 mail = _distinct(build_transcript(slice_, attachments), seen)
                 absent += len(mail.absent_files)
                 people = _transcript_people(slice_)
-                writer.add(mail.key, _pairs(people), graph_json_line(mail))
+                message_ids = [i.message_id for i in slice_.items]
+                writer.add(mail.key, _pairs(people), graph_json_line(mail), message_ids)
                 if mail.attachments:
                     writer.add_sources(
                         mail.key, _places(where, [i.attachment for i in slice_.items])
@@ -109,7 +110,12 @@ def render_part(
             for item in part.items():
                 mail = build_message(item, attachments)
                 absent += len(mail.absent_files)
-                writer.add(mail.key, _pairs(list(item.participants)), graph_json_line(mail))
+                writer.add(
+                    mail.key,
+                    _pairs(list(item.participants)),
+                    graph_json_line(mail),
+                    (item.message_id,),
+                )
                 if mail.attachments:
                     writer.add_sources(mail.key, _places(where, [item.attachment]))
         stats = part.stats
