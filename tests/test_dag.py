@@ -15,7 +15,8 @@ import pytest
 from icechat.dev.sample import own_people, write_day
 from icechat.dev.sample.population import directory_users
 from icechat.ice.delivery import marker_name, part_name
-from icechat.ledger import CopyState, Ledger
+from icechat.ice.parser import read_part
+from icechat.ledger import CopyState, Ledger, LedgerReader
 from tests.support.airflow_env import (
     REPO,
     airflow_env,
@@ -164,6 +165,15 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
         states = Counter(c.state for c in ledger.copies(DAY))
     assert states[CopyState.DONE] == report["imported"]
     assert states[CopyState.NOT_MAPPED] == report["not_mapped"]
+    # The ledger says where each participant's copy of a chat item went.
+    with read_part(sample_site.parts[0].path) as part:
+        item = next(iter(part.items()))
+    reader = LedgerReader(f"sqlite:///{data / 'ledger.sqlite'}")
+    found = reader.search(item.message_id)
+    reader.close()
+    assert sorted(f.im_id for f in found) == sorted(p.im_id for p in item.participants)
+    assert {f.state for f in found} <= {CopyState.DONE, CopyState.NOT_MAPPED}
+    assert all(f.graph_id for f in found if f.state is CopyState.DONE)
     assert not (data / "work" / DAY.isoformat()).exists()
     again = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat())
     assert again.returncode == 0, again.stdout[-4000:]

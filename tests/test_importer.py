@@ -284,3 +284,56 @@ def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
     assert_exactly_once(graph_emulator, {ALICE: 3})
     again = import_shard(client, ledger, shard, items, DAY, run_id="r2").to_json()
     assert again["per_mailbox"][ALICE] == {"already_present": 3}
+
+
+class SteppedClock:
+    """A clock that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def progress_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "import progress:" in r.getMessage()]
+
+
+def run_with_clock(
+    client: GraphClient, ledger: Ledger, batch: list[Copy], jumps: dict[int, float]
+) -> None:
+    """Import ``batch``; after the n-th outcome the clock jumps ``jumps[n]`` seconds."""
+    clock = SteppedClock()
+    done = 0
+
+    class Stepping(Importer):
+        def _record(self, outcome: Any) -> None:
+            nonlocal done
+            done += 1
+            clock.now += jumps.get(done, 0.0)
+            super()._record(outcome)
+
+    Stepping(client, ledger, run_id="r1", clock=clock).run(batch, total=len(batch))
+
+
+def test_progress_is_logged_once_30_seconds_have_passed(
+    graph_emulator: Any,
+    client: GraphClient,
+    ledger: Ledger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="icechat.importer")
+    run_with_clock(client, ledger, copies([ALICE], 20), {5: 20.0, 10: 9.9})
+    assert progress_lines(caplog) == []  # 29.9 s: not yet
+
+    # Graph throttles: 10 requests a second against a batch of 20 parts.
+    graph_emulator.set_faults(window_requests=10, window_seconds=1.0, retry_after=1, seed=2)
+    run_with_clock(client, ledger, copies([BOB], 20), {10: 31.0})
+    (line,) = progress_lines(caplog)
+    waits = client.throttling.waits
+    assert waits > 0
+    assert line == (
+        "import progress: 10 of 20 copies (50%), 0.3 copies/s, about 31s left, "
+        f"throttled {waits} time(s), {waits}s of Retry-After"
+    )

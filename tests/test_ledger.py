@@ -5,12 +5,21 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from icechat.exceptions import LedgerError
-from icechat.ledger import SCHEMA_VERSION, CopyState, FileRecord, Ledger, Mark
+from icechat.ledger import (
+    SCHEMA_VERSION,
+    CopyState,
+    FileRecord,
+    Ledger,
+    LedgerReader,
+    Mark,
+    Route,
+)
 
 DAY = date(2026, 11, 26)
 
@@ -147,3 +156,68 @@ def test_a_copy_found_missing_is_reopened_so_the_import_creates_it_again(ledger:
     assert k1.graph_id == "AAMk1", "the Graph id of the lost item stays on record"
     assert k1.created_at is not None and k1.created_at <= k1.updated_at
     assert rows["k2"].reason == "HTTP 400", "only done copies are reopened"
+
+
+def test_search_finds_each_copy_by_message_id_im_id_or_mailbox(
+    ledger_target: tuple[str, str | None],
+) -> None:
+    url, schema = ledger_target
+    with Ledger(url, schema=schema) as ledger:
+        ledger.record_messages(DAY, [("M-1", "k1"), ("M-2", "k2"), ("M-3", "k2")])
+        ledger.record_routes(
+            DAY,
+            [
+                Route("k1", "jdoe1", "uid-a", "John.Doe@Acme.example"),
+                Route("k1", "jdoe.old", "uid-a", "john.doe@acme.example"),  # same mailbox
+                Route("k1", "ext9", "unmapped:ext9", "ext9@broker.example"),
+                Route("k2", "jdoe1", "uid-a", "john.doe@acme.example"),
+            ],
+        )
+        ledger.mark_done("uid-a", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
+        ledger.mark_not_mapped("unmapped:ext9", [Mark("k1", DAY, reason="not_in_tenant")], "run-1")
+        ledger.record_routes(DAY, [Route("k1", "jdoe1", "uid-a", "john.doe@acme.example")])
+    reader = LedgerReader(url, schema=schema)
+    try:
+        by_message = reader.search(" M-1 ")
+        assert [(f.im_id, f.address, f.state) for f in by_message] == [
+            ("ext9", "ext9@broker.example", CopyState.NOT_MAPPED),
+            ("jdoe.old", "john.doe@acme.example", CopyState.DONE),
+            ("jdoe1", "john.doe@acme.example", CopyState.DONE),
+        ]
+        external = by_message[0]
+        assert (external.reason, external.run_id, external.graph_id) == (
+            "not_in_tenant",
+            "run-1",
+            None,
+        )
+        done = by_message[2]
+        assert (done.message_ids, done.graph_id, done.run_id) == (("M-1",), "AAMk1", "run-1")
+        assert done.mailbox == "uid-a" and done.day == DAY and done.updated_at is not None
+
+        (transcript,) = reader.search("M-3")  # a transcript: two MessageIDs, one item
+        assert transcript.message_ids == ("M-2", "M-3")
+        assert transcript.state is None  # routed, not imported yet
+
+        assert [(f.item_key, f.im_id) for f in reader.search("jdoe1")] == [
+            ("k1", "jdoe1"),
+            ("k2", "jdoe1"),
+        ]
+        assert len(reader.search("JOHN.DOE@acme.example")) == 3
+        assert len(reader.search("uid-a")) == 3
+        assert reader.search("M-404") == [] and reader.search("  ") == []
+        assert len(reader.search("john.doe@acme.example", limit=2)) == 2
+    finally:
+        reader.close()
+
+
+def test_reader_of_a_ledger_not_created_yet_finds_nothing_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    reader = LedgerReader(f"sqlite:///{path}")
+    assert reader.search("M-1") == []
+    assert not path.exists()
+    with Ledger(f"sqlite:///{path}"):
+        pass
+    assert reader.search("M-1") == []
+    reader.close()

@@ -23,8 +23,8 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date
@@ -56,6 +56,7 @@ from icechat.graph.mailbox import (
 )
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
 from icechat.mapping.plan import PlannedCopy, read_shard
+from icechat.progress import EVERY, Progress
 from icechat.render.itemsfile import PayloadReader, read_sources
 from icechat.settings import DEFAULT_FOLDER
 
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
 FAILURES_LOGGED = 20  # failed copies named in the task log (the report lists them all)
 RETRY_ACTION = "see the reason; clear this import task to try the copy again"
+TICK = 5.0  # real seconds between looks at the progress clock while lanes run
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ class Importer:
     """Imports copies for many mailboxes; one instance per shard run.
 
     ``workers`` mailboxes are worked on at once; ``batch`` sends groups as ``$batch``.
+    A progress line is logged every ``progress_every`` seconds of ``clock``.
     """
 
     def __init__(
@@ -153,6 +156,8 @@ class Importer:
         workers: int = 16,
         batch: bool = True,
         keep_outcomes: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        progress_every: float = EVERY,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -161,6 +166,9 @@ class Importer:
         self.workers = workers
         self.batch = batch
         self.keep_outcomes = keep_outcomes
+        self._clock = clock
+        self._progress_every = progress_every
+        self._progress: Progress | None = None
         self._folders: dict[str, str] = {}
         self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
@@ -169,10 +177,23 @@ class Importer:
 
     # Driving the shard
 
-    def run(self, copies: Iterable[Copy]) -> ImportResult:
-        """Import every copy; returns the counts (every copy ends in exactly one of them)."""
-        started = time.monotonic()
+    def run(self, copies: Iterable[Copy], *, total: int | None = None) -> ImportResult:
+        """Import every copy; returns the counts (every copy ends in exactly one of them).
+
+        ``total`` (the number of copies, if known) gives progress lines a share and time left.
+        """
+        started = self._clock()
         self._result = ImportResult()
+        throttling = self.client.throttling
+        progress = self._progress = Progress(
+            log,
+            "import",
+            "copies",
+            total=total,
+            clock=self._clock,
+            throttled=lambda: (throttling.waits, throttling.seconds),
+            every=self._progress_every,
+        )
         buffers: dict[str, list[Copy]] = defaultdict(list)
         slots = threading.BoundedSemaphore(self.workers * 2)
         futures: list[Future[None]] = []
@@ -196,18 +217,24 @@ class Importer:
                         submit(copy.mailbox, buffers.pop(copy.mailbox))
                 for mailbox, lane in buffers.items():
                     submit(mailbox, lane)
+                running = set(futures)
+                while running:
+                    # A lane stuck behind Retry-After records nothing: look at the clock anyway.
+                    _, running = wait(running, timeout=TICK)
+                    progress.tick()
                 for future in futures:
                     future.result()
             finally:
                 if self._singles is not None:
                     self._singles.shutdown()
                     self._singles = None
-        self._result.seconds = time.monotonic() - started
+        self._result.seconds = self._clock() - started
         log.info(
-            "imported %s copies in %.1fs: %s",
+            "imported %s copies in %.1fs: %s; Graph asked to wait %s time(s)",
             self._result.copies,
             self._result.seconds,
             dict(self._result.counts),
+            throttling.waits,
         )
         return self._result
 
@@ -221,6 +248,8 @@ class Importer:
             self._result.by_mailbox[outcome.mailbox][outcome.status] += 1
             if self.keep_outcomes:
                 self._result.outcomes.append(outcome)
+        if self._progress is not None:
+            self._progress.done()
 
     # One mailbox lane
 
@@ -471,7 +500,7 @@ def import_shard(
     upn_of = {c.user_id: c.upn for c in planned}
     importer = Importer(client, ledger, run_id=run_id, folder_name=folder_name)
     with closing(_planned_copies(planned, items_dir, day)) as stream:
-        result = importer.run(stream)
+        result = importer.run(stream, total=len(planned))
     failures = [
         {
             "mailbox": upn_of.get(f.mailbox, f.mailbox),

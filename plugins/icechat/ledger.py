@@ -5,6 +5,11 @@ id), or ends not_mapped / failed with a reason; one row per run records the file
 its counts and timings. The import reads back the rows it needs (:meth:`Ledger.lookup`),
 verification a day's copies and runs. SQLite by default, Postgres (or any SQLAlchemy URL) in
 deployment. The schema is versioned in its own table.
+
+So that it can answer "where did this chat item go?", the map step also records each
+copy's route (item key, participant ImId -> mailbox and its address) and the MessageIDs
+behind each item key; :class:`LedgerReader` searches them read-only. These two tables
+were added without a schema version change: an older icechat ignores them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,6 +95,40 @@ class RunRecord:
     timings: dict[str, float]
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one participant's copy of an item goes: a mailbox (its user id and address).
+
+    ``mailbox`` is the ledger's mailbox of the copy (``unmapped:{ImId}`` when not mapped);
+    ``address`` the mailbox's address, or the participant's own when not mapped.
+    """
+
+    item_key: str
+    im_id: str
+    mailbox: str
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundCopy:
+    """A search hit: one participant's copy of an item and what the ledger knows of it.
+
+    ``state`` is None while the copy is routed but not yet imported.
+    """
+
+    day: date
+    item_key: str
+    message_ids: tuple[str, ...]
+    im_id: str
+    mailbox: str
+    address: str | None
+    state: CopyState | None
+    reason: str | None
+    run_id: str | None
+    graph_id: str | None
+    updated_at: datetime | None
+
+
 def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
     version = sa.Table(
         "icechat_schema_version",
@@ -121,6 +161,29 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
         sa.Column("timings", sa.JSON, nullable=False),
     )
     return version, copies, runs
+
+
+def _search_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    routes = sa.Table(
+        "icechat_routes",
+        metadata,
+        sa.Column("item_key", sa.String(512), primary_key=True),
+        sa.Column("im_id", sa.String(320), primary_key=True),
+        sa.Column("mailbox", sa.String(320), primary_key=True),
+        sa.Column("address", sa.String(320), index=True),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Index("ix_icechat_routes_im_id", "im_id"),
+        sa.Index("ix_icechat_routes_mailbox", "mailbox", "item_key"),
+    )
+    messages = sa.Table(
+        "icechat_messages",
+        metadata,
+        sa.Column("message_id", sa.String(512), primary_key=True),
+        sa.Column("item_key", sa.String(512), primary_key=True),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Index("ix_icechat_messages_item_key", "item_key"),
+    )
+    return routes, messages
 
 
 def _now() -> datetime:
@@ -190,6 +253,7 @@ class Ledger:
         self.engine = make_engine(url)
         self._metadata = sa.MetaData(schema=schema)
         self._version, self._copies, self._runs = _tables(self._metadata)
+        self._routes, self._messages = _search_tables(self._metadata)
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
         # SQLite has one writer at a time and makes waiting writers poll with growing sleeps;
         # queueing this process's writers on a lock hands the database over at once.
@@ -353,6 +417,41 @@ class Ledger:
             created_at=_aware(row.created_at),
         )
 
+    # What the search needs: routes and MessageIDs
+
+    def record_routes(self, day: date, routes: Iterable[Route]) -> None:
+        """Record where each participant's copy goes (a route already known is kept)."""
+        rows = (
+            {
+                "item_key": r.item_key,
+                "im_id": r.im_id,
+                "mailbox": r.mailbox,
+                "address": r.address.casefold() if r.address else None,
+                "day": day,
+            }
+            for r in routes
+        )
+        self._insert_new(self._routes, ("item_key", "im_id", "mailbox"), rows)
+
+    def record_messages(self, day: date, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record the ICE MessageIDs behind each item key: (MessageID, item key) pairs."""
+        rows = ({"message_id": m, "item_key": k, "day": day} for m, k in pairs)
+        self._insert_new(self._messages, ("message_id", "item_key"), rows)
+
+    def _insert_new(
+        self, table: sa.Table, keys: tuple[str, ...], rows: Iterable[dict[str, Any]]
+    ) -> None:
+        stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        batch: list[dict[str, Any]] = []
+        with self._write_lock, self.engine.begin() as conn:
+            for row in rows:
+                batch.append(row)
+                if len(batch) == CHUNK:
+                    conn.execute(stmt, batch)
+                    batch = []
+            if batch:
+                conn.execute(stmt, batch)
+
     # Runs
 
     def start_run(self, run_id: str, day: date, files: Sequence[FileRecord]) -> None:
@@ -408,3 +507,98 @@ class Ledger:
             counts=dict(row.counts),
             timings=dict(row.timings),
         )
+
+
+class LedgerReader:
+    """Read-only queries for the operator's view; never creates or changes anything.
+
+    A ledger whose search tables do not exist yet (no run of this icechat) finds nothing.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        parsed = sa.engine.make_url(url)
+        # Connecting to a SQLite file that is not there would create it: look first.
+        self._sqlite_file = (
+            Path(parsed.database or "") if parsed.get_backend_name() == "sqlite" else None
+        )
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        self._schema = schema
+        metadata = sa.MetaData(schema=schema)
+        _, self._copies, _ = _tables(metadata)
+        self._routes, self._messages = _search_tables(metadata)
+
+    @property
+    def where(self) -> str:
+        """The ledger's URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def search(self, text: str, *, limit: int = 500) -> list[FoundCopy]:
+        """Copies of the item with this MessageID or key, of this ImId, or in this mailbox.
+
+        ``text`` is matched exactly (a mailbox address in any case). At most ``limit``
+        hits, by day, item and address.
+        """
+        text = text.strip()
+        if not text or (self._sqlite_file is not None and not self._sqlite_file.is_file()):
+            return []
+        r, c, m = self._routes, self._copies, self._messages
+        try:
+            with self.engine.connect() as conn:
+                inspector = sa.inspect(conn)
+                if not all(inspector.has_table(t.name, schema=self._schema) for t in (r, c, m)):
+                    return []
+                by_message = sa.select(m.c.item_key).where(m.c.message_id == text)
+                rows = conn.execute(
+                    sa.select(r, c.c.state, c.c.reason, c.c.run_id, c.c.graph_id, c.c.updated_at)
+                    .select_from(
+                        r.outerjoin(
+                            c, sa.and_(c.c.mailbox == r.c.mailbox, c.c.item_key == r.c.item_key)
+                        )
+                    )
+                    .where(
+                        sa.or_(
+                            r.c.item_key.in_(by_message),
+                            r.c.item_key == text,
+                            r.c.im_id == text,
+                            r.c.address == text.casefold(),
+                            r.c.mailbox == text,
+                        )
+                    )
+                    .order_by(r.c.day, r.c.item_key, r.c.address, r.c.im_id)
+                    .limit(limit)
+                ).all()
+                ids = self._message_ids(conn, sorted({row.item_key for row in rows}))
+        except sa.exc.SQLAlchemyError as exc:
+            raise LedgerError(
+                f"ledger at {self.where} cannot be searched ({type(exc).__name__}: "
+                f"{getattr(exc, 'orig', None) or exc}); check the icechat_ledger connection"
+            ) from exc
+        return [
+            FoundCopy(
+                day=row.day,
+                item_key=row.item_key,
+                message_ids=ids.get(row.item_key, ()),
+                im_id=row.im_id,
+                mailbox=row.mailbox,
+                address=row.address,
+                state=CopyState(row.state) if row.state else None,
+                reason=row.reason,
+                run_id=row.run_id,
+                graph_id=row.graph_id,
+                updated_at=_aware(row.updated_at) if row.updated_at else None,
+            )
+            for row in rows
+        ]
+
+    def _message_ids(self, conn: sa.Connection, keys: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        m = self._messages
+        found: dict[str, list[str]] = {}
+        for chunk in chunks(keys, CHUNK):
+            query = sa.select(m.c.item_key, m.c.message_id).where(m.c.item_key.in_(chunk))
+            for key, message_id in conn.execute(query.order_by(m.c.message_id)):
+                found.setdefault(key, []).append(message_id)
+        return {k: tuple(v) for k, v in found.items()}

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from icechat.graph.client import GraphClient
 from icechat.ice.model import Participant
+from icechat.ledger import CopyState, Ledger, LedgerReader
 from icechat.mapping.csvfile import parse_mapping
 from icechat.mapping.directory import Verdict
 from icechat.mapping.graph_directory import GraphDirectory
-from icechat.mapping.plan import plan_day, read_shard
+from icechat.mapping.plan import plan_day, read_shard, record_plan
 from icechat.mapping.rules import Reason, Resolver
 from icechat.render.addresses import address_of
 from icechat.render.itemsfile import ItemsWriter
@@ -19,6 +21,7 @@ from tests.support.fixtures.graph_emulator import ALICE, BOB, CAROL, DAVE, ERIN,
 from tests.support.graph_import_helpers import emulator_settings
 
 OUTSIDER = "someone@broker.example"
+DAY = date(2026, 11, 26)
 
 
 @pytest.fixture
@@ -113,9 +116,10 @@ def test_an_address_is_one_for_the_items_and_the_mapping_alike(directory, email,
 
 
 def write_items(path: Path, items: list[tuple[str, list[tuple[str, str | None]]]]) -> Path:
+    """Rendered items (payloads left empty); item ``kN`` holds MessageID ``M-kN``."""
     with ItemsWriter(path) as writer:
         for key, people in items:
-            writer.add(key, people, "{}")
+            writer.add(key, people, "{}", [f"M-{key}"])
     return path
 
 
@@ -169,3 +173,30 @@ def test_directory_lookup_of_many_addresses_in_one_batch(directory):
     assert found[ALICE].verdict is Verdict.VALID and found[BOB].verdict is Verdict.VALID
     assert found[DAVE].verdict is Verdict.NO_MAILBOX
     assert {found[o].verdict for o in outsiders} == {Verdict.NOT_IN_TENANT}
+
+
+def test_the_plan_in_the_ledger_says_where_each_copy_of_an_item_goes(directory, tmp_path):
+    part = write_items(
+        tmp_path / "items" / "001",
+        [
+            ("k1", [("a", ALICE), ("a2", "alice.smith@contoso.example"), ("x", OUTSIDER)]),
+            ("k4", [("x", OUTSIDER), ("n", None)]),  # nobody maps: the first goes to BOB
+        ],
+    )
+    fallback = directory.lookup([BOB])[BOB]
+    plan_dir = tmp_path / "plan"
+    plan_day([part], Resolver(None, directory), plan_dir, fallback=fallback)
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    with Ledger(url) as ledger:
+        record_plan(ledger, DAY, plan_dir, [part], "run-1")
+    reader = LedgerReader(url)
+    hits = {(f.im_id, f.address, f.state, f.reason) for f in reader.search("M-k1")}
+    assert hits == {
+        ("a", ALICE, None, None),  # routed; the import has not run
+        ("a2", ALICE, None, None),
+        ("x", OUTSIDER, CopyState.NOT_MAPPED, "not_in_tenant"),
+    }
+    hits = {(f.im_id, f.address, f.state, f.reason) for f in reader.search("M-k4")}
+    assert hits == {("x", BOB, None, None), ("n", None, CopyState.NOT_MAPPED, "no_address")}
+    assert {f.item_key for f in reader.search(OUTSIDER)} == {"k1"}
+    reader.close()

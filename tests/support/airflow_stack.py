@@ -9,6 +9,7 @@ Everything started here is stopped, and the database dropped, even when a test f
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -79,6 +80,19 @@ def service_env(base: dict[str, str], database: str, port: int) -> dict[str, str
     }
 
 
+def login_env(env: dict[str, str], home: Path, user: str, password: str) -> dict[str, str]:
+    """``env`` with a real login: one admin ``user`` with ``password``, no anonymous admin."""
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps({user: password}))
+    return {
+        **env,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+    }
+
+
 @dataclass
 class AirflowStack:
     """The running services and a REST client for them."""
@@ -97,6 +111,29 @@ class AirflowStack:
         response = self.http.request(method, f"{self.base_url}/api/v2{path}", timeout=30, **kwargs)
         assert response.ok, f"{method} {path}: {response.status_code} {response.text[:2000]}"
         return response.json()
+
+    def login(self, user: str, password: str, timeout: float = 180) -> str:
+        """A token for ``user`` (``POST /auth/token``), sent with every later REST call."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                answer = self.http.post(
+                    f"{self.base_url}/auth/token",
+                    json={"username": user, "password": password},
+                    timeout=10,
+                )
+            except requests.ConnectionError as exc:
+                last = str(exc)
+            else:
+                if answer.status_code == 201 or answer.ok:
+                    token = str(answer.json()["access_token"])
+                    self.http.headers["Authorization"] = f"Bearer {token}"
+                    return token
+                last = f"{answer.status_code} {answer.text[:500]}"
+            time.sleep(1)
+        raise AssertionError(f"no token for {user} after {timeout}s: {last}")
 
     def service_log(self, name: str, tail: int = 4000) -> str:
         """The end of a service's output."""

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +41,20 @@ def day_of(context: Mapping[str, Any]) -> date:
     """The day a run processes: its ``day`` param, else the UTC date of its logical date.
 
     Never ``data_interval_start``: a manual run for logical date D may get another interval.
+    The rule is :func:`icechat.overview.day_of_run`; this says why a run has no day.
     """
+    from icechat.overview import day_of_run
+
     given = (context.get("params") or {}).get("day")
+    day = day_of_run(context.get("params"), context.get("logical_date"))
+    if day is not None:
+        return day
     if given:
-        try:
-            return date.fromisoformat(str(given).strip())
-        except ValueError as exc:
-            raise AirflowFailException(
-                f"param day is {given!r}; give the day to process as YYYY-MM-DD"
-            ) from exc
-    logical = context.get("logical_date")
-    if logical is None:
-        raise AirflowFailException(
-            "this run has no logical date and no day param: trigger it with a logical date "
-            'or with params {"day": "YYYY-MM-DD"}'
-        )
-    day: date = logical.astimezone(UTC).date()
-    return day
+        raise AirflowFailException(f"param day is {given!r}; give the day to process as YYYY-MM-DD")
+    raise AirflowFailException(
+        "this run has no logical date and no day param: trigger it with a logical date "
+        'or with params {"day": "YYYY-MM-DD"}'
+    )
 
 
 @contextmanager
@@ -125,11 +122,11 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
 
 def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Map every participant to a mailbox, write the import shards under ``work/{day}/plan``
-    and record the copies that go nowhere in the ledger."""
+    and record the plan in the ledger (routes, MessageIDs, the copies that go nowhere)."""
     from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
     from icechat.mapping.graph_directory import GraphDirectory
-    from icechat.mapping.plan import fallback_mailbox, plan_day, record_not_mapped
+    from icechat.mapping.plan import fallback_mailbox, plan_day, record_plan
     from icechat.mapping.rules import Resolver
     from icechat.workdir import plan_dir as day_plan_dir
 
@@ -145,7 +142,7 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
             parts = [Path(p) for p in rendered["part_dirs"]]
             summary = plan_day(parts, resolver, plan_dir, fallback=fallback)
         with Ledger(ledger_url(settings)) as ledger:
-            record_not_mapped(ledger, day, plan_dir, str(context["run_id"]))
+            record_plan(ledger, day, plan_dir, parts, str(context["run_id"]))
     return {**summary.to_json(), "seconds": time.monotonic() - began}
 
 
@@ -196,6 +193,8 @@ def reconcile(
     _waited, fetched, _parts, rendered, planned = upstream.values()
     with actionable("reconcile"):
         settings = load_settings()
+        reports = report.reports_dir(data_dir(settings))
+        run_id = str(context["run_id"])
         day_report = report.day_report(
             day,
             fetched=fetched,
@@ -203,12 +202,12 @@ def reconcile(
             planned=planned,
             shards=shards,
             item_mode=settings.item_mode,
+            run_id=run_id,
+            history=report.volume_history(report.ReportShelf(reports), day),
         )
-        json_path, html_path = report.write_report(
-            day_report, report.reports_dir(data_dir(settings))
-        )
+        json_path, html_path = report.write_report(day_report, reports)
         with Ledger(ledger_url(settings)) as ledger:
-            report.record_run(ledger, str(context["run_id"]), day, day_report)
+            report.record_run(ledger, run_id, day, day_report)
     log.info("%s", report.summary_line(day_report))
     log.info("report: %s (and %s)", json_path, html_path)
     if not report.archived(day_report):

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """One mail item of a part, who gets a copy (ImId, email), and the files it carries.
+    """One mail item of a part, who gets a copy (ImId, email), the files it carries and the
+    export's MessageIDs behind it.
 
     ``continued`` says a transcript's room-day began in an earlier part: ICE may split one
     room's day over two parts, and each slice is archived under its own key, never one
@@ -48,6 +49,7 @@ class Rendered:
     mail: MailItem
     participants: list[tuple[str, str | None]]
     files: list[Attachment | None]
+    message_ids: tuple[str, ...]
     continued: bool = False
 
 
@@ -81,11 +83,12 @@ def mail_items(
             built = build_transcript(slice_, attachments)
             mail = _distinct(built, seen_transcripts)
             files = [i.attachment for i in slice_.items]
-            yield Rendered(mail, _pairs(mail.participants), files, mail is not built)
+            message_ids = tuple(i.message_id for i in slice_.items)
+            yield Rendered(mail, _pairs(mail.participants), files, message_ids, mail is not built)
     else:
         for item in part.items():
             mail = build_message(item, attachments)
-            yield Rendered(mail, _pairs(item.participants), [item.attachment])
+            yield Rendered(mail, _pairs(item.participants), [item.attachment], (item.message_id,))
 
 
 def _places(raw_file: str, files: list[Attachment | None]) -> dict[str, str]:
@@ -118,7 +121,7 @@ def render_part(
         for rendered in mail_items(part, DirAttachments(xml.parent), mode, seen):
             mail = rendered.mail
             absent += len(mail.absent_files)
-            writer.add(mail.key, rendered.participants, graph_json_line(mail))
+            writer.add(mail.key, rendered.participants, graph_json_line(mail), rendered.message_ids)
             if mail.attachments:
                 writer.add_sources(mail.key, _places(where, rendered.files))
         stats = part.stats
