@@ -26,20 +26,19 @@ import pytest
 import requests
 from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect, sync_playwright
 
-from icechat.dev.sample import write_day
+from icechat.dev.sample import own_people, write_day
+from icechat.dev.sftpd import free_port
 from icechat.ice.parser import read_part
 from tests.support.airflow_env import (
     REPO,
     airflow_env,
     graph_connection,
-    internal_people,
     pgp_connection,
     run_airflow,
 )
 from tests.support.airflow_stack import (
     AirflowStack,
     airflow_services,
-    free_port,
     login_env,
     postgres_database,
     service_env,
@@ -110,7 +109,7 @@ def world(
         mailboxes: dict[str, str] = {}
         for day in (TRIGGERED, BACKFILL_FROM, BACKFILL_TO):
             plain = write_day(root / "plain" / str(day), firm, day, MESSAGES, packaging="zip")
-            people = internal_people(plain.paths, firm)
+            people = own_people(firm, [day], MESSAGES)
             chosen = {e: people[e] for e in sorted(people)[:2]}
             mailboxes.update(chosen)
             if day == TRIGGERED:
