@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,47 +31,16 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))
 
+from icechat.dev.graph_payloads import DAY, archived_message  # noqa: E402
 from icechat.graph.client import GraphClient  # noqa: E402
-from icechat.graph.properties import (  # noqa: E402
-    ARCHIVED_MESSAGE_FLAGS,
-    DEDUPE_KEY,
-    DELIVERY_TIME,
-    MESSAGE_FLAGS,
-    MESSAGE_ID_DOMAIN,
-    SUBMIT_TIME,
-)
 from icechat.graph.settings import GraphSettings  # noqa: E402
 from icechat.importer import Copy, Importer  # noqa: E402
 from icechat.ledger import Ledger  # noqa: E402
 
 CLIENT_ID = "6b3c0f7e-0000-4000-8000-00000000be0c"
 SECRET = "bench-secret-value"
-DAY = date(2026, 11, 26)
 LATENCY_MS = 100
 PER_MAILBOX_LIMIT = 4
-
-
-def payload(key: str, n: int) -> dict[str, Any]:
-    """A rendered chat item as the renderer writes it (about 1 KB of JSON)."""
-    stamp = (datetime(2026, 11, 26, 9, tzinfo=UTC) + timedelta(seconds=n)).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
-    return {
-        "subject": f"ICE Chat: Crude desk ({n})",
-        "body": {
-            "contentType": "html",
-            "content": f"<p><b>Trader One</b> {stamp} Crude desk</p><p>bid 71.{n % 100}</p>",
-        },
-        "from": {"emailAddress": {"address": "trader.one@acme.example", "name": "Trader One"}},
-        "toRecipients": [{"emailAddress": {"address": "trader.two@acme.example"}}],
-        "internetMessageId": f"<{key}@{MESSAGE_ID_DOMAIN}>",
-        "singleValueExtendedProperties": [
-            {"id": MESSAGE_FLAGS, "value": str(ARCHIVED_MESSAGE_FLAGS)},
-            {"id": DELIVERY_TIME, "value": stamp},
-            {"id": SUBMIT_TIME, "value": stamp},
-            {"id": DEDUPE_KEY, "value": key},
-        ],
-    }
 
 
 def start_emulator(
@@ -153,11 +121,13 @@ def run(
         Ledger(f"sqlite:///{work / f'ledger-{mode}.db'}") as ledger,
     ):
         # Warm up: token, folders, connections (not timed).
-        warm = [Copy(m, f"{mode}-warm", payload(f"{mode}-warm-{m}", 0), DAY) for m in mailboxes]
+        warm = [
+            Copy(m, f"{mode}-warm", archived_message(f"{mode}-warm-{m}", 0), DAY) for m in mailboxes
+        ]
         Importer(client, ledger, run_id="warm", workers=workers, batch=batch).run(warm)
         # Rendered beforehand: the renderer's work is not the importer's.
         copies = [
-            Copy(m, f"{mode}-{n:05d}", payload(f"{mode}-{m}-{n:05d}", n), DAY)
+            Copy(m, f"{mode}-{n:05d}", archived_message(f"{mode}-{m}-{n:05d}", n), DAY)
             for n in range(per_mailbox)
             for m in mailboxes
         ]

@@ -34,7 +34,8 @@ def run_case(case: str, path: str) -> dict[str, float]:
 
     from icechat.ice.packages import NoAttachments
     from icechat.ice.parser import read_part
-    from icechat.render import build_message, graph_json_line, to_eml
+    from icechat.render import MESSAGE, graph_json_line, to_eml
+    from icechat.render.day import mail_items
 
     began = time.process_time()
     count = 0
@@ -42,15 +43,15 @@ def run_case(case: str, path: str) -> dict[str, float]:
         for _, elem in etree.iterparse(path, tag="Message"):
             count += 1
             elem.clear()
-    else:
-        attachments = NoAttachments()
+    elif case == "parse":
         with read_part(path) as part:
-            for item in part.items():
+            count = sum(1 for _ in part.items())
+    else:
+        write = graph_json_line if case == "json" else to_eml
+        with read_part(path) as part:
+            for rendered in mail_items(part, NoAttachments(), MESSAGE, set()):
                 count += 1
-                if case == "json":
-                    graph_json_line(build_message(item, attachments))
-                elif case == "eml":
-                    to_eml(build_message(item, attachments))
+                write(rendered.mail)
     seconds = time.process_time() - began
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"items": count, "seconds": seconds, "peak_mb": peak}

@@ -15,7 +15,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-PACKAGINGS = ("xml", "xml.gz", "zip")
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+sys.path.insert(0, str(PLUGINS))
+
+from icechat.ice.delivery import PACKAGINGS  # noqa: E402
 
 
 def one(messages: int, packaging: str) -> dict[str, float]:
@@ -36,7 +39,6 @@ def main(argv: list[str]) -> None:
         print(json.dumps(one(int(argv[1]), argv[2])))
         return
     sizes = [int(a) for a in argv] or [10_000, 100_000]
-    plugins = str(Path(__file__).resolve().parents[1] / "plugins")
     heads = ("messages", "packaging", "seconds", "items/s", "MB out", "peak RSS MB")
     widths = (10, 9, 8, 9, 8, 11)
     print(" ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> None:
                 capture_output=True,
                 text=True,
                 check=True,
-                env={"PYTHONPATH": plugins},
+                env={"PYTHONPATH": str(PLUGINS)},
             )
             r = json.loads(run.stdout)
             print(

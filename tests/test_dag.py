@@ -5,27 +5,30 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from icechat.dev.sample import write_day
+from icechat.dev.sample import own_people, write_day
 from icechat.dev.sample.population import directory_users
-from icechat.ledger import CopyState, Ledger
+from icechat.ice.delivery import marker_name, part_name
+from icechat.ice.parser import read_part
+from icechat.ledger import CopyState, Ledger, LedgerReader
 from tests.support.airflow_env import (
     REPO,
     airflow_env,
     copies_of,
     graph_connection,
-    internal_people,
     pgp_connection,
     run_airflow,
     without_mailbox,
 )
 
 DAY = date(2026, 11, 26)
+MESSAGES, SEED = 120, 5
 
 
 def test_dagbag_imports_without_errors_or_warnings():
@@ -125,11 +128,18 @@ def sample_site(sftp_server, pgp_keypair, tmp_path):
     carry the firm code in upper case, as ICE issues it.
     """
     firm = sftp_server.username.upper()
-    plain = write_day(tmp_path / "plain", firm, DAY, 120, 5, parts=2, packaging="zip")
+    plain = write_day(tmp_path / "plain", firm, DAY, MESSAGES, SEED, parts=2, packaging="zip")
     site = Path(sftp_server.remote_dir)
-    pub = pgp_keypair.public_file
-    write_day(site, firm, DAY, 120, 5, parts=2, packaging="zip", encrypt_to=pub, marker=True)
+    key = pgp_keypair.public_file
+    write_day(
+        site, firm, DAY, MESSAGES, SEED, parts=2, packaging="zip", encrypt_to=key, marker=True
+    )
     return plain
+
+
+def firm_people(sftp_server: Any) -> dict[str, str]:
+    """Email -> name of the firm's own people in the sample day (the tenant's users)."""
+    return own_people(sftp_server.username.upper(), [DAY], MESSAGES, SEED)
 
 
 def run_day(
@@ -165,7 +175,7 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
     parts = [p.path for p in sample_site.parts]
-    users = directory_users(internal_people(parts, sftp_server.username))
+    users = directory_users(firm_people(sftp_server))
     graph_emulator.add_users(users)
     people = {u["userPrincipalName"] for u in users}
     # Some of the firm's own people have no mailbox; Graph answers both ways for them.
@@ -190,9 +200,18 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     in_mailboxes = sum(graph_emulator.message_count(e) for e in people)
     assert in_mailboxes == report["imported"]
     with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
-        states = ledger.counts(DAY)
+        states = Counter(c.state for c in ledger.copies(DAY))
     assert states[CopyState.DONE] == report["imported"]
     assert states[CopyState.NOT_MAPPED] == report["not_mapped"]
+    # The ledger says where each participant's copy of a chat item went.
+    with read_part(sample_site.parts[0].path) as part:
+        item = next(iter(part.items()))
+    reader = LedgerReader(f"sqlite:///{data / 'ledger.sqlite'}")
+    found = reader.search(item.message_id)
+    reader.close()
+    assert sorted(f.im_id for f in found) == sorted(p.im_id for p in item.participants)
+    assert {f.state for f in found} <= {CopyState.DONE, CopyState.NOT_MAPPED}
+    assert all(f.graph_id for f in found if f.state is CopyState.DONE)
     assert not (data / "work" / DAY.isoformat()).exists()
     again = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat())
     assert again.returncode == 0, again.stdout[-4000:]
@@ -217,7 +236,7 @@ def test_a_day_whose_participants_map_nowhere_is_reported_balanced(
 def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    people = firm_people(sftp_server)
     graph_emulator.add_users([{"userPrincipalName": e} for e in people])
     graph = graph_connection(
         graph_emulator,
@@ -236,7 +255,7 @@ def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
 def test_transcript_mode_archives_one_item_per_conversation_day(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
-    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    people = firm_people(sftp_server)
     graph_emulator.add_users([{"userPrincipalName": e} for e in people])
     _env, data, result = run_day(
         tmp_path,
@@ -266,14 +285,14 @@ def test_a_day_without_chats_is_an_empty_balanced_report(
     """A holiday: one unencrypted part with no conversation; nothing to archive, all told."""
     firm = sftp_server.username.upper()
     site = Path(sftp_server.remote_dir)
-    part = site / f"{firm}_ICECHAT_{DAY:%Y%m%d}.xml"
+    part = site / part_name(firm, DAY, None, "xml")
     part.write_text(
         f'<?xml version="1.0" encoding="UTF-8"?><FileDump FirmCode="{firm}" '
         f'ExportDate="{DAY}" SchemaVersion="1.0"></FileDump>'
     )
     digest = hashlib.sha256(part.read_bytes()).hexdigest()
     marker = f"{part.name},{part.stat().st_size},{digest},0\n"
-    (site / f"{firm}_ICECHAT_{DAY:%Y%m%d}.done").write_text(marker)
+    (site / marker_name(firm, DAY)).write_text(marker)
     _env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
@@ -285,7 +304,7 @@ def test_icechat_verify_checks_the_archived_day_and_repairs_only_when_asked(
     sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
 ):
     """The day range comes from the variables: a run on D+2 with one day and two days lag."""
-    people = internal_people([p.path for p in sample_site.parts], sftp_server.username)
+    people = firm_people(sftp_server)
     graph_emulator.add_users([{"userPrincipalName": e} for e in people])
     env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
     assert result.returncode == 0, result.stdout[-4000:]

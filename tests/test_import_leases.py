@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from icechat import importer as importer_module
 from icechat.graph.client import GraphClient
 from icechat.importer import Importer, ImportResult, Status
 from icechat.leases import MailboxLeases
@@ -104,3 +105,49 @@ def test_a_mailbox_leased_elsewhere_waits_while_the_others_are_imported(
     assert done and done[0].counts[Status.IMPORTED] == 90
     assert_exactly_once(graph_emulator, {ALICE: 30, BOB: 30, ERIN: 30})
     assert ledger.leases([ALICE, BOB, ERIN]) == {}
+
+
+class HandClock:
+    """The importer's clock; it moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_import_waiting_for_a_mailbox_still_logs_its_progress(
+    graph_emulator: Any,
+    ledger: Ledger,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No copy finishes while Alice's lease is held elsewhere; the task log shows it is alive."""
+    monkeypatch.setattr(importer_module, "TICK", 0.02)  # real seconds between looks at the clock
+    other_day = MailboxLeases(ledger, "import scheduled__2026-11-25 attempt 0")
+    assert other_day.acquire([ALICE])
+    caplog.set_level(logging.INFO, logger="icechat.importer")
+    clock = HandClock()
+    batch = copies([ALICE, BOB], 20)
+
+    def run() -> None:
+        with GraphClient(emulator_settings(graph_emulator)) as client:
+            Importer(
+                client, ledger, run_id="manual__2026-11-26", lease_retry=0.05, clock=clock
+            ).run(batch, total=len(batch))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while graph_emulator.message_count(BOB) < 20:
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.05)
+    clock.now += 31.0
+    while "import progress: 20 of 40 copies (50%)" not in caplog.text:
+        assert time.monotonic() < deadline and worker.is_alive()
+        time.sleep(0.02)
+    assert graph_emulator.message_count(ALICE) == 0
+    other_day.release([ALICE])
+    worker.join(timeout=60)
+    assert_exactly_once(graph_emulator, {ALICE: 20, BOB: 20})

@@ -12,23 +12,17 @@ from typing import Any
 
 import pytest
 
+from icechat.dev.graph_payloads import DAY, archived_message, chat_time
 from icechat.graph.auth import access_token
 from icechat.graph.client import GraphClient
 from icechat.graph.mailbox import create_request, ensure_folder
-from icechat.graph.properties import MESSAGE_ID_DOMAIN
 from icechat.importer import Copy, Importer, Status, import_shard
 from icechat.ledger import CopyState, Ledger, Mark
 from icechat.mapping.plan import PlannedCopy
+from icechat.render import message_id_for
 from icechat.render.itemsfile import ItemsWriter, read_index
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
-from tests.support.graph_import_helpers import (
-    DAY,
-    assert_exactly_once,
-    chat_time,
-    copies,
-    emulator_settings,
-    payload,
-)
+from tests.support.graph_import_helpers import assert_exactly_once, copies, emulator_settings
 
 
 @pytest.fixture
@@ -54,7 +48,7 @@ def test_items_arrive_as_non_drafts_with_the_chat_times(
         stamp = chat_time(n).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert message["isDraft"] is False
         assert message["receivedDateTime"] == stamp and message["sentDateTime"] == stamp
-    assert ledger.counts(DAY)[CopyState.DONE] == 10
+    assert Counter(c.state for c in ledger.copies(DAY))[CopyState.DONE] == 10
 
 
 def test_a_hidden_ice_chat_folder_is_imported_into_not_duplicated(
@@ -89,7 +83,7 @@ def test_a_cleared_rerun_reports_nothing_imported_and_credits_the_attempt_that_d
     assert first.counts == Counter({Status.IMPORTED: 7})
     # A copy the first attempt sent but never saw answered: Graph holds it all the same.
     folder = ensure_folder(client, BOB, "ICE Chat")
-    client.send(create_request(BOB, folder, payload("item-00000", 0)), mailbox=BOB)
+    client.send(create_request(BOB, folder, archived_message("item-00000", 0)), mailbox=BOB)
     ledger.mark_sent(BOB, [Mark("item-00000", DAY)], "manual__d1", attempt=0)
     cleared = Importer(client, ledger, run_id="manual__d1", attempt=1).run(copies([ALICE, BOB], 7))
     assert cleared.counts == Counter({Status.IMPORTED: 6, Status.ALREADY_PRESENT: 8})
@@ -175,15 +169,13 @@ def test_every_graph_id_in_the_ledger_is_immutable(
 ) -> None:
     # Copy 0 was stored but left "sent" by a crash: the re-run finds it with a batch look-up.
     folder = ensure_folder(client, ALICE, "ICE Chat")
-    client.send(create_request(ALICE, folder, payload("item-00000", 0)), mailbox=ALICE)
+    client.send(create_request(ALICE, folder, archived_message("item-00000", 0)), mailbox=ALICE)
     ledger.mark_sent(ALICE, [Mark("item-00000", DAY)], "crashed-run")
     Importer(client, ledger, run_id="r2").run(copies([ALICE], 25))
     stored = {m["internetMessageId"]: m["id"] for m in graph_emulator.messages(ALICE)}
     keys = [f"item-{n:05d}" for n in range(25)]
     recorded = ledger.lookup(ALICE, keys)
-    assert {k: recorded[k].graph_id for k in keys} == {
-        k: stored[f"<{k}@{MESSAGE_ID_DOMAIN}>"] for k in keys
-    }
+    assert {k: recorded[k].graph_id for k in keys} == {k: stored[message_id_for(k)] for k in keys}
 
 
 @pytest.mark.parametrize("batch", [True, False], ids=["batch", "single"])
@@ -195,7 +187,7 @@ def test_429_after_a_create_that_succeeded_still_once(
     assert result.counts[Status.IMPORTED] == 120, result.failures[:3]
     assert any(r["status"] == 429 for r in graph_emulator.requests_log())
     assert_exactly_once(graph_emulator, {ALICE: 60, BOB: 60})
-    assert ledger.counts(DAY)[CopyState.DONE] == 120
+    assert Counter(c.state for c in ledger.copies(DAY))[CopyState.DONE] == 120
 
 
 def test_copy_left_sent_is_looked_up_before_any_new_create(
@@ -203,7 +195,7 @@ def test_copy_left_sent_is_looked_up_before_any_new_create(
 ) -> None:
     # A crash after Graph stored item 0 but before the ledger said done; item 1 never sent.
     folder = ensure_folder(client, ALICE, "ICE Chat")
-    client.send(create_request(ALICE, folder, payload("item-00000", 0)), mailbox=ALICE)
+    client.send(create_request(ALICE, folder, archived_message("item-00000", 0)), mailbox=ALICE)
     ledger.mark_sent(ALICE, [Mark("item-00000", DAY), Mark("item-00001", DAY)], "crashed-run")
     result = Importer(client, ledger, run_id="r2").run(copies([ALICE], 3))
     assert result.counts == Counter({Status.IMPORTED: 2, Status.ALREADY_PRESENT: 1})
@@ -236,7 +228,7 @@ def test_large_attachment_becomes_a_notice_small_one_goes_inline(
 ) -> None:
     big = base64.b64encode(b"\0" * (3 * 1024 * 1024 + 1)).decode()
     small = base64.b64encode(b"hello").decode()
-    with_big = payload("big", 1) | {
+    with_big = archived_message("big", 1) | {
         "attachments": [
             {
                 "@odata.type": "#microsoft.graph.fileAttachment",
@@ -288,7 +280,9 @@ def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
     with ItemsWriter(items / "001") as writer:
         for n in range(3):
             writer.add(
-                f"item-{n}", [("a", ALICE), ("d", DAVE)], json.dumps(payload(f"item-{n}", n))
+                f"item-{n}",
+                [("a", ALICE), ("d", DAVE)],
+                json.dumps(archived_message(f"item-{n}", n)),
             )
     shard = tmp_path / "shard-000.jsonl"
     shard.write_text(
@@ -308,3 +302,56 @@ def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
     assert_exactly_once(graph_emulator, {ALICE: 3})
     again = import_shard(client, ledger, shard, items, DAY, run_id="r2").to_json()
     assert again["per_mailbox"][ALICE] == {"already_present": 3}
+
+
+class SteppedClock:
+    """A clock that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def progress_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "import progress:" in r.getMessage()]
+
+
+def run_with_clock(
+    client: GraphClient, ledger: Ledger, batch: list[Copy], jumps: dict[int, float]
+) -> None:
+    """Import ``batch``; after the n-th outcome the clock jumps ``jumps[n]`` seconds."""
+    clock = SteppedClock()
+    done = 0
+
+    class Stepping(Importer):
+        def _record(self, outcome: Any) -> None:
+            nonlocal done
+            done += 1
+            clock.now += jumps.get(done, 0.0)
+            super()._record(outcome)
+
+    Stepping(client, ledger, run_id="r1", clock=clock).run(batch, total=len(batch))
+
+
+def test_progress_is_logged_once_30_seconds_have_passed(
+    graph_emulator: Any,
+    client: GraphClient,
+    ledger: Ledger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="icechat.importer")
+    run_with_clock(client, ledger, copies([ALICE], 20), {5: 20.0, 10: 9.9})
+    assert progress_lines(caplog) == []  # 29.9 s: not yet
+
+    # Graph throttles: 10 requests a second against a batch of 20 parts.
+    graph_emulator.set_faults(window_requests=10, window_seconds=1.0, retry_after=1, seed=2)
+    run_with_clock(client, ledger, copies([BOB], 20), {10: 31.0})
+    (line,) = progress_lines(caplog)
+    waits = client.throttling.waits
+    assert waits > 0
+    assert line == (
+        "import progress: 10 of 20 copies (50%), 0.3 copies/s, about 31s left, "
+        f"throttled {waits} time(s), {waits}s of Retry-After"
+    )

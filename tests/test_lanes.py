@@ -48,3 +48,22 @@ def test_every_lane_runs_before_the_first_error_is_raised():
         with pytest.raises(RuntimeError, match="ledger unreachable"):
             lanes.join()
     assert ran == ["a", "b"]
+
+
+def test_join_looks_at_the_clock_while_a_lane_waits_for_its_mailbox():
+    free = threading.Event()
+    ticks = 0
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        if ticks == 3:
+            free.set()  # the other process lets go of the mailbox
+
+    with ThreadPoolExecutor(1) as pool:
+        lanes: LaneRunner[int] = LaneRunner(
+            pool, lambda _m, _lane: free.is_set(), limit=1, retry=0.01
+        )
+        lanes.submit("busy", [1])
+        lanes.join(tick=tick, every=0.01)
+    assert ticks >= 3

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +16,9 @@ from icechat.ledger import (
     CopyState,
     FileRecord,
     Ledger,
+    LedgerReader,
     Mark,
+    Route,
     stored_schema_version,
 )
 
@@ -22,8 +26,7 @@ DAY = date(2026, 11, 26)
 
 
 def test_copy_moves_through_the_protocol_states(ledger: Ledger) -> None:
-    ledger.plan("a@x.test", [Mark("k1", DAY), Mark("k2", DAY)], "run-1")
-    ledger.mark_sent("a@x.test", [Mark("k1", DAY)], "run-1")
+    ledger.mark_sent("a@x.test", [Mark("k1", DAY), Mark("k2", DAY)], "run-1")
     ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
     ledger.mark_failed("a@x.test", [Mark("k2", DAY, reason="HTTP 400 bad body")], "run-1")
     rows = ledger.lookup("a@x.test", ["k1", "k2", "k3"])
@@ -31,15 +34,17 @@ def test_copy_moves_through_the_protocol_states(ledger: Ledger) -> None:
     assert rows["k1"].state is CopyState.DONE and rows["k1"].graph_id == "AAMk1"
     assert rows["k2"].state is CopyState.FAILED and rows["k2"].reason == "HTTP 400 bad body"
     assert rows["k1"].updated_at.tzinfo is not None
-    assert ledger.counts(DAY)[CopyState.DONE] == 1
-    assert ledger.counts(DAY)[CopyState.PLANNED] == 0
+    assert Counter(c.state for c in ledger.copies(DAY)) == {
+        CopyState.DONE: 1,
+        CopyState.FAILED: 1,
+    }
 
 
-def test_done_is_never_downgraded_and_planning_keeps_known_rows(ledger: Ledger) -> None:
+def test_done_is_never_downgraded(ledger: Ledger) -> None:
     ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
     ledger.mark_sent("a@x.test", [Mark("k1", DAY)], "run-2")
     ledger.mark_failed("a@x.test", [Mark("k1", DAY, reason="late")], "run-2")
-    ledger.plan("a@x.test", [Mark("k1", DAY)], "run-2")
+    ledger.mark_not_mapped("a@x.test", [Mark("k1", DAY, reason="gone")], "run-2")
     row = ledger.lookup("a@x.test", ["k1"])["k1"]
     assert (row.state, row.graph_id, row.run_id) == (CopyState.DONE, "AAMk1", "run-1")
 
@@ -56,7 +61,7 @@ def test_many_rows_are_written_and_read_in_chunks(ledger: Ledger) -> None:
     ledger.mark_sent("a@x.test", marks, "r")
     found = ledger.lookup("a@x.test", [m.item_key for m in marks])
     assert len(found) == 1234
-    assert ledger.counts(DAY)[CopyState.SENT] == 1234
+    assert Counter(c.state for c in ledger.copies(DAY))[CopyState.SENT] == 1234
 
 
 def test_concurrent_writers_from_threads(ledger: Ledger) -> None:
@@ -70,20 +75,19 @@ def test_concurrent_writers_from_threads(ledger: Ledger) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert ledger.counts(DAY)[CopyState.DONE] == 160
+    assert Counter(c.state for c in ledger.copies(DAY))[CopyState.DONE] == 160
 
 
 def test_run_records_files_counts_and_timings(ledger: Ledger) -> None:
     files = [FileRecord("ACME01_2026-11-26_1.xml.pgp", 123, "ab" * 32)]
     ledger.start_run("scheduled__2026-11-26", DAY, files)
     ledger.finish_run("scheduled__2026-11-26", {"imported": 5, "failed": 0}, {"import": 1.5})
-    run = ledger.run("scheduled__2026-11-26")
-    assert run is not None
+    [run] = ledger.runs(DAY)
+    assert run.run_id == "scheduled__2026-11-26"
     assert run.files == tuple(files)
     assert run.counts == {"imported": 5, "failed": 0}
     assert run.timings == {"import": 1.5}
     assert run.finished_at is not None and run.finished_at >= run.started_at
-    assert ledger.run("nope") is None
     with pytest.raises(LedgerError, match="no run 'nope'"):
         ledger.finish_run("nope", {}, {})
 
@@ -166,8 +170,8 @@ def test_each_copy_names_the_run_attempt_that_created_it(ledger: Ledger) -> None
     assert (rows["k2"].run_id, rows["k2"].attempt) == ("run-1", 1)
     assert [c.attempt for c in ledger.copies(DAY)] == [0, 1]
     ledger.start_run("run-1", DAY, [], attempt=1)
-    run = ledger.run("run-1")
-    assert run is not None and run.attempt == 1
+    [run] = ledger.runs(DAY)
+    assert (run.run_id, run.attempt) == ("run-1", 1)
 
 
 def _version_1_tables(metadata: sa.MetaData) -> None:
@@ -240,6 +244,79 @@ def test_a_version_1_ledger_is_upgraded_in_place_keeping_its_rows(
         upgraded.mark_done("a@x.test", [Mark("k2", DAY, graph_id="B")], "new-run", attempt=2)
         assert upgraded.lookup("a@x.test", ["k2"])["k2"].attempt == 2
         assert upgraded.acquire_leases(["a@x.test"], "me", now=now, until=now) == {"a@x.test"}
+        # The search tables came with the upgrade too: the operator's view finds old copies.
+        upgraded.record_routes(DAY, [Route("k1", "jdoe1", "a@x.test", "a@x.test")])
     assert stored_schema_version(url, schema=schema) == SCHEMA_VERSION == 2
     with Ledger(url, schema=schema) as again:
         assert again.lookup("a@x.test", ["k2"])["k2"].attempt == 2
+    reader = LedgerReader(url, schema=schema)
+    try:
+        [found] = reader.search("jdoe1")
+        assert (found.state, found.run_id, found.graph_id) == (CopyState.DONE, "old-run", "A")
+    finally:
+        reader.close()
+
+
+def test_search_finds_each_copy_by_message_id_im_id_or_mailbox(
+    ledger_target: tuple[str, str | None],
+) -> None:
+    url, schema = ledger_target
+    with Ledger(url, schema=schema) as ledger:
+        ledger.record_messages(DAY, [("M-1", "k1"), ("M-2", "k2"), ("M-3", "k2")])
+        ledger.record_routes(
+            DAY,
+            [
+                Route("k1", "jdoe1", "uid-a", "John.Doe@Acme.example"),
+                Route("k1", "jdoe.old", "uid-a", "john.doe@acme.example"),  # same mailbox
+                Route("k1", "ext9", "unmapped:ext9", "ext9@broker.example"),
+                Route("k2", "jdoe1", "uid-a", "john.doe@acme.example"),
+            ],
+        )
+        ledger.mark_done("uid-a", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
+        ledger.mark_not_mapped("unmapped:ext9", [Mark("k1", DAY, reason="not_in_tenant")], "run-1")
+        ledger.record_routes(DAY, [Route("k1", "jdoe1", "uid-a", "john.doe@acme.example")])
+    reader = LedgerReader(url, schema=schema)
+    try:
+        by_message = reader.search(" M-1 ")
+        assert [(f.im_id, f.address, f.state) for f in by_message] == [
+            ("ext9", "ext9@broker.example", CopyState.NOT_MAPPED),
+            ("jdoe.old", "john.doe@acme.example", CopyState.DONE),
+            ("jdoe1", "john.doe@acme.example", CopyState.DONE),
+        ]
+        external = by_message[0]
+        assert (external.reason, external.run_id, external.graph_id) == (
+            "not_in_tenant",
+            "run-1",
+            None,
+        )
+        done = by_message[2]
+        assert (done.message_ids, done.graph_id, done.run_id) == (("M-1",), "AAMk1", "run-1")
+        assert done.mailbox == "uid-a" and done.day == DAY and done.updated_at is not None
+
+        (transcript,) = reader.search("M-3")  # a transcript: two MessageIDs, one item
+        assert transcript.message_ids == ("M-2", "M-3")
+        assert transcript.state is None  # routed, not imported yet
+
+        assert [(f.item_key, f.im_id) for f in reader.search("jdoe1")] == [
+            ("k1", "jdoe1"),
+            ("k2", "jdoe1"),
+        ]
+        assert len(reader.search("JOHN.DOE@acme.example")) == 3
+        assert len(reader.search("uid-a")) == 3
+        assert reader.search("M-404") == [] and reader.search("  ") == []
+        assert len(reader.search("john.doe@acme.example", limit=2)) == 2
+    finally:
+        reader.close()
+
+
+def test_reader_of_a_ledger_not_created_yet_finds_nothing_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    reader = LedgerReader(f"sqlite:///{path}")
+    assert reader.search("M-1") == []
+    assert not path.exists()
+    with Ledger(f"sqlite:///{path}"):
+        pass
+    assert reader.search("M-1") == []
+    reader.close()

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
+
+import pytest
 
 from icechat.ledger import FileRecord, Ledger
 from icechat.report import (
     ImportCounts,
+    ReportShelf,
     archived,
     build_report,
     day_report,
     outcome,
     record_run,
+    render_html,
     summary_line,
+    verdict,
+    volume_chart,
+    volume_history,
+    volume_note,
     write_report,
 )
 
@@ -180,8 +188,8 @@ def test_record_run_writes_the_runs_files_counts_and_timings(tmp_path):
     assert archived(report)
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         record_run(ledger, "scheduled__2026-11-26", date(2026, 11, 26), report)
-        run = ledger.run("scheduled__2026-11-26")
-    assert run is not None and run.finished_at is not None
+        [run] = ledger.runs(date(2026, 11, 26))
+    assert run.run_id == "scheduled__2026-11-26" and run.finished_at is not None
     assert run.files == (FileRecord(FILES[0]["name"], 10, "ab" * 32),)
     assert run.counts == {
         "items": 4,
@@ -250,5 +258,116 @@ def test_a_cleared_rerun_says_so_and_credits_the_attempt_that_imported(tmp_path)
     assert "a cleared re-run</strong>" in html_path.read_text()
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         record_run(ledger, "manual__2026-11-26", date(2026, 11, 26), again)
-        run = ledger.run("manual__2026-11-26")
-    assert run is not None and run.attempt == 1
+        [run] = ledger.runs(date(2026, 11, 26))
+    assert (run.run_id, run.attempt) == ("manual__2026-11-26", 1)
+
+
+def history(counts: dict[str, int | None]) -> list[dict]:
+    return [{"day": day, "items": n} for day, n in counts.items()]
+
+
+def test_page_opens_with_the_verdict_and_puts_failures_before_the_figures():
+    good = report_with({"imported": 5, "already_present": 1, "imported_with_notice": 1})
+    ok, text = verdict(good)
+    assert ok
+    assert text.startswith("Balanced: all 10 copies of 4 chat items are accounted for")
+    assert "1 went in with a notice" in text
+    failing = report_with(
+        {
+            "imported": 5,
+            "failed": 1,
+            "failures": [{"mailbox": "a@acme.example", "key": "k", "reason": "413", "action": "x"}],
+        }
+    )
+    ok, text = verdict(failing)
+    assert not ok
+    assert text.startswith("Not archived in full: 1 of 10 copies failed")
+    page = render_html(failing)
+    assert page.index('id="verdict"') < page.index('id="failures"') < page.index('id="counts"')
+    assert "Not archived in full" in page.split('id="verdict"', 1)[1].split("</p>", 1)[0]
+    unbalanced = {**good, "balanced": False, "not_mapped": 1}
+    assert verdict(unbalanced) == (
+        False,
+        "Not balanced: the counts add up to 8 copies, not 10; re-run the day and tell the "
+        "maintainers if it persists.",
+    )
+
+
+def test_a_sudden_drop_in_volume_is_flagged_but_a_quiet_weekend_is_not():
+    # 2026-11-26 is a Thursday; the history holds four weeks of weekdays at ~200, weekends ~10.
+    days = {}
+    for n in range(30, 0, -1):
+        day = date(2026, 11, 26) - timedelta(days=n)
+        days[day.isoformat()] = 10 if day.weekday() >= 5 else 200
+    days["2026-11-19"] = None  # a day without a report is left out
+    thursday = {**report_with({"imported": 6}), "items": 60, "history": history(days)}
+    note = volume_note(thursday)
+    assert note is not None and note.startswith("60 chat items, against a median of 200")
+    assert "Volume: 60 chat items" in render_html(thursday)
+    assert volume_note({**thursday, "items": 150}) is None
+    saturday = {**thursday, "day": "2026-11-28", "items": 9}
+    saturday["history"] = history(
+        {(date(2026, 11, 28) - timedelta(days=n)).isoformat(): n for n in range(30, 0, -1)}
+        | {"2026-11-21": 10, "2026-11-14": 11, "2026-11-07": 9}
+    )
+    assert volume_note(saturday) is None
+    assert volume_note({**thursday, "history": history({"2026-11-25": 200})}) is None
+
+
+def test_chart_has_a_bar_per_day_with_the_day_last_and_gaps_outlined():
+    report = {
+        **report_with({"imported": 6}),
+        "history": history({"2026-11-24": 100, "2026-11-25": None}),
+    }
+    bars = volume_chart(report)
+    assert [(b["day"], b["items"], b["today"]) for b in bars] == [
+        ("2026-11-24", 100, False),
+        ("2026-11-25", None, False),
+        ("2026-11-26", 4, True),
+    ]
+    assert bars[0]["height"] == 80.0 and bars[2]["height"] == pytest.approx(3.2)
+    page = render_html(report)
+    assert "<title>2026-11-25: no report</title>" in page
+    assert "<title>2026-11-26: 4 items</title>" in page
+
+
+def test_shelf_reads_summaries_and_history_and_rereads_a_replaced_report(tmp_path):
+    shelf = ReportShelf(tmp_path / "reports")
+    assert shelf.summaries() == {}
+    first = {**report_with({"imported": 6}), "run_id": "manual__1"}
+    write_report(first, tmp_path / "reports")
+    write_report({**first, "day": "2026-11-24", "items": 7}, tmp_path / "reports")
+    (tmp_path / "reports" / "2026-11-23.json").write_text("{not json")
+    (tmp_path / "reports" / "notes.json").write_text("{}")
+    summaries = shelf.summaries()
+    assert sorted(summaries) == [date(2026, 11, 24), date(2026, 11, 26)]
+    day = summaries[date(2026, 11, 26)]
+    assert (day.items, day.copies, day.imported, day.balanced, day.run_id) == (
+        4,
+        10,
+        6,
+        True,
+        "manual__1",
+    )
+    write_report({**first, "items": 5, "run_id": "manual__2"}, tmp_path / "reports")
+    again = shelf.summary(date(2026, 11, 26))
+    assert again is not None and (again.items, again.run_id) == (5, "manual__2")
+    html = shelf.html(date(2026, 11, 26))
+    assert html is not None and "manual__2" in html
+    assert shelf.html(date(2026, 11, 25)) is None and shelf.report(date(2026, 11, 25)) is None
+    assert volume_history(shelf, date(2026, 11, 26), days=3) == [
+        {"day": "2026-11-23", "items": None},
+        {"day": "2026-11-24", "items": 7},
+        {"day": "2026-11-25", "items": None},
+    ]
+
+
+def test_a_report_written_before_history_and_run_ids_still_renders_with_a_note():
+    old = report_with({"imported": 6})
+    del old["history"], old["run_id"]
+    del old["attempt"], old["cleared_rerun"], old["imported_by"], old["already_present_from"]
+    page = render_html(old, note="Run r1 processed 2026-11-26.", back="../days")
+    assert '<p class="note" id="note">Run r1 processed 2026-11-26.</p>' in page
+    assert '<a href="../days">' in page
+    assert "Balanced: all 10 copies" in page
+    assert "Run <code>(not recorded)</code>, attempt (not recorded)." in page

@@ -22,20 +22,19 @@ from typing import Any
 
 import pytest
 
-from icechat.dev.sample import write_day
+from icechat.dev.sample import own_people, write_day
 from icechat.dev.sample.population import directory_users
+from icechat.dev.sftpd import free_port
 from tests.support.airflow_env import (
     airflow_env,
     copies_of,
     graph_connection,
-    internal_people,
     pgp_connection,
     without_mailbox,
 )
 from tests.support.airflow_stack import (
     AirflowStack,
     airflow_services,
-    free_port,
     postgres_database,
     service_env,
 )
@@ -89,7 +88,7 @@ def site(sftp_server, pgp_keypair, other_pgp_keypair, graph_emulator, tmp_path) 
     for day in ARCHIVED:
         plain = write_day(tmp_path / "plain" / str(day), firm, day, MESSAGES, packaging="zip")
         parts[day] = plain.paths
-        people[day] = internal_people(plain.paths, firm)
+        people[day] = own_people(firm, [day], MESSAGES)
         write_day(
             late if day == SCHEDULED else remote,
             firm,

@@ -24,7 +24,8 @@ from icechat.exceptions import (
 )
 from icechat.graph.auth import access_token
 from icechat.graph.client import GraphClient, user_path
-from icechat.graph.mailbox import ROOT_FOLDER, ensure_folder
+from icechat.graph.mailbox import ensure_folder
+from icechat.graph.properties import ROOT_FOLDER
 from icechat.ice.fetch import Transport
 from icechat.ice.pgp import GpgSession, PgpKey
 from icechat.ledger import SCHEMA_VERSION, stored_schema_version

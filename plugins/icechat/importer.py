@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from icechat.chunks import chunks
 from icechat.exceptions import GraphError
 from icechat.graph.attachments import ITEM_LIMIT, fit_attachments
 from icechat.graph.client import (
@@ -63,16 +64,18 @@ from icechat.lanes import LaneRunner
 from icechat.leases import MailboxLeases
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
 from icechat.mapping.plan import PlannedCopy, read_shard
+from icechat.progress import EVERY, Progress
 from icechat.render.itemsfile import PayloadReader, read_sources
+from icechat.settings import DEFAULT_FOLDER
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FOLDER = "ICE Chat"
 LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
 FAILURES_LOGGED = 20  # failed copies named in the task log (the report lists them all)
 LEASE_RETRY = 2.0  # seconds before a lane whose mailbox is leased elsewhere tries again
 WAIT_LOGGED_EVERY = 60.0  # seconds between log lines about one mailbox still being waited for
 RETRY_ACTION = "see the reason; clear this import task to try the copy again"
+TICK = 5.0  # real seconds between looks at the progress clock while lanes run
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ class Importer:
     ``attempt`` is the run's attempt (Airflow's clear number); ``leases`` the mailbox
     leases it works under (by default its own set in the ledger's database), and
     ``lease_retry`` how long a lane whose mailbox is leased elsewhere waits to try again.
+    A progress line is logged every ``progress_every`` seconds of ``clock``.
     """
 
     def __init__(
@@ -175,6 +179,8 @@ class Importer:
         keep_outcomes: bool = False,
         leases: MailboxLeases | None = None,
         lease_retry: float = LEASE_RETRY,
+        clock: Callable[[], float] = time.monotonic,
+        progress_every: float = EVERY,
     ) -> None:
         self.client = client
         self.ledger = ledger
@@ -186,6 +192,9 @@ class Importer:
         self.keep_outcomes = keep_outcomes
         self.leases = leases or MailboxLeases(ledger, f"import {run_id} attempt {attempt}")
         self.lease_retry = lease_retry
+        self._clock = clock
+        self._progress_every = progress_every
+        self._progress: Progress | None = None
         self._folders: dict[str, str] = {}
         self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
@@ -200,10 +209,23 @@ class Importer:
 
     # Driving the shard
 
-    def run(self, copies: Iterable[Copy]) -> ImportResult:
-        """Import every copy; returns the counts (every copy ends in exactly one of them)."""
-        started = time.monotonic()
+    def run(self, copies: Iterable[Copy], *, total: int | None = None) -> ImportResult:
+        """Import every copy; returns the counts (every copy ends in exactly one of them).
+
+        ``total`` (the number of copies, if known) gives progress lines a share and time left.
+        """
+        started = self._clock()
         self._result = ImportResult()
+        throttling = self.client.throttling
+        progress = self._progress = Progress(
+            log,
+            "import",
+            "copies",
+            total=total,
+            clock=self._clock,
+            throttled=lambda: (throttling.waits, throttling.seconds),
+            every=self._progress_every,
+        )
         buffers: dict[str, list[Copy]] = defaultdict(list)
         self._singles = None
         with ExitStack() as stack:
@@ -229,14 +251,16 @@ class Importer:
                     lanes.submit(copy.mailbox, buffers.pop(copy.mailbox))
             for mailbox, lane in buffers.items():
                 lanes.submit(mailbox, lane)
-            lanes.join()
+            # A lane stuck behind Retry-After or a lease records nothing: look at the clock anyway.
+            lanes.join(tick=progress.tick, every=TICK)
         self._singles = None
-        self._result.seconds = time.monotonic() - started
+        self._result.seconds = self._clock() - started
         log.info(
-            "imported %s copies in %.1fs: %s",
+            "imported %s copies in %.1fs: %s; Graph asked to wait %s time(s)",
             self._result.copies,
             self._result.seconds,
             dict(self._result.counts),
+            throttling.waits,
         )
         return self._result
 
@@ -252,6 +276,8 @@ class Importer:
                 self._result.present_from[outcome.credit] += 1
             if self.keep_outcomes:
                 self._result.outcomes.append(outcome)
+        if self._progress is not None:
+            self._progress.done()
 
     # One mailbox lane
 
@@ -288,7 +314,7 @@ class Importer:
 
     def _log_wait(self, mailbox: str) -> None:
         """Say who holds the mailbox we wait for (once a minute per mailbox)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if now - self._waits_logged.get(mailbox, -WAIT_LOGGED_EVERY) < WAIT_LOGGED_EVERY:
                 return
@@ -413,8 +439,7 @@ class Importer:
     def _look_up(self, mailbox: str, folder: str, work: Sequence[_Work]) -> dict[str, str]:
         """Graph ids of the copies (last seen "sent") that Graph already holds."""
         found: dict[str, str] = {}
-        for start in range(0, len(work), MAX_BATCH):
-            group = work[start : start + MAX_BATCH]
+        for group in chunks(work, MAX_BATCH):
             requests_ = [lookup_request(mailbox, folder, w.dedupe) for w in group]
             outcomes = self._send_all(requests_, mailbox)
             for w, outcome in zip(group, outcomes, strict=True):
@@ -562,7 +587,7 @@ def import_shard(
     upn_of = {c.user_id: c.upn for c in planned}
     importer = Importer(client, ledger, run_id=run_id, attempt=attempt, folder_name=folder_name)
     with closing(_planned_copies(planned, items_dir, day)) as stream:
-        result = importer.run(stream)
+        result = importer.run(stream, total=len(planned))
     failures = [
         {
             "mailbox": upn_of.get(f.mailbox, f.mailbox),

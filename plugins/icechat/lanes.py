@@ -73,11 +73,19 @@ class LaneRunner(Generic[T]):
             self._done.notify_all()
         self._slots.release()
 
-    def join(self) -> None:
-        """Wait until every lane has run; raise the first lane's error, if any."""
-        with self._done:
-            self._done.wait_for(lambda: self._outstanding == 0)
-            error = self._error
+    def join(self, *, tick: Callable[[], None] | None = None, every: float | None = None) -> None:
+        """Wait until every lane has run; raise the first lane's error, if any.
+
+        While waiting, ``tick`` is called every ``every`` seconds and once at the end (a
+        progress line needs a look at the clock even while no lane finishes).
+        """
+        finished = False
+        while not finished:
+            with self._done:
+                finished = self._done.wait_for(lambda: self._outstanding == 0, timeout=every)
+                error = self._error
+            if tick is not None:
+                tick()
         if error is not None:
             raise error
 

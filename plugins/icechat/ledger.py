@@ -1,11 +1,18 @@
 """The import ledger: one row per (mailbox, item key) and one per run, on SQLAlchemy Core.
 
-It is the audit trail and what makes re-runs safe: a copy goes planned -> sent -> done
-(with the Graph id), or ends not_mapped / failed with a reason. Each row names the run and
-the attempt (Airflow's clear number of that run) that last wrote it; a done copy keeps the
-attempt that created it. SQLite by default, Postgres (or any SQLAlchemy URL) in deployment.
-The schema is versioned in its own table; opening a ledger of an older version upgrades it.
-The same database holds the per-mailbox leases (see :mod:`icechat.leases`).
+It is the audit trail and what makes re-runs safe: a copy goes sent -> done (with the Graph
+id), or ends not_mapped / failed with a reason; one row per run records the files it read,
+its counts and timings. Each row names the run and the attempt (Airflow's clear number of
+that run) that last wrote it; a done copy keeps the attempt that created it. The import
+reads back the rows it needs (:meth:`Ledger.lookup`), verification a day's copies and runs.
+SQLite by default, Postgres (or any SQLAlchemy URL) in deployment. The schema is versioned
+in its own table; opening a ledger of an older version upgrades it. The same database holds
+the per-mailbox leases (see :mod:`icechat.leases`).
+
+So that it can answer "where did this chat item go?", the map step also records each
+copy's route (item key, participant ImId -> mailbox and its address) and the MessageIDs
+behind each item key; :class:`LedgerReader` searches them read-only. These two tables
+were added without a schema version change: an older icechat ignores them.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from icechat.chunks import chunks
 from icechat.exceptions import LedgerError
 
 log = logging.getLogger(__name__)
@@ -38,7 +47,6 @@ _LOCK_ID = 0x1CEC4A7  # Postgres advisory lock taken while creating the schema
 class CopyState(StrEnum):
     """Where a copy stands in the import protocol."""
 
-    PLANNED = "planned"
     SENT = "sent"
     DONE = "done"
     NOT_MAPPED = "not_mapped"
@@ -103,6 +111,40 @@ class LeaseRecord:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one participant's copy of an item goes: a mailbox (its user id and address).
+
+    ``mailbox`` is the ledger's mailbox of the copy (``unmapped:{ImId}`` when not mapped);
+    ``address`` the mailbox's address, or the participant's own when not mapped.
+    """
+
+    item_key: str
+    im_id: str
+    mailbox: str
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundCopy:
+    """A search hit: one participant's copy of an item and what the ledger knows of it.
+
+    ``state`` is None while the copy is routed but not yet imported.
+    """
+
+    day: date
+    item_key: str
+    message_ids: tuple[str, ...]
+    im_id: str
+    mailbox: str
+    address: str | None
+    state: CopyState | None
+    reason: str | None
+    run_id: str | None
+    graph_id: str | None
+    updated_at: datetime | None
+
+
 def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table, sa.Table]:
     version = sa.Table(
         "icechat_schema_version",
@@ -146,6 +188,29 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table, sa.Tab
     return version, copies, runs, leases
 
 
+def _search_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    routes = sa.Table(
+        "icechat_routes",
+        metadata,
+        sa.Column("item_key", sa.String(512), primary_key=True),
+        sa.Column("im_id", sa.String(320), primary_key=True),
+        sa.Column("mailbox", sa.String(320), primary_key=True),
+        sa.Column("address", sa.String(320), index=True),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Index("ix_icechat_routes_im_id", "im_id"),
+        sa.Index("ix_icechat_routes_mailbox", "mailbox", "item_key"),
+    )
+    messages = sa.Table(
+        "icechat_messages",
+        metadata,
+        sa.Column("message_id", sa.String(512), primary_key=True),
+        sa.Column("item_key", sa.String(512), primary_key=True),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Index("ix_icechat_messages_item_key", "item_key"),
+    )
+    return routes, messages
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -153,11 +218,6 @@ def _now() -> datetime:
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def make_engine(url: str) -> Engine:
@@ -218,6 +278,7 @@ class Ledger:
         self.engine = make_engine(url)
         self._metadata = sa.MetaData(schema=schema)
         self._version, self._copies, self._runs, self._leases = _tables(self._metadata)
+        self._routes, self._messages = _search_tables(self._metadata)
         self._insert = postgresql.insert if backend == "postgresql" else sqlite.insert
         # SQLite has one writer at a time and makes waiting writers poll with growing sleeps;
         # queueing this process's writers on a lock hands the database over at once.
@@ -286,19 +347,13 @@ class Ledger:
         c = self._copies
         found: dict[str, CopyRecord] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(dict.fromkeys(keys))):
+            for chunk in chunks(list(dict.fromkeys(keys)), CHUNK):
                 rows = conn.execute(
                     sa.select(c).where(c.c.mailbox == mailbox, c.c.item_key.in_(chunk))
                 )
                 for row in rows:
                     found[row.item_key] = self._record(row)
         return found
-
-    def plan(
-        self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
-    ) -> None:
-        """Record copies as planned unless the ledger already knows them."""
-        self._write(mailbox, marks, CopyState.PLANNED, run_id, attempt, only_new=True)
 
     def mark_sent(
         self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
@@ -331,29 +386,25 @@ class Ledger:
         state: CopyState,
         run_id: str,
         attempt: int | None,
-        *,
-        only_new: bool = False,
     ) -> None:
+        """Upsert the copies' rows in ``state``; a done copy is never changed again."""
         if not marks:
             return
         c = self._copies
         now = _now()
         stmt = self._insert(c)
-        if only_new:
-            stmt = stmt.on_conflict_do_nothing(index_elements=[c.c.mailbox, c.c.item_key])
-        else:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[c.c.mailbox, c.c.item_key],
-                set_={
-                    "state": stmt.excluded.state,
-                    "graph_id": stmt.excluded.graph_id,
-                    "reason": stmt.excluded.reason,
-                    "run_id": stmt.excluded.run_id,
-                    "attempt": stmt.excluded.attempt,
-                    "updated_at": stmt.excluded.updated_at,
-                },
-                where=c.c.state != CopyState.DONE.value,
-            )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.c.mailbox, c.c.item_key],
+            set_={
+                "state": stmt.excluded.state,
+                "graph_id": stmt.excluded.graph_id,
+                "reason": stmt.excluded.reason,
+                "run_id": stmt.excluded.run_id,
+                "attempt": stmt.excluded.attempt,
+                "updated_at": stmt.excluded.updated_at,
+            },
+            where=c.c.state != CopyState.DONE.value,
+        )
         rows = [
             {
                 "mailbox": mailbox,
@@ -370,7 +421,7 @@ class Ledger:
             for m in marks
         ]
         with self._write_lock, self.engine.begin() as conn:
-            for chunk in _chunks(rows):
+            for chunk in chunks(rows, CHUNK):
                 conn.execute(stmt, list(chunk))
 
     def reopen(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
@@ -400,16 +451,6 @@ class Ledger:
                     )
                 )
 
-    def counts(self, day: date) -> dict[CopyState, int]:
-        """How many copies of ``day`` are in each state."""
-        c = self._copies
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(c.c.state, sa.func.count()).where(c.c.day == day).group_by(c.c.state)
-            )
-            found = {CopyState(state): int(n) for state, n in rows}
-        return {state: found.get(state, 0) for state in CopyState}
-
     def copies(self, day: date) -> Iterator[CopyRecord]:
         """Every copy of ``day``, by mailbox and key (streamed)."""
         c = self._copies
@@ -434,6 +475,41 @@ class Ledger:
             created_at=_aware(row.created_at),
             attempt=row.attempt,
         )
+
+    # What the search needs: routes and MessageIDs
+
+    def record_routes(self, day: date, routes: Iterable[Route]) -> None:
+        """Record where each participant's copy goes (a route already known is kept)."""
+        rows = (
+            {
+                "item_key": r.item_key,
+                "im_id": r.im_id,
+                "mailbox": r.mailbox,
+                "address": r.address.casefold() if r.address else None,
+                "day": day,
+            }
+            for r in routes
+        )
+        self._insert_new(self._routes, ("item_key", "im_id", "mailbox"), rows)
+
+    def record_messages(self, day: date, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record the ICE MessageIDs behind each item key: (MessageID, item key) pairs."""
+        rows = ({"message_id": m, "item_key": k, "day": day} for m, k in pairs)
+        self._insert_new(self._messages, ("message_id", "item_key"), rows)
+
+    def _insert_new(
+        self, table: sa.Table, keys: tuple[str, ...], rows: Iterable[dict[str, Any]]
+    ) -> None:
+        stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys))
+        batch: list[dict[str, Any]] = []
+        with self._write_lock, self.engine.begin() as conn:
+            for row in rows:
+                batch.append(row)
+                if len(batch) == CHUNK:
+                    conn.execute(stmt, batch)
+                    batch = []
+            if batch:
+                conn.execute(stmt, batch)
 
     # Runs
 
@@ -478,13 +554,6 @@ class Ledger:
             ).rowcount
         if updated != 1:
             raise LedgerError(f"ledger has no run {run_id!r}: call start_run first")
-
-    def run(self, run_id: str) -> RunRecord | None:
-        """The recorded run ``run_id``, if any."""
-        r = self._runs
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(r).where(r.c.run_id == run_id)).one_or_none()
-        return None if row is None else self._run_record(row)
 
     def runs(self, day: date) -> list[RunRecord]:
         """Every recorded run of ``day``, oldest first."""
@@ -571,3 +640,98 @@ class Ledger:
                 row.mailbox: LeaseRecord(row.mailbox, row.holder, _aware(row.expires_at))
                 for row in rows
             }
+
+
+class LedgerReader:
+    """Read-only queries for the operator's view; never creates or changes anything.
+
+    A ledger whose search tables do not exist yet (no run of this icechat) finds nothing.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        parsed = sa.engine.make_url(url)
+        # Connecting to a SQLite file that is not there would create it: look first.
+        self._sqlite_file = (
+            Path(parsed.database or "") if parsed.get_backend_name() == "sqlite" else None
+        )
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        self._schema = schema
+        metadata = sa.MetaData(schema=schema)
+        _, self._copies, _, _ = _tables(metadata)
+        self._routes, self._messages = _search_tables(metadata)
+
+    @property
+    def where(self) -> str:
+        """The ledger's URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def search(self, text: str, *, limit: int = 500) -> list[FoundCopy]:
+        """Copies of the item with this MessageID or key, of this ImId, or in this mailbox.
+
+        ``text`` is matched exactly (a mailbox address in any case). At most ``limit``
+        hits, by day, item and address.
+        """
+        text = text.strip()
+        if not text or (self._sqlite_file is not None and not self._sqlite_file.is_file()):
+            return []
+        r, c, m = self._routes, self._copies, self._messages
+        try:
+            with self.engine.connect() as conn:
+                inspector = sa.inspect(conn)
+                if not all(inspector.has_table(t.name, schema=self._schema) for t in (r, c, m)):
+                    return []
+                by_message = sa.select(m.c.item_key).where(m.c.message_id == text)
+                rows = conn.execute(
+                    sa.select(r, c.c.state, c.c.reason, c.c.run_id, c.c.graph_id, c.c.updated_at)
+                    .select_from(
+                        r.outerjoin(
+                            c, sa.and_(c.c.mailbox == r.c.mailbox, c.c.item_key == r.c.item_key)
+                        )
+                    )
+                    .where(
+                        sa.or_(
+                            r.c.item_key.in_(by_message),
+                            r.c.item_key == text,
+                            r.c.im_id == text,
+                            r.c.address == text.casefold(),
+                            r.c.mailbox == text,
+                        )
+                    )
+                    .order_by(r.c.day, r.c.item_key, r.c.address, r.c.im_id)
+                    .limit(limit)
+                ).all()
+                ids = self._message_ids(conn, sorted({row.item_key for row in rows}))
+        except sa.exc.SQLAlchemyError as exc:
+            raise LedgerError(
+                f"ledger at {self.where} cannot be searched ({type(exc).__name__}: "
+                f"{getattr(exc, 'orig', None) or exc}); check the icechat_ledger connection"
+            ) from exc
+        return [
+            FoundCopy(
+                day=row.day,
+                item_key=row.item_key,
+                message_ids=ids.get(row.item_key, ()),
+                im_id=row.im_id,
+                mailbox=row.mailbox,
+                address=row.address,
+                state=CopyState(row.state) if row.state else None,
+                reason=row.reason,
+                run_id=row.run_id,
+                graph_id=row.graph_id,
+                updated_at=_aware(row.updated_at) if row.updated_at else None,
+            )
+            for row in rows
+        ]
+
+    def _message_ids(self, conn: sa.Connection, keys: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        m = self._messages
+        found: dict[str, list[str]] = {}
+        for chunk in chunks(keys, CHUNK):
+            query = sa.select(m.c.item_key, m.c.message_id).where(m.c.item_key.in_(chunk))
+            for key, message_id in conn.execute(query.order_by(m.c.message_id)):
+                found.setdefault(key, []).append(message_id)
+        return {k: tuple(v) for k, v in found.items()}

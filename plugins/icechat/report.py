@@ -7,22 +7,26 @@ its run id, so the report names the attempt (Airflow's clear number), says when 
 cleared re-run, and credits the copies already present to the run attempt that created them.
 :func:`day_report` assembles it from the results the day's tasks passed on, and
 :func:`record_run` writes the run's row in the ledger.
+The page opens with a verdict, the failures, and the day's volume against the previous
+30 days (a sudden drop means ICE delivered less). :class:`ReportShelf` reads the reports
+back, for that history and for the operator's view in Airflow.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from icechat.files import write_atomic
 from icechat.ledger import FileRecord, Ledger
 from icechat.mapping.rules import REASON_HELP
 
@@ -33,11 +37,18 @@ RUN_COUNTS = ("items", "copies", "imported", "already_present", "not_mapped", "f
 FILE_FIELDS = ("name", "size", "sha256", "flags")
 FAILURES_LOGGED = 20  # failures named in the task log (the HTML report lists them all)
 
-_TEMPLATES = jinja2.Environment(
+# The report pages (this one and verification's): every value escaped, none missing.
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("icechat", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+
+
+HISTORY_DAYS = 30
+DROP_SHARE = 0.5  # a day under half the usual volume is flagged
+CHART_HEIGHT = 80.0
+BAR_STEP = 14.0
 
 
 @dataclass
@@ -92,11 +103,13 @@ def build_report(
     fetch_seconds: float = 0.0,
     run_id: str | None = None,
     attempt: int | None = None,
+    history: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The report object: the contract's keys first, then the detail behind them.
 
     ``run_id`` and ``attempt`` name the run attempt reporting; ``imported_by`` and
     ``already_present_from`` say which run attempts created the copies counted.
+    ``history`` is the volume of the previous days (see :func:`volume_history`).
     """
     not_mapped = sum(plan.get("not_mapped", {}).values())
     already_present = plan.get("already_present", 0) + imports.already_present
@@ -157,6 +170,7 @@ def build_report(
             "map": round(plan.get("seconds", 0.0), 3),
             "import": round(imports.seconds, 3),
         },
+        "history": list(history),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -171,12 +185,14 @@ def day_report(
     item_mode: str,
     run_id: str | None = None,
     attempt: int | None = None,
+    history: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The report from the results of fetch, parse+render, map and the import tasks.
 
     An import task that left no result (it failed) adds nothing: its planned copies show
     as failed, "planned copies have no import result". An import task that a cleared
-    re-run did not run again keeps the result, and the attempt, it had.
+    re-run did not run again keeps the result, and the attempt, it had. ``history``: see
+    :func:`volume_history`.
     """
     imports = ImportCounts()
     for shard in shards:
@@ -193,6 +209,7 @@ def day_report(
         fetch_seconds=fetched.get("seconds", 0.0),
         run_id=run_id,
         attempt=attempt,
+        history=history,
     )
 
 
@@ -239,30 +256,215 @@ def summary_line(report: Mapping[str, Any]) -> str:
     return line
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report page (every value escaped: names and reasons come from outside)."""
-    return _TEMPLATES.get_template("report.html.j2").render(
-        report=report, reason_help=REASON_HELP, summary=summary_line(report)
+def verdict(report: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the day is archived in full, and in one sentence why (or why not)."""
+    copies, failed = report["copies"], report["failed"]
+    counted = report["imported"] + report["already_present"] + report["not_mapped"] + failed
+    if failed:
+        return False, (
+            f"Not archived in full: {failed} of {copies} copies failed (listed first below); "
+            "fix the cause, then clear the day's import tasks and reconcile."
+        )
+    if not report["balanced"]:
+        return False, (
+            f"Not balanced: the counts add up to {counted} copies, not {copies}; "
+            "re-run the day and tell the maintainers if it persists."
+        )
+    notices = report.get("imported_with_notice", 0)
+    text = (
+        f"Balanced: all {copies} copies of {report['items']} chat items are accounted for "
+        f"({report['imported']} imported, {report['already_present']} already present, "
+        f"{report['not_mapped']} not mapped)."
+    )
+    if notices:
+        text += f" {notices} went in with a notice (a file too large for Graph; see the body)."
+    return True, text
+
+
+def volume_note(report: dict[str, Any]) -> str | None:
+    """A warning when the day holds far fewer chat items than usual, else None.
+
+    Usual = the median of the same weekday in the history (chats are quieter at weekends),
+    or of every day when fewer than two of that weekday have a report.
+    """
+    day = date.fromisoformat(report["day"])
+    known = [
+        (date.fromisoformat(h["day"]), h["items"])
+        for h in report.get("history", [])
+        if h["items"] is not None
+    ]
+    same_weekday = [n for d, n in known if d.weekday() == day.weekday()]
+    usual = same_weekday if len(same_weekday) >= 2 else [n for _, n in known]
+    if len(usual) < 2:
+        return None
+    median = statistics.median(usual)
+    if median and report["items"] < DROP_SHARE * median:
+        return (
+            f"{report['items']} chat items, against a median of {median:g} on comparable days "
+            "of the previous 30: check with ICE that the whole day was delivered."
+        )
+    return None
+
+
+def volume_chart(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bars for the page's chart: the history then the day, as SVG geometry."""
+    days = [*report.get("history", []), {"day": report["day"], "items": report["items"]}]
+    top = max([d["items"] or 0 for d in days] + [1])
+    bars = []
+    for n, entry in enumerate(days):
+        height = 0.0 if entry["items"] is None else CHART_HEIGHT * entry["items"] / top
+        bars.append(
+            {
+                "x": n * BAR_STEP,
+                "y": CHART_HEIGHT - height,
+                "height": height,
+                "day": entry["day"],
+                "items": entry["items"],
+                "today": n == len(days) - 1,
+                "label": (len(days) - 1 - n) % 7 == 0,  # the day and every week before
+            }
+        )
+    return bars
+
+
+def render_html(report: dict[str, Any], *, note: str | None = None, back: str | None = None) -> str:
+    """The report page (every value escaped: names and reasons come from outside).
+
+    ``note`` is a line above the report, ``back`` a link to where the reader came from
+    (both for the operator's view in Airflow).
+    """
+    ok, text = verdict(report)
+    return TEMPLATES.get_template("report.html.j2").render(
+        report=report,
+        note=note,
+        back=back,
+        reason_help=REASON_HELP,
+        summary=summary_line(report),
+        verdict_ok=ok,
+        verdict=text,
+        volume_note=volume_note(report),
+        bars=volume_chart(report),
+        chart={"height": CHART_HEIGHT, "step": BAR_STEP},
     )
 
 
-def json_path(reports_dir: Path, day: date) -> Path:
-    """Where the report of ``day`` is (once a run of that day has reconciled)."""
-    return reports_dir / f"{day.isoformat()}.json"
+def reports_dir(data_dir: Path) -> Path:
+    """``{data_dir}/reports``: every day's report, kept."""
+    return data_dir / "reports"
 
 
-def write_report(report: dict[str, Any], reports_dir: Path) -> tuple[Path, Path]:
+def report_file(reports: Path, day: date | str, kind: str = "json") -> Path:
+    """The day's report in ``reports``: ``{YYYY-MM-DD}.json`` or ``{YYYY-MM-DD}.html``."""
+    return reports / f"{day}.{kind}"
+
+
+def write_report(report: dict[str, Any], reports: Path) -> tuple[Path, Path]:
     """Write ``{day}.json`` and ``{day}.html``, replacing an earlier report of that day."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    json_path = reports_dir / f"{report['day']}.json"
-    html_path = reports_dir / f"{report['day']}.html"
-    replace_file(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    replace_file(html_path, render_html(report))
+    reports.mkdir(parents=True, exist_ok=True)
+    json_path = report_file(reports, report["day"], "json")
+    html_path = report_file(reports, report["day"], "html")
+    write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(html_path, render_html(report))
     return json_path, html_path
 
 
-def replace_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    """A day's figures as its report gives them (what the operator's overview lists)."""
+
+    day: date
+    items: int
+    copies: int
+    imported: int
+    already_present: int
+    not_mapped: int
+    failed: int
+    imported_with_notice: int
+    balanced: bool
+    run_id: str | None
+
+    @classmethod
+    def of(cls, report: dict[str, Any]) -> DaySummary:
+        return cls(
+            day=date.fromisoformat(report["day"]),
+            items=report["items"],
+            copies=report["copies"],
+            imported=report["imported"],
+            already_present=report["already_present"],
+            not_mapped=report["not_mapped"],
+            failed=report["failed"],
+            imported_with_notice=report.get("imported_with_notice", 0),
+            balanced=report["balanced"],
+            run_id=report.get("run_id"),
+        )
+
+
+class ReportShelf:
+    """The reports directory, read back; a report is parsed again only when its file changed.
+
+    Files that are not a day's report (or not readable JSON) are skipped.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._cache: dict[str, tuple[int, int, DaySummary]] = {}
+
+    def summaries(self) -> dict[date, DaySummary]:
+        """Every day that has a report."""
+        found: dict[date, DaySummary] = {}
+        try:
+            paths = list(self.directory.glob("????-??-??.json"))
+        except OSError:
+            return found
+        for path in paths:
+            summary = self._summary(path)
+            if summary is not None:
+                found[summary.day] = summary
+        return found
+
+    def summary(self, day: date) -> DaySummary | None:
+        """The day's figures, if it has a report."""
+        return self._summary(report_file(self.directory, day, "json"))
+
+    def report(self, day: date) -> dict[str, Any] | None:
+        """The day's whole report, if it has one."""
+        try:
+            found: dict[str, Any] = json.loads(
+                report_file(self.directory, day, "json").read_text(encoding="utf-8")
+            )
+        except (OSError, ValueError):
+            return None
+        return found
+
+    def html(self, day: date) -> str | None:
+        """The day's report page, if it has one."""
+        try:
+            return report_file(self.directory, day, "html").read_text(encoding="utf-8")
+        except OSError:
+            return None
+
+    def _summary(self, path: Path) -> DaySummary | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        cached = self._cache.get(path.name)
+        if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
+            return cached[2]
+        try:
+            summary = DaySummary.of(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        self._cache[path.name] = (stat.st_mtime_ns, stat.st_size, summary)
+        return summary
+
+
+def volume_history(shelf: ReportShelf, day: date, days: int = HISTORY_DAYS) -> list[dict[str, Any]]:
+    """Chat items of each of the ``days`` days before ``day`` (None: no report)."""
+    known = shelf.summaries()
+    history = []
+    for n in range(days, 0, -1):
+        earlier = day - timedelta(days=n)
+        summary = known.get(earlier)
+        history.append({"day": earlier.isoformat(), "items": summary.items if summary else None})
+    return history

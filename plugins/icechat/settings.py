@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 from icechat.exceptions import SettingsError
 from icechat.ice.profile import DEFAULT_PROFILE, Profile, load_profile
-from icechat.mapping.csvfile import is_address
+from icechat.render.addresses import is_address
+from icechat.render.mail import MESSAGE, MODES
 
 REMOTE_DIR = "icechat_remote_dir"
 DATA_DIR = "icechat_data_dir"
@@ -49,7 +50,7 @@ ALL = (
     GRAPH_POOL,
 )
 
-ITEM_MODES = ("message", "transcript")
+DEFAULT_FOLDER = "ICE Chat"
 DEFAULT_POKE_INTERVAL = 600.0  # seconds between two looks at the SFTP site for a waiting day
 _POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 _TRUE = {"true", "yes", "1", "on"}
@@ -78,8 +79,8 @@ class Settings:
     data_dir: Path = Path("icechat")
     mapping_csv: str | None = None
     auto_mapping: bool = True
-    folder_name: str = "ICE Chat"
-    item_mode: str = "message"
+    folder_name: str = DEFAULT_FOLDER
+    item_mode: str = MESSAGE
     unmapped_mailbox: str | None = None
     profile: Profile = DEFAULT_PROFILE
     go_live: date | None = None
@@ -97,12 +98,12 @@ class Settings:
         auto = (text(AUTO_MAPPING) or "true").lower()
         if auto not in _TRUE | _FALSE:
             raise SettingsError(f"variable {AUTO_MAPPING} is {auto!r}; set it to true or false")
-        mode = (text(ITEM_MODE) or "message").lower()
-        if mode not in ITEM_MODES:
+        mode = (text(ITEM_MODE) or MESSAGE).lower()
+        if mode not in MODES:
             raise SettingsError(
-                f"variable {ITEM_MODE} is {mode!r}; set it to one of {', '.join(ITEM_MODES)}"
+                f"variable {ITEM_MODE} is {mode!r}; set it to one of {', '.join(MODES)}"
             )
-        folder = text(FOLDER_NAME) or "ICE Chat"
+        folder = text(FOLDER_NAME) or DEFAULT_FOLDER
         if "/" in folder or "\\" in folder or len(folder) > 255:
             raise SettingsError(
                 f"variable {FOLDER_NAME} is {folder!r}; it names one top-level folder "

@@ -1,8 +1,10 @@
-"""The day's plaintext: ``work/{day}/`` under the data directory, owner-only, short-lived.
+"""The day's work files: ``work/{day}/`` under the data directory, owner-only, short-lived.
 
-Decrypted parts land here (see :mod:`icechat.ice.pgp`); zip parts are unpacked here into one
-folder per part with the safety limits of :mod:`icechat.ice.packages`; the whole day's folder is
-removed once the day is reconciled.
+The one owner of that layout: the sensor's last look (``sftp-look.json``), the decrypted and
+unpacked parts (``parts/``, see :mod:`icechat.ice.pgp`; zip parts are unpacked into one folder
+per part with the safety limits of :mod:`icechat.ice.packages`), the rendered items
+(``items/``, see :mod:`icechat.render.itemsfile`) and the import plan (``plan/``). The whole
+day's folder is removed once the day is reconciled.
 """
 
 from __future__ import annotations
@@ -10,15 +12,14 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from icechat.ice.delivery import unpacked_name
 from icechat.ice.packages import DEFAULT_LIMITS, Limits, sniff, unpack
+from icechat.ice.pgp import PgpKey, decrypt_parts
 
 log = logging.getLogger(__name__)
-
-PACKAGE_SUFFIXES = (".xml.gz", ".zip", ".xml")
 
 
 def work_day_dir(data_dir: Path, day: date) -> Path:
@@ -26,33 +27,52 @@ def work_day_dir(data_dir: Path, day: date) -> Path:
     return data_dir / "work" / day.isoformat()
 
 
-@dataclass(frozen=True, slots=True)
-class UnpackedPart:
-    """A part ready to parse: its XML, and the folder its attachments were unpacked into."""
-
-    xml: Path
-    attachments_root: Path | None
+def verify_work_dir(data_dir: Path, day: date) -> Path:
+    """``{data_dir}/work/verify/{YYYY-MM-DD}``: a verification's checkpoint and, while it
+    runs, the plaintext it reads the originals into (kept apart from the day's own)."""
+    return data_dir / "work" / "verify" / day.isoformat()
 
 
-def unpack_part(path: Path, work_dir: Path, limits: Limits = DEFAULT_LIMITS) -> UnpackedPart:
-    """Expand a decrypted ``.zip`` or ``.gz`` part under ``work_dir``; plain XML is left as is.
+def look_state_path(data_dir: Path, day: date) -> Path:
+    """Where the sensor keeps its previous look between pokes (it runs in reschedule mode)."""
+    return work_day_dir(data_dir, day) / "sftp-look.json"
 
-    A zip part becomes ``work_dir/{part}/`` with its XML and ``attachments/``; a gzip part
-    becomes ``work_dir/{part}/{name}.xml``. Zip-slip members and decompression bombs are
-    refused (:class:`icechat.exceptions.ArchiveError` and subclasses).
+
+def parts_dir(data_dir: Path, day: date) -> Path:
+    """The day's decrypted and unpacked parts."""
+    return work_day_dir(data_dir, day) / "parts"
+
+
+def items_dir(data_dir: Path, day: date) -> Path:
+    """The day's rendered items, one folder per part."""
+    return work_day_dir(data_dir, day) / "items"
+
+
+def plan_dir(data_dir: Path, day: date) -> Path:
+    """The day's import plan: the shards and the copies that go nowhere."""
+    return work_day_dir(data_dir, day) / "plan"
+
+
+def unpack_part(path: Path, work_dir: Path, limits: Limits = DEFAULT_LIMITS) -> Path:
+    """Expand a decrypted ``.zip`` or ``.gz`` part under ``work_dir``; return its XML to parse.
+
+    A zip part becomes ``work_dir/{part}/`` with its XML and, beside it, ``attachments/``
+    (where parse+render finds the files); a gzip part becomes ``work_dir/{part}/{name}.xml``;
+    plain XML is left as is. Zip-slip members and decompression bombs are refused
+    (:class:`icechat.exceptions.ArchiveError` and subclasses).
     """
-    kind = sniff(path)
-    if kind == "plain":
-        return UnpackedPart(path, None)
-    stem = path.name
-    for suffix in PACKAGE_SUFFIXES:
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    dest = work_dir / stem
+    if sniff(path) == "plain":
+        return path
+    dest = work_dir / unpacked_name(path.name)
     xml = unpack(path, dest, limits)
     log.info("unpacked %s into %s", path.name, dest)
-    return UnpackedPart(xml, dest if kind == "zip" else None)
+    return xml
+
+
+def plain_parts(raw_files: Sequence[Path], work_dir: Path, key: PgpKey | None) -> list[Path]:
+    """Each part as fetched, decrypted (when encrypted) and unpacked under ``work_dir``: the
+    XML files to parse, in the same order."""
+    return [unpack_part(path, work_dir) for path in decrypt_parts(raw_files, work_dir, key)]
 
 
 def remove_plaintext(data_dir: Path, day: date) -> Sequence[Path]:

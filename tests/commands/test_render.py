@@ -5,22 +5,15 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from icechat.ice.parser import read_part
 from icechat.render import build_message, to_graph_json
-from tests.support.paths import PLUGINS, SPEC
-
-
-def icechat(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
-    return subprocess.run(
-        [sys.executable, "-m", "icechat", *args], capture_output=True, text=True, env=env
-    )
+from icechat.render.day import render_day
+from icechat.render.itemsfile import read_index
+from tests.support.cli import icechat
+from tests.support.paths import SPEC
 
 
 def read_eml(path: Path) -> email.message.EmailMessage:
@@ -103,15 +96,22 @@ def test_usage_error_exits_2(tmp_path):
     assert result.returncode == 2
 
 
-def test_same_room_and_day_in_two_parts_is_reported(tmp_path):
+def test_a_room_day_in_two_parts_gives_two_emails_as_the_import_does(tmp_path):
     second = tmp_path / "ACME01_ICECHAT_20261126_02.xml"
     second.write_bytes(SPEC.read_bytes())
     out = tmp_path / "out"
-    result = icechat("render", str(SPEC), str(second), "--eml", str(out), "--mode", "transcript")
+    result = icechat(
+        "-v", "render", str(SPEC), str(second), "--eml", str(out), "--mode", "transcript"
+    )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["same_day_replaced"] == 1
-    assert f"PCHAT-7f3a91 on 2026-11-26 was already rendered from {SPEC}" in result.stderr
-    assert len(list(out.iterdir())) == 1
+    assert json.loads(result.stdout)["room_days_continued"] == 1
+    assert f"{second}: room PCHAT-7f3a91 on 2026-11-26 began in an earlier part" in result.stderr
+    emls = {p.name: read_eml(p) for p in out.iterdir()}
+    assert len({m["Message-ID"] for m in emls.values()}) == len(emls) == 2
+    parts = [{"name": p.name, "xml": str(p)} for p in (SPEC, second)]
+    day = render_day(parts, tmp_path / "items", mode="transcript")
+    imported = {e.key for d in day["part_dirs"] for e in read_index(Path(d))}
+    assert {f"{key}.eml" for key in imported} == set(emls)
 
 
 def test_unwritable_output_exits_1(tmp_path):

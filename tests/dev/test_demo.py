@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.airflow_env import REPO
+from tests.support.cli import icechat
 
 SUMMARY = re.compile(
     r"^ICE Chat 2026-11-26 (?P<firm>\S+): 2 file\(s\), 200 items, (?P<copies>\d+) copies:"
@@ -23,17 +21,8 @@ SUMMARY = re.compile(
 )
 
 
-def demo(demo_dir: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
-    return subprocess.run(
-        [sys.executable, "-m", "icechat", "demo", *args, "--dir", str(demo_dir)],
-        cwd=demo_dir.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def demo(demo_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return icechat("demo", *args, "--dir", demo_dir, cwd=demo_dir.parent)
 
 
 def listening(port: int) -> bool:

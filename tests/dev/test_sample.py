@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-import sys
 import tracemalloc
 import zipfile
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from icechat.dev.sample import SampleDay, generate_day, marker_name, write_day, write_part
+from icechat.dev.sample.generator import RoomType
 from icechat.dev.sample.population import directory_users
 from icechat.dev.sample.writer import looks_like_disclaimer
 from icechat.exceptions import SampleError
@@ -29,13 +29,12 @@ from icechat.ice.model import (
     ItemKind,
     Participant,
     Room,
-    RoomType,
     TransferStatus,
     Update,
 )
 from icechat.ice.parser import read_part
+from tests.support.cli import icechat
 from tests.support.fixtures.pgp import PgpKeyPair
-from tests.support.paths import REPO
 
 FIRM = "ACME01"
 DAY = date(2026, 11, 26)
@@ -275,13 +274,7 @@ def test_a_million_message_day_streams_in_small_memory() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "icechat", "sample", *args],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO / "plugins"), "PATH": "/usr/bin:/bin"},
-        check=False,
-    )
+    return icechat("sample", *args, env={"PATH": "/usr/bin:/bin"})
 
 
 def test_cli_prints_the_written_paths_and_a_summary(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import sqlalchemy as sa
@@ -15,8 +13,9 @@ from icechat.glue.connections import open_site
 from icechat.graph.client import GraphClient
 from icechat.graph.settings import GraphSettings
 from icechat.ledger import SCHEMA_VERSION, Ledger
+from icechat.settings import DEFAULT_FOLDER
+from tests.support.cli import icechat
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
-from tests.support.paths import REPO
 
 OTHER_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3nb4dViGNVgn2cRGbyfnSQMqHLovlhbMFyY4nkqOq+"
 
@@ -53,18 +52,10 @@ def run_check(tmp_path, conns, variables, *args):
         for k, v in os.environ.items()
         if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW_HOME"))
     }
-    env["PYTHONPATH"] = str(REPO / "plugins")
     env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
     env.update({f"AIRFLOW_CONN_{k.upper()}": json.dumps(v) for k, v in conns.items()})
     env.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()})
-    return subprocess.run(
-        [sys.executable, "-m", "icechat", "check", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return icechat("check", *args, env=env, timeout=120)
 
 
 def lines(stdout):
@@ -172,7 +163,7 @@ def test_no_pgp_key_is_ok():
 @pytest.mark.parametrize("user", [DAVE, FRANK])  # MailboxNotEnabledForRESTAPI, ResourceNotFound
 def test_mailbox_check_names_a_user_without_mailbox(graph_emulator, user):
     with graph_client(graph_emulator) as client:
-        result = check_graph_mailbox(client, user, "ICE Chat")
+        result = check_graph_mailbox(client, user, DEFAULT_FOLDER)
     assert result.status is Status.FAIL
     assert f"no Exchange Online mailbox for {user}" in result.detail
 
@@ -180,7 +171,7 @@ def test_mailbox_check_names_a_user_without_mailbox(graph_emulator, user):
 def test_mailbox_check_of_an_app_without_mail_permission(graph_emulator):
     emu = graph_emulator
     with graph_client(emu, emu.nomail_client_id, emu.nomail_client_secret) as client:
-        result = check_graph_mailbox(client, BOB, "ICE Chat")
+        result = check_graph_mailbox(client, BOB, DEFAULT_FOLDER)
     assert result.status is Status.FAIL
     assert f"creating folder 'ICE Chat' in {BOB}: grant Mail.ReadWrite" in result.detail
     assert emu.message_count(BOB) == 0

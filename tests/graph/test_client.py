@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from icechat.dev.graph_payloads import archived_message
 from icechat.exceptions import (
     GraphAuthError,
     GraphPermissionError,
@@ -32,11 +33,12 @@ from icechat.graph.mailbox import (
     found_id,
     lookup_request,
 )
-from icechat.graph.properties import MESSAGE_ID_DOMAIN
 from icechat.graph.retry import RetryPolicy
 from icechat.graph.settings import GraphSettings
+from icechat.render import message_id_for
+from icechat.settings import DEFAULT_FOLDER
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
-from tests.support.graph_import_helpers import emulator_settings, payload
+from tests.support.graph_import_helpers import emulator_settings
 
 
 def test_secret_and_certificate_both_get_tokens(graph_emulator: Any) -> None:
@@ -114,7 +116,7 @@ def test_app_without_mail_permission_is_told_what_to_grant(graph_emulator: Any) 
         GraphClient(settings) as client,
         pytest.raises(GraphPermissionError, match=r"grant it Mail\.ReadWrite") as caught,
     ):
-        find_folder(client, ALICE, "ICE Chat")
+        find_folder(client, ALICE, DEFAULT_FOLDER)
     assert caught.value.status == 403 and caught.value.code == "ErrorAccessDenied"
     assert caught.value.request_id
 
@@ -123,9 +125,9 @@ def test_app_without_mail_permission_is_told_what_to_grant(graph_emulator: Any) 
 def test_user_without_mailbox_is_a_typed_error(graph_emulator: Any, user: str) -> None:
     with GraphClient(emulator_settings(graph_emulator)) as client:
         with pytest.raises(MailboxNotFoundError, match=f"no Exchange Online mailbox for {user}"):
-            ensure_folder(client, user, "ICE Chat")
+            ensure_folder(client, user, DEFAULT_FOLDER)
         with pytest.raises(MailboxNotFoundError):
-            find_folder(client, "nobody@contoso.example", "ICE Chat")
+            find_folder(client, "nobody@contoso.example", DEFAULT_FOLDER)
 
 
 def test_folder_created_exactly_once_by_16_concurrent_importers(graph_emulator: Any) -> None:
@@ -137,7 +139,7 @@ def test_folder_created_exactly_once_by_16_concurrent_importers(graph_emulator: 
 
     def run(client: GraphClient) -> None:
         barrier.wait()
-        ids.append(ensure_folder(client, BOB, "ICE Chat"))
+        ids.append(ensure_folder(client, BOB, DEFAULT_FOLDER))
 
     threads = [threading.Thread(target=run, args=(c,)) for c in clients]
     for t in threads:
@@ -182,7 +184,7 @@ def test_retry_after_holds_every_thread_of_the_mailbox(graph_emulator: Any) -> N
 def test_batch_retries_throttled_parts_only(graph_emulator: Any) -> None:
     graph_emulator.set_faults(rate_503=0.3, seed=7, retry_after=0)
     with GraphClient(emulator_settings(graph_emulator)) as client:
-        folder = ensure_folder(client, ALICE, "ICE Chat")
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
         requests_ = [
             GraphRequest.get(f"{user_path(ALICE)}/mailFolders/{folder}", {"$select": "id"})
             for _ in range(20)
@@ -200,7 +202,7 @@ def test_retry_budget_runs_out_as_a_typed_error(graph_emulator: Any) -> None:
         GraphClient(emulator_settings(graph_emulator), policy=policy) as client,
         pytest.raises(GraphUnavailableError, match="retry budget ran out") as caught,
     ):
-        find_folder(client, ALICE, "ICE Chat")
+        find_folder(client, ALICE, DEFAULT_FOLDER)
     assert caught.value.status == 503
 
 
@@ -210,7 +212,7 @@ def test_no_secret_or_token_in_logs(
     caplog.set_level(logging.DEBUG)
     settings = emulator_settings(graph_emulator)
     with GraphClient(settings) as client:
-        ensure_folder(client, ALICE, "ICE Chat")
+        ensure_folder(client, ALICE, DEFAULT_FOLDER)
         token = access_token(settings)
     out = capsys.readouterr()
     text = caplog.text + out.out + out.err
@@ -230,8 +232,8 @@ def _lookups(folder: str, n: int) -> list[GraphRequest]:
 def test_batch_of_twenty_runs_as_graph_allows_four_parts_at_a_time(graph_emulator: Any) -> None:
     graph_emulator.set_faults(latency_ms=20)
     with GraphClient(emulator_settings(graph_emulator)) as client:
-        folder = ensure_folder(client, ALICE, "ICE Chat")
-        creates = [create_request(ALICE, folder, payload(f"k{n}", n)) for n in range(20)]
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
+        creates = [create_request(ALICE, folder, archived_message(f"k{n}", n)) for n in range(20)]
         outcomes = client.batch(creates, mailbox=ALICE)
     assert [o.status for o in outcomes if isinstance(o, GraphResponse)] == [201] * 20
     assert graph_emulator.message_count(ALICE) == 20
@@ -243,7 +245,7 @@ def test_below_four_per_mailbox_a_batch_is_sequential_and_holds_one_slot(
 ) -> None:
     graph_emulator.set_faults(latency_ms=20)
     with GraphClient(emulator_settings(graph_emulator), per_mailbox=1) as client:
-        folder = ensure_folder(client, ALICE, "ICE Chat")
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
         outcomes = client.batch(_lookups(folder, 8), mailbox=ALICE)
     assert all(isinstance(o, GraphResponse) and o.body["id"] == folder for o in outcomes)
     assert graph_emulator.peak_concurrency()[ALICE] == 1
@@ -251,14 +253,14 @@ def test_below_four_per_mailbox_a_batch_is_sequential_and_holds_one_slot(
 
 def test_every_batch_part_asks_for_immutable_ids(graph_emulator: Any) -> None:
     with GraphClient(emulator_settings(graph_emulator)) as client:
-        folder = ensure_folder(client, ALICE, "ICE Chat")
-        creates = [create_request(ALICE, folder, payload(f"i{n}", n)) for n in range(3)]
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
+        creates = [create_request(ALICE, folder, archived_message(f"i{n}", n)) for n in range(3)]
         created = client.batch(creates, mailbox=ALICE)
         found = client.batch(
             [lookup_request(ALICE, folder, f"i{n}") for n in range(3)], mailbox=ALICE
         )
     stored = {m["internetMessageId"]: m["id"] for m in graph_emulator.messages(ALICE)}
-    expected = [stored[f"<i{n}@{MESSAGE_ID_DOMAIN}>"] for n in range(3)]
+    expected = [stored[message_id_for(f"i{n}")] for n in range(3)]
     assert [o.body["id"] for o in created if isinstance(o, GraphResponse)] == expected
     assert [found_id(o) for o in found if isinstance(o, GraphResponse)] == expected
 
@@ -268,8 +270,8 @@ def test_500_and_502_are_retried_like_503(graph_emulator: Any, status: int) -> N
     graph_emulator.set_faults(**{f"rate_{status}": 0.6}, seed=4, retry_after=0)
     policy = RetryPolicy(backoff_base=0.01)
     with GraphClient(emulator_settings(graph_emulator), policy=policy) as client:
-        folder = ensure_folder(client, ALICE, "ICE Chat")
-        assert find_folder(client, ALICE, "ICE Chat") == folder
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
+        assert find_folder(client, ALICE, DEFAULT_FOLDER) == folder
     statuses = [r["status"] for r in graph_emulator.requests_log() if r["mailbox"] == ALICE]
     assert status in statuses
 
@@ -281,7 +283,7 @@ def test_500_past_the_budget_is_unavailable_not_a_bad_request(graph_emulator: An
         GraphClient(emulator_settings(graph_emulator), policy=policy) as client,
         pytest.raises(GraphUnavailableError, match="re-run the task later") as caught,
     ):
-        find_folder(client, ALICE, "ICE Chat")
+        find_folder(client, ALICE, DEFAULT_FOLDER)
     assert caught.value.status == 500
 
 
@@ -289,7 +291,7 @@ def test_retry_after_of_a_batch_part_holds_the_mailbox_even_when_the_caller_give
     graph_emulator: Any,
 ) -> None:
     with GraphClient(emulator_settings(graph_emulator)) as client:
-        folder = ensure_folder(client, ALICE, "ICE Chat")
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
         graph_emulator.set_faults(window_requests=2, window_seconds=1)
         no_retries = GraphClient(emulator_settings(graph_emulator), policy=RetryPolicy(budget=0))
         with no_retries:
@@ -297,19 +299,20 @@ def test_retry_after_of_a_batch_part_holds_the_mailbox_even_when_the_caller_give
             assert sum(isinstance(o, GraphUnavailableError) for o in outcomes) == 1
             assert no_retries.gate(ALICE).wait_left() > 0
             graph_emulator.set_faults(window_requests=None)
-            assert find_folder(no_retries, ALICE, "ICE Chat") == folder
+            assert find_folder(no_retries, ALICE, DEFAULT_FOLDER) == folder
     assert graph_emulator.violations() == []
 
 
 def test_a_batch_over_four_megabytes_of_utf8_is_not_sent(graph_emulator: Any) -> None:
     with GraphClient(emulator_settings(graph_emulator)) as client:
-        folder = ensure_folder(client, ALICE, "ICE Chat")
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
         # 2 x 0.8 million CJK characters: 1.6 M characters, 4.8 MB as UTF-8.
         big = [
             create_request(
                 ALICE,
                 folder,
-                payload(f"c{n}", n) | {"body": {"contentType": "text", "content": "漢" * 800_000}},
+                archived_message(f"c{n}", n)
+                | {"body": {"contentType": "text", "content": "漢" * 800_000}},
             )
             for n in range(2)
         ]
@@ -331,9 +334,9 @@ def test_a_request_graph_finds_too_large_fails_at_once_saying_so(
     """Graph answers a body over 4 MB with 400 or 413: a permanent failure, not retried."""
     text = "漢" * 1_500_000  # 4.5 MB of UTF-8
     with GraphClient(emulator_settings(graph_emulator)) as client:
-        folder = ensure_folder(client, ALICE, "ICE Chat")
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
         request = (
-            create_request(ALICE, folder, payload("big", 1) | {"body": {"content": text}})
+            create_request(ALICE, folder, archived_message("big", 1) | {"body": {"content": text}})
             if target == "messages"
             else GraphRequest("POST", f"{user_path(ALICE)}/mailFolders", {"displayName": text})
         )

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from io import BytesIO
 
 import pytest
 from hypothesis import given
@@ -15,19 +12,16 @@ from icechat.exceptions import (
     AmbiguousDeliveryError,
     DeliveryTimeoutError,
     MarkerFormatError,
-    UnsafePathError,
 )
 from icechat.ice.delivery import (
     RemoteFile,
     check_complete,
+    day_files,
     default_deadline,
     enforce_deadline,
-    is_marker_name,
     parse_marker,
     parse_part_name,
 )
-from icechat.ice.fetch import fetch_day
-from icechat.ice.rawstore import safe_local_name, versioned_name
 
 DAY = date(2026, 11, 26)
 SHA = "a" * 64
@@ -64,10 +58,14 @@ def test_not_part_names(name):
     assert parse_part_name(name, "ACME01", DAY) is None
 
 
+def is_marker(name: str, firm: str) -> bool:
+    return day_files([RemoteFile(name, 10, 0)], firm, DAY).marker is not None
+
+
 @pytest.mark.parametrize("login", ["acme01", "Acme01", "ACME01"])
 def test_the_firm_code_matches_in_any_case(login):
     assert parse_part_name("ACME01_ICECHAT_20261126_02.zip.gpg", login, DAY) is not None
-    assert is_marker_name("ACME01_ICECHAT_20261126.done", login, DAY)
+    assert is_marker("ACME01_ICECHAT_20261126.done", login)
     assert parse_part_name("acme01_ICECHAT_20261126.xml", login, DAY) is not None
 
 
@@ -77,7 +75,7 @@ def test_the_firm_code_matches_in_any_case(login):
 )
 def test_only_the_firm_code_may_differ_in_case(name):
     assert parse_part_name(name, "acme01", DAY) is None
-    assert not is_marker_name(name, "acme01", DAY)
+    assert not is_marker(name, "acme01")
 
 
 def test_marker_lines_parse():
@@ -255,54 +253,3 @@ def test_an_old_day_with_nothing_on_the_site_fails_on_the_first_look():
     assert "seen: nothing" in message
     assert "other days: 2026-11-25, 2026-11-24 (2 file(s))" in message
     assert "Check that 2026-11-26 is the day meant" in message
-
-
-def test_versioned_names_keep_their_suffixes():
-    assert versioned_name("A_ICECHAT_20261126_02.zip.pgp", 2) == "A_ICECHAT_20261126_02.v2.zip.pgp"
-
-
-class DictSite:
-    """A transport over a dict: for names no real file system would hold."""
-
-    site = "sftp://test:22"
-
-    def __init__(self, files):
-        self.files = files
-
-    def listdir(self, path):
-        return [RemoteFile(n, len(b), 1) for n, b in self.files.items()]
-
-    def stat(self, path):
-        name = path.rsplit("/", 1)[-1]
-        return RemoteFile(name, len(self.files[name]), 1)
-
-    @contextmanager
-    def open(self, path):
-        yield BytesIO(self.files[path.rsplit("/", 1)[-1]])
-
-
-@pytest.mark.parametrize(
-    "hostile", ["../../evil.xml", "ACME01_ICECHAT_20261126.xml/../../x", "..\\evil", "/etc/x"]
-)
-def test_hostile_remote_names_never_land_outside_raw(tmp_path, hostile):
-    body = b"<FileDump/>"
-    part = "ACME01_ICECHAT_20261126.xml"
-    site = DictSite({hostile: body, part: body})
-    result = fetch_day(site, "/", "ACME01", DAY, tmp_path / "data")
-    assert [x.name for x in result.files] == [part]
-    outside = [p for p in tmp_path.rglob("*") if "raw" not in p.parts and p.is_file()]
-    assert outside == []
-
-
-def test_a_marker_naming_a_hostile_path_is_not_trusted(tmp_path):
-    body = b"<FileDump/>"
-    line = f"../../evil.xml,{len(body)},{hashlib.sha256(body).hexdigest()},0\n"
-    site = DictSite({MARKER: line.encode(), "../../evil.xml": body})
-    with pytest.raises(MarkerFormatError, match="is not a part name"):
-        fetch_day(site, "/", "ACME01", DAY, tmp_path / "data")
-
-
-@pytest.mark.parametrize("name", ["..", ".", ".hidden", "a/b", "a\\b", "manifest.json", ""])
-def test_unsafe_local_names(name):
-    with pytest.raises(UnsafePathError):
-        safe_local_name(name, "raw")

@@ -5,12 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from datetime import date
+from io import BytesIO
 
 import pytest
 
-from icechat.exceptions import HostKeyError, SftpConnectError, SftpSettingsError, TransferError
+from icechat.exceptions import (
+    HostKeyError,
+    MarkerFormatError,
+    SftpConnectError,
+    SftpSettingsError,
+    TransferError,
+)
 from icechat.glue.connections import open_site
+from icechat.ice.delivery import RemoteFile, marker_name
 from icechat.ice.fetch import FLAG_ALREADY_FETCHED, FLAG_CHANGED, fetch_day
 from icechat.ice.keys import ssh_fingerprint
 
@@ -231,3 +240,44 @@ def test_password_login_is_offered_and_a_refusal_is_reported(sftp_server, monkey
         pass
     assert "not-the-password" not in str(err.value)
     assert f"Failed password for {sftp_server.username}" in sftp_server.log()
+
+
+class DictSite:
+    """A transport over a dict: for names no real file system would hold."""
+
+    site = "sftp://test:22"
+
+    def __init__(self, files):
+        self.files = files
+
+    def listdir(self, path):
+        return [RemoteFile(n, len(b), 1) for n, b in self.files.items()]
+
+    def stat(self, path):
+        name = path.rsplit("/", 1)[-1]
+        return RemoteFile(name, len(self.files[name]), 1)
+
+    @contextmanager
+    def open(self, path):
+        yield BytesIO(self.files[path.rsplit("/", 1)[-1]])
+
+
+@pytest.mark.parametrize(
+    "hostile", ["../../evil.xml", "ACME01_ICECHAT_20261126.xml/../../x", "..\\evil", "/etc/x"]
+)
+def test_hostile_remote_names_never_land_outside_raw(tmp_path, hostile):
+    body = b"<FileDump/>"
+    part = "ACME01_ICECHAT_20261126.xml"
+    site = DictSite({hostile: body, part: body})
+    result = fetch_day(site, "/", "ACME01", DAY, tmp_path / "data")
+    assert [x.name for x in result.files] == [part]
+    outside = [p for p in tmp_path.rglob("*") if "raw" not in p.parts and p.is_file()]
+    assert outside == []
+
+
+def test_a_marker_naming_a_hostile_path_is_not_trusted(tmp_path):
+    body = b"<FileDump/>"
+    line = f"../../evil.xml,{len(body)},{hashlib.sha256(body).hexdigest()},0\n"
+    site = DictSite({marker_name("ACME01", DAY): line.encode(), "../../evil.xml": body})
+    with pytest.raises(MarkerFormatError, match="is not a part name"):
+        fetch_day(site, "/", "ACME01", DAY, tmp_path / "data")

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import stat
 import subprocess
-import sys
 from datetime import date
 
 import pytest
@@ -16,19 +14,8 @@ from icechat.glue.connections import open_site, pgp_key
 from icechat.ice.fetch import fetch_day
 from icechat.ice.keys import make_ssh_keypair, ssh_fingerprint
 from icechat.ice.pgp import decrypt_parts
+from tests.support.cli import icechat
 from tests.support.fixtures.pgp import PgpKeyPair
-from tests.support.paths import PLUGINS
-
-
-def icechat(*args):
-    env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
-    return subprocess.run(
-        [sys.executable, "-m", "icechat", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 def mode(path):

@@ -17,7 +17,7 @@ from icechat.exceptions import (
     PgpPassphraseError,
     PgpWrongKeyError,
 )
-from icechat.ice.pgp import GpgSession, PgpKey, decrypt_part, decrypt_parts
+from icechat.ice.pgp import GpgSession, PgpKey, decrypt_parts
 from icechat.workdir import work_day_dir
 
 PLAIN = b"<FileDump>" + b"<Conversation/>" * 4000 + b"</FileDump>"
@@ -56,7 +56,7 @@ def no_plaintext_left(out_dir):
 def test_binary_and_armoured_parts_decrypt_to_owner_only_files(encrypt, key, tmp_path, name, armor):
     part = encrypt(name, armor=armor)
     out_dir = work_day_dir(tmp_path / "data", DAY)
-    plain = decrypt_part(part, out_dir, key)
+    [plain] = decrypt_parts([part], out_dir, key)
     assert plain == out_dir / "P.xml"
     assert plain.read_bytes() == PLAIN
     assert stat.S_IMODE(plain.stat().st_mode) == 0o600
@@ -77,7 +77,7 @@ def test_a_day_decrypts_with_one_keyring_and_plain_parts_pass_through(encrypt, k
 def test_plain_parts_need_no_key(tmp_path):
     plain = tmp_path / "P.xml.gz"
     plain.write_bytes(b"\x1f\x8b...")
-    assert decrypt_part(plain, tmp_path / "work", None) == plain
+    assert decrypt_parts([plain], tmp_path / "work", None) == [plain]
 
 
 def test_wrong_key_names_the_key_ids_wanted_and_held(
@@ -85,7 +85,7 @@ def test_wrong_key_names_the_key_ids_wanted_and_held(
 ):
     part = encrypt("P.xml.pgp", to=other_pgp_keypair)
     with pytest.raises(PgpWrongKeyError) as err:
-        decrypt_part(part, tmp_path / "work", key)
+        decrypt_parts([part], tmp_path / "work", key)
     message = str(err.value)
     assert message.startswith("P.xml.pgp is encrypted to key id(s) ")
     assert other_pgp_keypair.keyid in message  # the key ICE encrypted to
@@ -96,7 +96,7 @@ def test_wrong_key_names_the_key_ids_wanted_and_held(
 def test_wrong_passphrase(encrypt, pgp_keypair, tmp_path):
     part = encrypt("P.xml.pgp")
     with pytest.raises(PgpPassphraseError, match="passphrase does not unlock key") as err:
-        decrypt_part(part, tmp_path / "work", PgpKey(pgp_keypair.secret_armored, "wrong-one"))
+        decrypt_parts([part], tmp_path / "work", PgpKey(pgp_keypair.secret_armored, "wrong-one"))
     assert "wrong-one" not in str(err.value)
     assert no_plaintext_left(tmp_path / "work")
 
@@ -107,7 +107,7 @@ def test_truncated_part(encrypt, key, tmp_path, keep):
     data = part.read_bytes()
     part.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(PgpCorruptError, match=r"^P.xml.pgp: .*damaged or truncated"):
-        decrypt_part(part, tmp_path / "work", key)
+        decrypt_parts([part], tmp_path / "work", key)
     assert no_plaintext_left(tmp_path / "work")
 
 
@@ -115,7 +115,7 @@ def test_truncated_inside_the_key_packet(encrypt, key, tmp_path):
     part = encrypt("P.xml.pgp")
     part.write_bytes(part.read_bytes()[:100])
     with pytest.raises(PgpCorruptError, match="damaged or truncated"):
-        decrypt_part(part, tmp_path / "work", key)
+        decrypt_parts([part], tmp_path / "work", key)
 
 
 def test_corrupted_compressed_data(encrypt, key, tmp_path):
@@ -124,7 +124,7 @@ def test_corrupted_compressed_data(encrypt, key, tmp_path):
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
     with pytest.raises((PgpCorruptError, PgpIntegrityError), match="^P.xml.pgp: "):
-        decrypt_part(part, tmp_path / "work", key)
+        decrypt_parts([part], tmp_path / "work", key)
     assert no_plaintext_left(tmp_path / "work")
 
 
@@ -134,7 +134,7 @@ def test_altered_ciphertext_fails_the_integrity_check(encrypt, key, tmp_path):
     data[len(data) // 2] ^= 0x01
     part.write_bytes(bytes(data))
     with pytest.raises(PgpIntegrityError, match=r"integrity check \(MDC\) failed"):
-        decrypt_part(part, tmp_path / "work", key)
+        decrypt_parts([part], tmp_path / "work", key)
     assert no_plaintext_left(tmp_path / "work")
 
 
@@ -147,7 +147,7 @@ def test_message_without_integrity_protection_is_refused(encryptor, pgp_keypair,
     cmd += ["--rfc2440", "-r", pgp_keypair.fingerprint, "-o", str(part), "-e", str(src)]
     subprocess.run(cmd, check=True, capture_output=True)
     with pytest.raises(PgpIntegrityError, match="no integrity protection"):
-        decrypt_part(part, tmp_path / "work", key)
+        decrypt_parts([part], tmp_path / "work", key)
     assert no_plaintext_left(tmp_path / "work")
 
 
@@ -156,20 +156,20 @@ def test_a_file_that_is_not_openpgp(key, tmp_path, body):
     part = tmp_path / "P.xml.pgp"
     part.write_bytes(body)
     with pytest.raises(NotOpenPgpError, match="^P.xml.pgp: .*no OpenPGP data"):
-        decrypt_part(part, tmp_path / "work", key)
+        decrypt_parts([part], tmp_path / "work", key)
 
 
 def test_binary_junk_that_gpg_rejects(key, tmp_path):
     part = tmp_path / "P.xml.pgp"
     part.write_bytes(bytes([0xFF]) * 64)
     with pytest.raises((NotOpenPgpError, PgpCorruptError), match="^P.xml.pgp: "):
-        decrypt_part(part, tmp_path / "work", key)
+        decrypt_parts([part], tmp_path / "work", key)
 
 
 def test_encrypted_part_without_a_key(encrypt, tmp_path):
     part = encrypt("P.xml.pgp")
     with pytest.raises(PgpKeyMissingError, match="no icechat_pgp connection is configured"):
-        decrypt_part(part, tmp_path / "work", None)
+        decrypt_parts([part], tmp_path / "work", None)
 
 
 def test_a_public_key_is_not_a_usable_secret_key(pgp_keypair):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 
 import pytest
@@ -10,7 +11,7 @@ from icechat.exceptions import SettingsError
 from icechat.graph.client import GraphClient
 from icechat.ledger import CopyState, Ledger
 from icechat.mapping.graph_directory import GraphDirectory
-from icechat.mapping.plan import fallback_mailbox, plan_day, record_not_mapped
+from icechat.mapping.plan import fallback_mailbox, plan_day, record_plan
 from icechat.mapping.rules import Resolver
 from icechat.render.itemsfile import ItemsWriter
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE
@@ -45,8 +46,9 @@ def test_copies_that_go_nowhere_are_in_the_ledger_with_their_reason(directory, t
     plan_dir = tmp_path / "plan"
     summary = plan_day([part], Resolver(None, directory), plan_dir)
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
-        record_not_mapped(ledger, DAY, plan_dir, "run-1")
-        assert ledger.counts(DAY)[CopyState.NOT_MAPPED] == sum(summary.not_mapped.values()) == 4
+        record_plan(ledger, DAY, plan_dir, [part], "run-1")
+        not_mapped = Counter(c.state for c in ledger.copies(DAY))[CopyState.NOT_MAPPED]
+        assert not_mapped == sum(summary.not_mapped.values()) == 4
         outsider = ledger.lookup("unmapped:x", ["k1", "k2"])
         nobody = ledger.lookup("unmapped:n", ["k1"])["k1"]
         mailboxless = ledger.lookup("unmapped:d", ["k2"])["k2"]

@@ -5,23 +5,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from icechat.graph.client import GraphClient
+from icechat.graph.properties import ROOT_FOLDER
+from icechat.ice.model import Participant
 from icechat.leases import MailboxLeases
-from icechat.ledger import Ledger
+from icechat.ledger import CopyState, Ledger, LedgerReader
 from icechat.mapping.csvfile import parse_mapping
 from icechat.mapping.directory import Verdict
 from icechat.mapping.graph_directory import GraphDirectory
-from icechat.mapping.plan import plan_day, read_shard
+from icechat.mapping.plan import plan_day, read_shard, record_plan
 from icechat.mapping.rules import Reason, Resolver
+from icechat.render.addresses import address_of
 from icechat.render.itemsfile import ItemsWriter
 from tests.support.fixtures.graph_emulator import ALICE, BOB, CAROL, DAVE, ERIN, FRANK
 from tests.support.graph_import_helpers import emulator_settings
 
 OUTSIDER = "someone@broker.example"
+DAY = date(2026, 11, 26)
 
 
 @pytest.fixture
@@ -97,10 +102,29 @@ def test_reasons_are_kept_apart(directory, email, reason):
     assert Resolver(None, directory).resolve("x", email).reason is reason
 
 
+@pytest.mark.parametrize(
+    ("email", "usable"),
+    [
+        ("ann.smith@broker.example", True),
+        ("jöhn@acme.example", False),
+        ("john..doe@acme.example", False),
+        ("john doe@acme.example", False),
+    ],
+)
+def test_an_address_is_one_for_the_items_and_the_mapping_alike(directory, email, usable):
+    """A participant is looked up under the address its items carry, or under none."""
+    carried = address_of(Participant("x", "X", "", email))
+    assert (carried == email) is usable
+    assert (parse_mapping(f"ImId,Mailbox\nx,{email}\n".encode(), "m.csv").problems == []) is usable
+    reason = Resolver(None, directory).resolve("x", email).reason
+    assert (reason is not Reason.NO_ADDRESS) is usable
+
+
 def write_items(path: Path, items: list[tuple[str, list[tuple[str, str | None]]]]) -> Path:
+    """Rendered items (payloads left empty); item ``kN`` holds MessageID ``M-kN``."""
     with ItemsWriter(path) as writer:
         for key, people in items:
-            writer.add(key, people, "{}")
+            writer.add(key, people, "{}", [f"M-{key}"])
     return path
 
 
@@ -168,7 +192,7 @@ def test_a_mailbox_probe_waits_while_another_run_imports_into_that_mailbox(
         return [
             r
             for r in graph_emulator.requests_log()
-            if r["mailbox"] == upn and "msgfolderroot" in r["path"]
+            if r["mailbox"] == upn and ROOT_FOLDER in r["path"]
         ]
 
     with (
@@ -191,3 +215,30 @@ def test_a_mailbox_probe_waits_while_another_run_imports_into_that_mailbox(
         assert ledger.leases([bob_id, found[ALICE].user_id]) == {}
     assert found[BOB].verdict is Verdict.VALID and found[ALICE].verdict is Verdict.VALID
     assert len(probes_of(BOB)) == 1
+
+
+def test_the_plan_in_the_ledger_says_where_each_copy_of_an_item_goes(directory, tmp_path):
+    part = write_items(
+        tmp_path / "items" / "001",
+        [
+            ("k1", [("a", ALICE), ("a2", "alice.smith@contoso.example"), ("x", OUTSIDER)]),
+            ("k4", [("x", OUTSIDER), ("n", None)]),  # nobody maps: the first goes to BOB
+        ],
+    )
+    fallback = directory.lookup([BOB])[BOB]
+    plan_dir = tmp_path / "plan"
+    plan_day([part], Resolver(None, directory), plan_dir, fallback=fallback)
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    with Ledger(url) as ledger:
+        record_plan(ledger, DAY, plan_dir, [part], "run-1")
+    reader = LedgerReader(url)
+    hits = {(f.im_id, f.address, f.state, f.reason) for f in reader.search("M-k1")}
+    assert hits == {
+        ("a", ALICE, None, None),  # routed; the import has not run
+        ("a2", ALICE, None, None),
+        ("x", OUTSIDER, CopyState.NOT_MAPPED, "not_in_tenant"),
+    }
+    hits = {(f.im_id, f.address, f.state, f.reason) for f in reader.search("M-k4")}
+    assert hits == {("x", BOB, None, None), ("n", None, CopyState.NOT_MAPPED, "no_address")}
+    assert {f.item_key for f in reader.search(OUTSIDER)} == {"k1"}
+    reader.close()

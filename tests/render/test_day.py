@@ -54,11 +54,11 @@ def test_a_sample_day_in_zip_parts_renders_with_attachments(tmp_path, mode):
     )
     parts = []
     for written in day.parts:
-        unpacked = unpack_part(written.path, tmp_path / "work")
+        xml = unpack_part(written.path, tmp_path / "work")
         parts.append(
             {
                 "name": written.path.name,
-                "xml": str(unpacked.xml),
+                "xml": str(xml),
                 "raw": f"raw/{written.path.name}",
                 "items_expected": written.stats.items,
             }
@@ -67,6 +67,11 @@ def test_a_sample_day_in_zip_parts_renders_with_attachments(tmp_path, mode):
     assert summary["items"] == 300
     keys = [e.key for d in summary["part_dirs"] for e in read_index(Path(d))]
     assert len(keys) == len(set(keys)) == summary["mail_items"]
+    # Every chat item's MessageID is in the index once, under the item that holds it.
+    message_ids = [
+        m for d in summary["part_dirs"] for e in read_index(Path(d)) for m in e.message_ids
+    ]
+    assert len(message_ids) == len(set(message_ids)) == 300
     if mode == "message":
         assert summary["mail_items"] == 300
         attached = 0

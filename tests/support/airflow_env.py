@@ -7,6 +7,7 @@ from typing import Any
 
 from icechat.dev.airflow import AIRFLOW, run_airflow
 from icechat.dev.airflow import airflow_env as _airflow_env
+from icechat.ice import keys
 from icechat.ice.parser import read_part
 from tests.support.paths import REPO
 
@@ -24,39 +25,16 @@ def airflow_env(home: Path, data_dir: Path, **connections: dict[str, Any] | str)
 def graph_connection(
     emulator: Any, *, client_id: str | None = None, secret: str | None = None
 ) -> dict[str, Any]:
-    """The ``icechat_graph`` connection for the emulator's app."""
-    return {
-        "conn_type": "generic",
-        "login": client_id or emulator.client_id,
-        "password": secret or emulator.client_secret,
-        "extra": {
-            "tenant_id": emulator.tenant_id,
-            "authority_host": emulator.authority_host,
-            "graph_url": emulator.graph_url,
-            "ca_bundle": emulator.ca_bundle,
-        },
-    }
+    """The ``icechat_graph`` connection for an app of the ``graph_emulator`` fixture."""
+    connection: dict[str, Any] = emulator.emulator.connection(
+        client_id or emulator.client_id, secret or emulator.client_secret
+    )
+    return connection
 
 
-def pgp_connection(keypair: Any, passphrase: str | None = None) -> dict[str, Any]:
-    """The ``icechat_pgp`` connection holding the firm's secret key."""
-    return {
-        "conn_type": "generic",
-        "password": keypair.passphrase if passphrase is None else passphrase,
-        "extra": {"private_key": keypair.secret_armored},
-    }
-
-
-def internal_people(parts: list[Path], firm: str) -> dict[str, str]:
-    """Email -> display name of the sample firm's own users (the tenant's users)."""
-    people = {}
-    for path in parts:
-        with read_part(path) as part:
-            for item in part.items():
-                for p in item.participants:
-                    if p.email and p.email.endswith(f"@{firm.lower()}.example"):
-                        people[p.email] = p.display_name
-    return people
+def pgp_connection(keypair: Any) -> dict[str, Any]:
+    """The ``icechat_pgp`` connection holding the firm's secret key (a ``pgp_keypair``)."""
+    return keys.pgp_connection(passphrase=keypair.passphrase, secret_armored=keypair.secret_armored)
 
 
 def without_mailbox(users: list[dict[str, Any]]) -> set[str]:

@@ -9,10 +9,10 @@ Everything started here is stopped, and the database dropped, even when a test f
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -24,18 +24,12 @@ import psutil
 import psycopg2
 import requests
 
+from icechat.dev.airflow import standalone_env
 from tests.support.airflow_env import AIRFLOW, run_airflow
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 SERVICES = ("scheduler", "dag-processor", "triggerer", "api-server")
 FINISHED = {"success", "failed"}
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -61,32 +55,39 @@ def postgres_database(prefix: str) -> Iterator[str]:
 
 
 def service_env(base: dict[str, str], database: str, port: int) -> dict[str, str]:
-    """``base`` (see ``airflow_env``) plus what a small real deployment on one host needs."""
+    """``base`` (see ``airflow_env``) plus what a small real deployment on one host needs.
+
+    The API server on loopback ``port``, every visitor an admin, free ports for the log
+    servers (as the demo's ``airflow standalone``); then the metadata database, the executor
+    and the scheduling this test wants.
+    """
     return {
-        **base,
+        **standalone_env(base, port),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
             f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
         ),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
         # As in a deployment: DAGs start paused, and unpausing one lets the scheduler run it.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        # The scheduler and triggerer serve logs on fixed ports by default; other Airflows
-        # on this machine (the demo, another test run) may hold them.
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         # The dags folder is parsed once at start; re-parsing it only costs CPU here.
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
+    }
+
+
+def login_env(env: dict[str, str], home: Path, user: str, password: str) -> dict[str, str]:
+    """``env`` with a real login: one admin ``user`` with ``password``, no anonymous admin."""
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps({user: password}))
+    return {
+        **env,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
     }
 
 
@@ -108,6 +109,29 @@ class AirflowStack:
         response = self.http.request(method, f"{self.base_url}/api/v2{path}", timeout=30, **kwargs)
         assert response.ok, f"{method} {path}: {response.status_code} {response.text[:2000]}"
         return response.json()
+
+    def login(self, user: str, password: str, timeout: float = 180) -> str:
+        """A token for ``user`` (``POST /auth/token``), sent with every later REST call."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                answer = self.http.post(
+                    f"{self.base_url}/auth/token",
+                    json={"username": user, "password": password},
+                    timeout=10,
+                )
+            except requests.ConnectionError as exc:
+                last = str(exc)
+            else:
+                if answer.status_code == 201 or answer.ok:
+                    token = str(answer.json()["access_token"])
+                    self.http.headers["Authorization"] = f"Bearer {token}"
+                    return token
+                last = f"{answer.status_code} {answer.text[:500]}"
+            time.sleep(1)
+        raise AssertionError(f"no token for {user} after {timeout}s: {last}")
 
     def service_log(self, name: str, tail: int = 4000) -> str:
         """The end of a service's output."""

@@ -25,7 +25,7 @@ from icechat.mapping.plan import plan_day, read_not_mapped, read_shard
 from icechat.mapping.rules import Resolver
 from icechat.render.day import render_day
 from icechat.render.itemsfile import PayloadReader
-from icechat.report import ImportCounts, build_report, write_report
+from icechat.report import ImportCounts, build_report, reports_dir, write_report
 from tests.support.graph_import_helpers import emulator_settings
 
 DAY = date(2026, 11, 26)
@@ -124,7 +124,7 @@ def archive(
             imports=imports,
             item_mode="message",
         )
-        write_report(report, data / "reports")
+        write_report(report, reports_dir(data))
         ledger.start_run(RUN, day, files)
         ledger.finish_run(RUN, {"copies": report["copies"]}, {})
         ids = {c.upn: c.user_id for c in planned}

@@ -5,12 +5,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 from tests.support.paths import PLUGINS
 
 
-def icechat(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(PLUGINS)}
+def icechat(
+    *args: object,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 240,
+) -> subprocess.CompletedProcess[str]:
+    """``icechat ARGS`` with ``env`` (default: this process's environment); output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "icechat", *args], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "icechat", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**(os.environ if env is None else env), "PYTHONPATH": str(PLUGINS)},
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
     )

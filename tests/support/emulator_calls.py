@@ -11,9 +11,11 @@ from icechat.graph.properties import (
     MESSAGE_FLAGS,
     SUBMIT_TIME,
 )
+from icechat.render import message_id_for
+from icechat.settings import DEFAULT_FOLDER
 from tests.support.fixtures.graph_emulator import ALICE, BOB, GraphEmulatorHandle
 
-FOLDER = "ICE Chat"
+FOLDER = DEFAULT_FOLDER
 
 
 def chat_message(key: str, *, flags: int | None = ARCHIVED_MESSAGE_FLAGS) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def chat_message(key: str, *, flags: int | None = ARCHIVED_MESSAGE_FLAGS) -> dic
         "body": {"contentType": "html", "content": "<p>hello &lt;b&gt;</p>"},
         "from": {"emailAddress": {"address": BOB, "name": "Bob Jones"}},
         "toRecipients": [{"emailAddress": {"address": ALICE, "name": "Alice Smith"}}],
-        "internetMessageId": f"<{key}@icechat-archiver.invalid>",
+        "internetMessageId": message_id_for(key),
         "singleValueExtendedProperties": props,
     }
 

@@ -1,23 +1,14 @@
-"""Hand-built Graph message payloads (as the renderer makes them) and emulator settings."""
+"""Copies of numbered Graph messages (:mod:`icechat.dev.graph_payloads`) for import tests,
+the emulator's settings, and the exactly-once check."""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from icechat.graph.properties import (
-    ARCHIVED_MESSAGE_FLAGS,
-    DEDUPE_KEY,
-    DELIVERY_TIME,
-    MESSAGE_FLAGS,
-    MESSAGE_ID_DOMAIN,
-    SUBMIT_TIME,
-)
+from icechat.dev.graph_payloads import DAY, archived_message
 from icechat.graph.settings import GraphSettings
 from icechat.importer import Copy
-
-DAY = date(2026, 11, 26)
 
 
 def emulator_settings(emulator: Any, *, certificate: bool = False) -> GraphSettings:
@@ -37,33 +28,10 @@ def emulator_settings(emulator: Any, *, certificate: bool = False) -> GraphSetti
     )
 
 
-def chat_time(n: int) -> datetime:
-    """The n-th chat item's time on DAY."""
-    return datetime(2026, 11, 26, 9, 0, tzinfo=UTC) + timedelta(seconds=37 * n)
-
-
-def payload(key: str, n: int, sender: str = "trader.one@acme.example") -> dict[str, Any]:
-    """A Graph message JSON as the renderer writes it: not a draft, chat times, dedupe key."""
-    stamp = chat_time(n).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "subject": f"ICE Chat: Crude desk ({n})",
-        "body": {"contentType": "html", "content": f"<p>Message {n} &lt;b&gt;</p>"},
-        "from": {"emailAddress": {"address": sender, "name": "Trader One"}},
-        "toRecipients": [{"emailAddress": {"address": "trader.two@acme.example"}}],
-        "internetMessageId": f"<{key}@{MESSAGE_ID_DOMAIN}>",
-        "singleValueExtendedProperties": [
-            {"id": MESSAGE_FLAGS, "value": str(ARCHIVED_MESSAGE_FLAGS)},
-            {"id": DELIVERY_TIME, "value": stamp},
-            {"id": SUBMIT_TIME, "value": stamp},
-            {"id": DEDUPE_KEY, "value": key},
-        ],
-    }
-
-
 def copies(mailboxes: list[str], per_mailbox: int, prefix: str = "item") -> list[Copy]:
     """``per_mailbox`` distinct items for each mailbox (each item goes to every mailbox)."""
     return [
-        Copy(mailbox, f"{prefix}-{n:05d}", payload(f"{prefix}-{n:05d}", n), DAY)
+        Copy(mailbox, f"{prefix}-{n:05d}", archived_message(f"{prefix}-{n:05d}", n), DAY)
         for n in range(per_mailbox)
         for mailbox in mailboxes
     ]

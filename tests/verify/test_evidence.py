@@ -15,7 +15,7 @@ from icechat.mapping.graph_directory import GraphDirectory
 from icechat.mapping.rules import Resolver
 from icechat.verify import VerifyJob, verify_day
 from icechat.verify.evidence import LEDGER_FIELDS, export_evidence, safe_cell
-from icechat.verify.expected import verify_work_dir
+from icechat.workdir import verify_work_dir
 from tests.support.archived_day import DAY, FIRM, ArchivedDay, archive, busiest, sample_parts
 from tests.support.graph_import_helpers import emulator_settings
 

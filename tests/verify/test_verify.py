@@ -24,8 +24,8 @@ from icechat.ice.pgp import PgpKey
 from icechat.ledger import CopyRecord, CopyState, Mark
 from icechat.verify import VerifyJob, VerifyOutcome, verify_day
 from icechat.verify.checkpoint import Checkpoint, fingerprint
-from icechat.verify.expected import verify_work_dir
 from icechat.verify.mailboxes import MailboxChecker
+from icechat.workdir import verify_work_dir
 from tests.support.archived_day import DAY, FIRM, ArchivedDay, archive, sample_parts
 from tests.support.graph_import_helpers import emulator_settings
 

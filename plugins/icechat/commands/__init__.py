@@ -47,16 +47,25 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def log_to_stderr(verbose: bool) -> None:
+    """Progress logs on stderr (``-v``: INFO, else WARNING), stdout left to the results.
+
+    Verbs that import Airflow call it again: importing Airflow points logging at stdout.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb and return its exit status."""
     args_given = sys.argv[1:] if argv is None else list(argv)
     verb = next((a for a in args_given if not a.startswith("-")), None)
     parser = build_parser(verb if verb in COMMANDS else None)
     args = parser.parse_args(args_given)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(args.verbose)
     try:
         status: int = args.func(args)
     except IceChatError as exc:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 
 from icechat.checks import CheckResult
+from icechat.commands import log_to_stderr
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,12 +34,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     glue = importlib.import_module("icechat.glue.check")
-    # Importing Airflow points logging at stdout; stdout is for the results, logs go to stderr.
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    log_to_stderr(args.verbose)
     results: list[CheckResult] = glue.run_checks(args.mailbox)
     for result in results:
         print(result.line(), flush=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 from pathlib import Path
 
+from icechat.commands import log_to_stderr
 from icechat.commands.verify import parse_day
 
 
@@ -32,11 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     glue = importlib.import_module("icechat.glue.verify")
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    log_to_stderr(args.verbose)
     glue.use_metadata_connections()
     evidence = glue.export_evidence(args.day, args.out)
     print(

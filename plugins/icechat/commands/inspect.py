@@ -10,7 +10,7 @@ from datetime import datetime
 
 from icechat.ice.model import ItemKind
 from icechat.ice.parser import read_part
-from icechat.ice.timestamps import iso_utc
+from icechat.ice.timestamps import iso_z
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         "items": items,
         "by_kind": dict(by_kind),
         "participants": len(participants),
-        "first": iso_utc(first) if first else None,
-        "last": iso_utc(last) if last else None,
+        "first": iso_z(first, milliseconds=True) if first else None,
+        "last": iso_z(last, milliseconds=True) if last else None,
         "unknown_elements": dict(sorted(unknown_elements.items())),
         "unknown_attributes": dict(sorted(unknown_attributes.items())),
     }

@@ -1,7 +1,9 @@
 """``icechat render FILE... --eml DIR``: a dry run that writes the emails as ``.eml`` files.
 
-Each file is what the Graph import would create (same ``Message-ID`` as its
-``internetMessageId``), named ``{dedupe key}.eml``, so a re-run rewrites the same files.
+The mail items are those of the DAG's parse+render (:func:`icechat.render.day.mail_items`):
+each file is what the Graph import would create (same ``Message-ID`` as its
+``internetMessageId``), named ``{dedupe key}.eml``, so a re-run rewrites the same files, and
+a room-day that spans two parts gives two files, as it gives two items in the mailbox.
 """
 
 from __future__ import annotations
@@ -9,22 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from icechat.exceptions import RenderOutputError
-from icechat.ice.parser import PartReader, read_part
-from icechat.render import (
-    MESSAGE,
-    MODES,
-    TRANSCRIPT,
-    MailItem,
-    build_message,
-    build_transcript,
-    to_eml,
-)
+from icechat.files import PRIVATE, write_atomic
+from icechat.ice.parser import read_part
+from icechat.render import MESSAGE, MODES, to_eml
+from icechat.render.day import mail_items
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +43,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(func=run)
 
 
-def _mails(part: PartReader, mode: str) -> Iterator[MailItem]:
-    if mode == TRANSCRIPT:
-        return (build_transcript(s, part.attachments) for s in part.slices())
-    return (build_message(i, part.attachments) for i in part.items())
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-        out.write(data)
-    tmp.replace(path)
-
-
 def run(args: argparse.Namespace) -> int:
     out: Path = args.eml
     try:
@@ -70,27 +51,23 @@ def run(args: argparse.Namespace) -> int:
         raise RenderOutputError(
             f"{out}: cannot create the output folder ({exc.strerror}); choose a writable folder"
         ) from exc
-    # Conversation-days seen, to tell when two parts hold slices of the same room and day.
-    days: dict[str, str] = {}
-    written = repeated = absent = items = 0
+    seen: set[str] = set()  # transcript keys, across the parts given
+    written = continued = absent = items = 0
     for name in args.files:
         with read_part(name) as part:
-            for mail in _mails(part, args.mode):
-                if mail.mode == TRANSCRIPT:
-                    if mail.key in days:
-                        repeated += 1
-                        log.warning(
-                            "%s: room %s on %s was already rendered from %s; this slice's "
-                            ".eml replaces that one",
-                            name,
-                            mail.room.room_id,
-                            mail.day,
-                            days[mail.key],
-                        )
-                    days[mail.key] = name
+            for rendered in mail_items(part, part.attachments, args.mode, seen):
+                mail = rendered.mail
+                if rendered.continued:
+                    continued += 1
+                    log.info(
+                        "%s: room %s on %s began in an earlier part; this slice is its own .eml",
+                        name,
+                        mail.room.room_id,
+                        mail.day,
+                    )
                 target = out / f"{mail.key}.eml"
                 try:
-                    _write(target, to_eml(mail))
+                    write_atomic(target, to_eml(mail), PRIVATE)
                 except OSError as exc:
                     raise RenderOutputError(
                         f"{target}: cannot write ({exc.strerror}); {written} .eml files were "
@@ -105,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         "files": len(args.files),
         "chat_items": items,
         "eml_written": written,
-        "same_day_replaced": repeated,
+        "room_days_continued": continued,
         "files_not_attached": absent,
         "dir": str(out),
     }

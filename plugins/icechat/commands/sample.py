@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from icechat.dev.sample import write_day
-from icechat.dev.sample.delivery import Packaging
 from icechat.exceptions import SampleError
+from icechat.ice.delivery import Packaging
 
 
 def add_parser(subparsers: Any) -> None:

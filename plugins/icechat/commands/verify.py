@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 from datetime import date
+
+from icechat.commands import log_to_stderr
 
 SHOWN = 10  # differences printed per day; the report lists them all
 
@@ -45,11 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     glue = importlib.import_module("icechat.glue.verify")
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    log_to_stderr(args.verbose)
     glue.use_metadata_connections()
     verified = True
     for day in args.days:

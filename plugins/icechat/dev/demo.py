@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import secrets
 import shutil
 import signal
@@ -33,14 +32,15 @@ import requests
 import icechat
 from icechat.dev.airflow import Standalone, airflow_env, prepare_database, run_airflow
 from icechat.dev.graph_emulator import GraphEmulator
-from icechat.dev.sample import generate_day, marker_name, write_day
+from icechat.dev.sample import marker_name, own_people, write_day
 from icechat.dev.sample.population import directory_users, firm_domain
 from icechat.dev.sftpd import LocalSftpServer, free_port
 from icechat.exceptions import DemoError, DevServerError
+from icechat.files import PRIVATE, write_atomic
 from icechat.ice.keys import env_line, make_pgp_keypair, new_passphrase, pgp_connection
-from icechat.ice.model import Participant
 from icechat.ice.packages import safe_member_path
-from icechat.report import summary_line
+from icechat.report import report_file, reports_dir, summary_line
+from icechat.settings import DEFAULT_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ SAMPLE_DAYS = (date(2026, 11, 24), date(2026, 11, 25), DEMO_DAY)
 MESSAGES = 200
 PARTS = 2
 SEED = 7
-FOLDER = "ICE Chat"
 CLIENT_ID = "0d3e6a1c-5a11-4c0e-9d3e-1cec4a7a0de0"
 Say = Callable[[str], None]
 
@@ -122,32 +121,7 @@ class DemoLayout:
 
     def report(self, day: date, kind: str = "json") -> Path:
         """The day's report (``json`` or ``html``)."""
-        return self.data / "reports" / f"{day.isoformat()}.{kind}"
-
-
-def _write_secret(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-
-
-def internal_people(firm: str, days: Iterable[date]) -> dict[str, str]:
-    """Email -> display name of the sample firm's own people on ``days`` (the tenant's users)."""
-    domain = "@" + firm_domain(firm)
-    people: dict[str, str] = {}
-
-    def note(person: Participant) -> None:
-        if person.email and person.email.lower().endswith(domain):
-            people.setdefault(person.email, person.display_name)
-
-    for day in days:
-        for piece in generate_day(firm, day, MESSAGES, SEED):
-            for entered, _ in (*piece.entered, *piece.left):
-                note(entered)
-            for item in piece.items:
-                for person in item.participants:
-                    note(person)
-    return people
+        return report_file(reports_dir(self.data), day, kind)
 
 
 class DemoSite:
@@ -185,15 +159,15 @@ class DemoSite:
                 algo="ed25519",
             )
             public.write_text(pair.public_armored)
-            _write_secret(secret, pair.secret_armored)
-            _write_secret(phrase, passphrase)
+            write_atomic(secret, pair.secret_armored, PRIVATE)
+            write_atomic(phrase, passphrase, PRIVATE)
         return public, secret.read_text(), phrase.read_text()
 
     def _app_secret(self) -> str:
         path = self.layout.keys / "graph-app-secret"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_secret(path, secrets.token_urlsafe(24))
+            write_atomic(path, secrets.token_urlsafe(24), PRIVATE)
         return path.read_text()
 
     def _ports(self) -> dict[str, int]:
@@ -223,11 +197,11 @@ class DemoSite:
     def _directory(self) -> dict[str, Any]:
         # Who has no mailbox is decided among the sample days' people only, so a day added
         # later (``make airflow`` adds yesterday) never takes away a mailbox that has items.
-        users = directory_users(internal_people(self.firm, SAMPLE_DAYS))
+        users = directory_users(own_people(self.firm, SAMPLE_DAYS, MESSAGES, SEED))
         known = {user["userPrincipalName"] for user in users}
         users += [
             {"userPrincipalName": email, "displayName": name}
-            for email, name in internal_people(self.firm, self.days).items()
+            for email, name in own_people(self.firm, self.days, MESSAGES, SEED).items()
             if email not in known
         ]
         return {
@@ -303,17 +277,7 @@ class DemoSite:
             "icechat_pgp": pgp_connection(
                 passphrase=self._passphrase, secret_armored=self._secret_key
             ),
-            "icechat_graph": {
-                "conn_type": "generic",
-                "login": CLIENT_ID,
-                "password": self._app_secret(),
-                "extra": {
-                    "tenant_id": emulator.tenant_id,
-                    "authority_host": emulator.base_url,
-                    "graph_url": emulator.graph_url,
-                    "ca_bundle": str(emulator.ca_bundle.resolve()),
-                },
-            },
+            "icechat_graph": emulator.connection(CLIENT_ID, self._app_secret()),
         }
 
     def variables(self) -> dict[str, str]:
@@ -346,7 +310,7 @@ class DemoSite:
             *(f"{name}={_quote(env[name])}" for name in names),
             *(env_line(conn_id, conn) for conn_id, conn in self.connections().items()),
         ]
-        _write_secret(self.layout.env_file, "\n".join(lines) + "\n")
+        write_atomic(self.layout.env_file, "\n".join(lines) + "\n", PRIVATE)
 
     # -- results -------------------------------------------------------------------------
     def export_mailboxes(self) -> dict[str, int]:
@@ -363,9 +327,11 @@ class DemoSite:
             for user in state.json()["users"]:
                 upn = user["userPrincipalName"]
                 folders = {f["displayName"]: f["messageCount"] for f in user["folders"]}
-                if not folders.get(FOLDER):
+                if not folders.get(DEFAULT_FOLDER):
                     continue
-                answer = session.get(f"{admin}/mailboxes/{upn}/folders/{FOLDER}/eml", timeout=60)
+                answer = session.get(
+                    f"{admin}/mailboxes/{upn}/folders/{DEFAULT_FOLDER}/eml", timeout=60
+                )
                 answer.raise_for_status()
                 exported[upn] = _unzip(answer.content, self.layout.mailboxes / upn)
         return exported
@@ -432,7 +398,7 @@ def run_day(layout: DemoLayout, day: date = DEMO_DAY, say: Say = print) -> int:
     say(f"  report:    {_relative(layout.report(day, 'html'))} (and .json)")
     say(
         f"  mailboxes: {_relative(layout.mailboxes)}/ ({sum(mailboxes.values())} .eml in"
-        f" {len(mailboxes)} mailboxes, the '{FOLDER}' folder of each)"
+        f" {len(mailboxes)} mailboxes, the '{DEFAULT_FOLDER}' folder of each)"
     )
     say(f"  run log:   {_relative(log_path)}")
     say(f"  settings:  {_relative(layout.env_file)} (connections and variables)")
@@ -519,7 +485,7 @@ def _banner(say: Say, url: str, version: str, site: DemoSite) -> None:
         f"  DAG {DAG_ID} (paused): open it, Trigger with a logical date or the 'day' param,"
         " or Backfill a date range",
         f"  sample days on the SFTP site: {days}",
-        f"  reports: {_relative(site.layout.data / 'reports')}/",
+        f"  reports: {_relative(reports_dir(site.layout.data))}/",
         "  Ctrl-C stops Airflow, sshd and the Graph emulator",
     ):
         say(line)

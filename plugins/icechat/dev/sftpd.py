@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from icechat.exceptions import DevServerError
+from icechat.files import PRIVATE, write_atomic
 from icechat.ice.keys import make_ssh_keypair
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,12 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-
-
 def ensure_ssh_key(path: Path, comment: str) -> Path:
     """An ed25519 key at ``path`` (OpenSSH format, ``.pub`` beside it), made on first use."""
     if not (path.exists() and path.with_suffix(".pub").exists()):
         path.parent.mkdir(parents=True, exist_ok=True)
         pair = make_ssh_keypair("ed25519", comment)
-        _write_private(path, pair.private_openssh)
+        write_atomic(path, pair.private_openssh, PRIVATE)
         path.with_suffix(".pub").write_text(pair.public_line + "\n")
     return path
 

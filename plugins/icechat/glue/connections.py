@@ -82,12 +82,15 @@ def data_dir(settings: Settings) -> Path:
     return path
 
 
-def ledger_url(settings: Settings) -> str:
-    """The ``icechat_ledger`` connection as a SQLAlchemy URL; absent: SQLite in the data dir."""
+def ledger_url(settings: Settings, data: Path | None = None) -> str:
+    """The ``icechat_ledger`` connection as a SQLAlchemy URL; absent: SQLite in the data dir.
+
+    ``data`` is the data directory when the caller must not create it (the UI reads only).
+    """
     try:
         conn = BaseHook.get_connection(LEDGER_CONN_ID)
     except AirflowNotFoundException:
-        return f"sqlite:///{data_dir(settings) / 'ledger.sqlite'}"
+        return f"sqlite:///{(data or data_dir(settings)) / 'ledger.sqlite'}"
     if conn.password:
         mask_secret(conn.password)
     if conn.conn_type in ("postgres", "postgresql"):

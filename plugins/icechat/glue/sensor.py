@@ -17,8 +17,9 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from icechat.exceptions import DeliveryTimeoutError
 from icechat.glue.connections import SFTP_CONN_ID, load_settings, open_site
 from icechat.ice.delivery import default_deadline, enforce_deadline
-from icechat.ice.fetch import load_look, look, look_state_path, save_look
+from icechat.ice.fetch import load_look, look, save_look
 from icechat.settings import DEFAULT_POKE_INTERVAL
+from icechat.workdir import look_state_path
 
 
 class IceChatDeliverySensor(BaseSensorOperator):

@@ -46,23 +46,20 @@ def day_of(context: Mapping[str, Any]) -> date:
     """The day a run processes: its ``day`` param, else the UTC date of its logical date.
 
     Never ``data_interval_start``: a manual run for logical date D may get another interval.
+    The rule is :func:`icechat.overview.day_of_run`; this says why a run has no day.
     """
+    from icechat.overview import day_of_run
+
     given = (context.get("params") or {}).get("day")
+    day = day_of_run(context.get("params"), context.get("logical_date"))
+    if day is not None:
+        return day
     if given:
-        try:
-            return date.fromisoformat(str(given).strip())
-        except ValueError as exc:
-            raise AirflowFailException(
-                f"param day is {given!r}; give the day to process as YYYY-MM-DD"
-            ) from exc
-    logical = context.get("logical_date")
-    if logical is None:
-        raise AirflowFailException(
-            "this run has no logical date and no day param: trigger it with a logical date "
-            'or with params {"day": "YYYY-MM-DD"}'
-        )
-    day: date = logical.astimezone(UTC).date()
-    return day
+        raise AirflowFailException(f"param day is {given!r}; give the day to process as YYYY-MM-DD")
+    raise AirflowFailException(
+        "this run has no logical date and no day param: trigger it with a logical date "
+        'or with params {"day": "YYYY-MM-DD"}'
+    )
 
 
 @contextmanager
@@ -95,11 +92,11 @@ def missed_days(context: Mapping[str, Any]) -> list[dict[str, str]]:
             "the DAG paused are not caught up; set it to the first day to archive (YYYY-MM-DD)"
         )
         return []
-    reports = data_dir(settings) / "reports"
+    reports = report.reports_dir(data_dir(settings))
 
     def handled(day: date) -> bool:
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return report.json_path(reports, day).exists() or bool(
+        return report.report_file(reports, day).exists() or bool(
             context["ti"].get_dr_count(dag_id=run.dag_id, logical_dates=[midnight])
         )
 
@@ -125,36 +122,32 @@ def fetch(day: date) -> dict[str, Any]:
 
 def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Decrypt (when encrypted) and unpack each part under ``work/{day}/`` (owner-only)."""
-    from icechat.ice.pgp import decrypt_parts
-    from icechat.workdir import unpack_part, work_day_dir
+    from icechat.workdir import parts_dir, plain_parts
 
     with actionable("decrypt"):
-        work = work_day_dir(data_dir(load_settings()), day) / "parts"
+        work = parts_dir(data_dir(load_settings()), day)
         files = fetched["files"]
-        plain = decrypt_parts([Path(f["path"]) for f in files], work, pgp_key())
-        parts = []
-        for entry, path in zip(files, plain, strict=True):
-            unpacked = unpack_part(path, work)
-            parts.append(
-                {
-                    "name": entry["name"],
-                    "raw": entry["path"],
-                    "xml": str(unpacked.xml),
-                    "items_expected": entry.get("items_expected"),
-                }
-            )
-    return parts
+        xmls = plain_parts([Path(f["path"]) for f in files], work, pgp_key())
+    return [
+        {
+            "name": entry["name"],
+            "raw": entry["path"],
+            "xml": str(xml),
+            "items_expected": entry.get("items_expected"),
+        }
+        for entry, xml in zip(files, xmls, strict=True)
+    ]
 
 
 def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Parse every part and write its mail items (one line each) under ``work/{day}/items``."""
     from icechat.render.day import render_day
-    from icechat.workdir import work_day_dir
+    from icechat.workdir import items_dir
 
     began = time.monotonic()
     with actionable("parse and render"):
         settings = load_settings()
-        out = work_day_dir(data_dir(settings), day) / "items"
+        out = items_dir(data_dir(settings), day)
         summary = render_day(parts, out, mode=settings.item_mode, profile=settings.profile)
     log.info(
         "%d chat items in %d conversations rendered as %d mail items",
@@ -167,21 +160,21 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
 
 def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Map every participant to a mailbox, write the import shards under ``work/{day}/plan``
-    and record the copies that go nowhere in the ledger."""
+    and record the plan in the ledger (routes, MessageIDs, the copies that go nowhere)."""
     from icechat.graph.client import GraphClient
     from icechat.leases import MailboxLeases
     from icechat.ledger import Ledger
     from icechat.mapping.graph_directory import GraphDirectory
-    from icechat.mapping.plan import fallback_mailbox, plan_day, record_not_mapped
+    from icechat.mapping.plan import fallback_mailbox, plan_day, record_plan
     from icechat.mapping.rules import Resolver
-    from icechat.workdir import work_day_dir
+    from icechat.workdir import plan_dir as day_plan_dir
 
     began = time.monotonic()
     run_id, attempt = str(context["run_id"]), attempt_of(context)
     with actionable("map participants"):
         settings = load_settings()
         table = mapping_table(settings)
-        plan_dir = work_day_dir(data_dir(settings), day) / "plan"
+        plan_dir = day_plan_dir(data_dir(settings), day)
         with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
             leases = MailboxLeases(ledger, f"map {run_id} attempt {attempt}")
             directory = GraphDirectory(client, leases)
@@ -189,7 +182,7 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
             fallback = fallback_mailbox(directory, settings.unmapped_mailbox)
             parts = [Path(p) for p in rendered["part_dirs"]]
             summary = plan_day(parts, resolver, plan_dir, fallback=fallback)
-            record_not_mapped(ledger, day, plan_dir, run_id, attempt=attempt)
+            record_plan(ledger, day, plan_dir, parts, run_id, attempt=attempt)
     return {**summary.to_json(), "seconds": time.monotonic() - began}
 
 
@@ -198,11 +191,11 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
     from icechat import importer
     from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
-    from icechat.workdir import work_day_dir
+    from icechat.workdir import items_dir
 
     with actionable("import"):
         settings = load_settings()
-        items = work_day_dir(data_dir(settings), day) / "items"
+        items = items_dir(data_dir(settings), day)
         with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
             summary = importer.import_shard(
                 client,
@@ -215,6 +208,17 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
                 folder_name=settings.folder_name,
             )
     return summary.to_json()
+
+
+def _results(upstream: Mapping[str, Any]) -> list[Any]:
+    """The upstream tasks' results in DAG order; fail naming a task that left none."""
+    for task_id, result in upstream.items():
+        if result is None:
+            raise AirflowFailException(
+                f"the day stopped before reconciling: task {task_id} has no result (it failed "
+                "or was skipped); read that task's log, fix the cause and clear it"
+            )
+    return list(upstream.values())
 
 
 def reconcile(
@@ -232,15 +236,11 @@ def reconcile(
     from icechat.ledger import Ledger
     from icechat.workdir import remove_plaintext
 
-    for task_id, result in upstream.items():
-        if result is None:
-            raise AirflowFailException(
-                f"the day stopped before reconciling: task {task_id} has no result (it failed "
-                "or was skipped); read that task's log, fix the cause and clear it"
-            )
-    _waited, fetched, _parts, rendered, planned = upstream.values()
+    _waited, fetched, _parts, rendered, planned = _results(upstream)
     with actionable("reconcile"):
         settings = load_settings()
+        reports = report.reports_dir(data_dir(settings))
+        run_id = str(context["run_id"])
         day_report = report.day_report(
             day,
             fetched=fetched,
@@ -248,12 +248,13 @@ def reconcile(
             planned=planned,
             shards=shards,
             item_mode=settings.item_mode,
-            run_id=str(context["run_id"]),
+            run_id=run_id,
             attempt=attempt_of(context),
+            history=report.volume_history(report.ReportShelf(reports), day),
         )
-        json_path, html_path = report.write_report(day_report, data_dir(settings) / "reports")
+        json_path, html_path = report.write_report(day_report, reports)
         with Ledger(ledger_url(settings)) as ledger:
-            report.record_run(ledger, str(context["run_id"]), day, day_report)
+            report.record_run(ledger, run_id, day, day_report)
     log.info("%s", report.summary_line(day_report))
     log.info("report: %s (and %s)", json_path, html_path)
     if not report.archived(day_report):

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from icechat.graph.client import REQUEST_LIMIT, encoded
+from icechat.graph.properties import FILE_ATTACHMENT
 
 INLINE_LIMIT = 3 * 1024 * 1024  # largest file Graph takes inline (decoded bytes)
 # Largest item JSON: the rest of a 4 MB request is left for the $batch part and envelope
 # around it (id, method, URL, headers: well under 8 KB even for the longest mailbox name).
 ITEM_LIMIT = REQUEST_LIMIT - 8 * 1024
-FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
 
 
 @dataclass(frozen=True)

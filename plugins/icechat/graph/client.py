@@ -229,6 +229,24 @@ class MailboxGate:
             self._not_before = max(self._not_before, self._clock() + seconds)
 
 
+class Throttling:
+    """How often a mailbox was held for Graph's ``Retry-After``, and for how long in all.
+
+    Read by the import's progress line, so a slow import says it is being throttled.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.waits = 0
+        self.seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        """Count one hold of ``seconds``."""
+        with self._lock:
+            self.waits += 1
+            self.seconds += seconds
+
+
 @dataclass
 class _Pending:
     index: int
@@ -262,6 +280,7 @@ class GraphClient:
         self._session = VerifyingSession(settings.ca_bundle or True, timeout, pool_size)
         self._gates: dict[str, MailboxGate] = {}
         self._gates_lock = threading.Lock()
+        self.throttling = Throttling()
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -369,6 +388,7 @@ class GraphClient:
                 break
             if waits:
                 self.gate(mailbox).hold(delay)
+                self.throttling.add(delay)
             else:
                 self._sleep(delay)
             pending = retry

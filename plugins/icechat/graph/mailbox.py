@@ -16,11 +16,10 @@ from typing import Any
 
 from icechat.exceptions import GraphError, GraphRequestError
 from icechat.graph.client import GraphClient, GraphRequest, GraphResponse, user_path
-from icechat.graph.properties import DEDUPE_KEY
+from icechat.graph.properties import DEDUPE_KEY, ROOT_FOLDER
 
 log = logging.getLogger(__name__)
 
-ROOT_FOLDER = "msgfolderroot"
 FOLDER_EXISTS_CODES = frozenset({"ErrorFolderExists", "ErrorDuplicateFolderName"})
 
 

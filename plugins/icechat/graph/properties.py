@@ -1,7 +1,8 @@
-"""Microsoft Graph / MAPI property ids the connector writes and reads: the one place for them.
+"""Microsoft Graph / MAPI names the connector writes and reads: the one place for them.
 
-Used by the renderer (to write them), the Graph client (to filter on the dedupe key) and
-the emulator (to honour them as Exchange does).
+Property ids, the attachment type and the well-known parent folder. Used by the renderer (to
+write them), the Graph client (to filter on the dedupe key, to find the folder) and the
+emulator (to honour them as Exchange does).
 """
 
 from __future__ import annotations
@@ -22,3 +23,9 @@ DEDUPE_KEY = f"String {PROPERTY_SET} Name IceChatDedupeKey"
 
 # Host part of every internetMessageId we mint; a reserved TLD, so it never routes.
 MESSAGE_ID_DOMAIN = "icechat-archiver.invalid"
+
+# The @odata.type of a file carried inline by a message.
+FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
+
+# The well-known name of the mailbox's top folder: the archive folder is its child.
+ROOT_FOLDER = "msgfolderroot"

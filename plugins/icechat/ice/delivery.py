@@ -16,12 +16,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from icechat.exceptions import AmbiguousDeliveryError, DeliveryTimeoutError, MarkerFormatError
 
-PACKAGINGS = ("xml.gz", "xml", "zip")
+Packaging = Literal["xml.gz", "xml", "zip"]
+PACKAGINGS: tuple[Packaging, ...] = get_args(Packaging)  # ``xml.gz`` before ``xml``
 ENCRYPTIONS = ("pgp", "gpg", "asc")
+PACKAGED_SUFFIXES = tuple(f".{p}" for p in PACKAGINGS)
+ENCRYPTED_SUFFIXES = tuple(f".{e}" for e in ENCRYPTIONS)
 MAX_MARKER_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _ICECHAT = "_ICECHAT_"
@@ -75,7 +78,7 @@ def day_stamp(day: date) -> str:
     return day.strftime("%Y%m%d")
 
 
-def part_name(firm: str, day: date, number: int | None, packaging: str) -> str:
+def part_name(firm: str, day: date, number: int | None, packaging: Packaging) -> str:
     """``{FIRM}_ICECHAT_{YYYYMMDD}[_{NN}].{packaging}`` (``number`` only for a split day)."""
     suffix = f"_{number:02d}" if number is not None else ""
     return f"{firm}{_ICECHAT}{day_stamp(day)}{suffix}.{packaging}"
@@ -89,9 +92,23 @@ def marker_name(firm: str, day: date) -> str:
 def expected_names(firm: str, day: date) -> str:
     """A human-readable pattern of the names a day's parts may have."""
     return (
-        f"{firm}{_ICECHAT}{day_stamp(day)}[_NN].{{xml,xml.gz,zip}}[.pgp|.gpg|.asc]"
+        f"{firm}{_ICECHAT}{day_stamp(day)}[_NN].{{{','.join(sorted(PACKAGINGS))}}}"
+        f"[{'|'.join(ENCRYPTED_SUFFIXES)}]"
         f" (and optionally {marker_name(firm, day)}; the firm code in any case)"
     )
+
+
+def is_encrypted_name(name: str) -> bool:
+    """Whether the file name says OpenPGP (``.pgp``, ``.gpg``, ``.asc``, in any case)."""
+    return name.lower().endswith(ENCRYPTED_SUFFIXES)
+
+
+def unpacked_name(name: str) -> str:
+    """A decrypted part's name without its packaging suffix (``.xml.gz``, ``.xml``, ``.zip``)."""
+    for suffix in PACKAGED_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _firm_day(firm: str, day: date) -> str:
@@ -113,11 +130,6 @@ def parse_part_name(name: str, firm: str, day: date) -> PartName | None:
         return None
     nn = match.group("nn")
     return PartName(name, int(nn) if nn else None, match.group("pack"), match.group("enc"))
-
-
-def is_marker_name(name: str, firm: str, day: date) -> bool:
-    """Whether ``name`` is the ``.done`` marker of this firm's day."""
-    return _marker_regex(firm, day).fullmatch(name) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from icechat.exceptions import DeliveryError, TransferError
+from icechat.files import write_atomic
 from icechat.ice.delivery import (
     MAX_MARKER_BYTES,
     Completion,
@@ -111,11 +112,6 @@ class FetchResult:
         }
 
 
-def look_state_path(data_dir: Path, day: date) -> Path:
-    """Where the sensor keeps its previous look between pokes (it runs in reschedule mode)."""
-    return data_dir / "work" / day.isoformat() / "sftp-look.json"
-
-
 def load_look(path: Path) -> tuple[RemoteFile, ...] | None:
     """The previous look saved by :func:`save_look`, or ``None`` before the first."""
     if not path.exists():
@@ -127,9 +123,7 @@ def load_look(path: Path) -> tuple[RemoteFile, ...] | None:
 def save_look(path: Path, files: tuple[RemoteFile, ...]) -> None:
     """Keep this look for the next poke."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps({"look": [f.to_dict() for f in files]}), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps({"look": [f.to_dict() for f in files]}))
 
 
 def read_marker(transport: Transport, remote_dir: str, marker: RemoteFile) -> str:

@@ -30,14 +30,6 @@ class TransferStatus(StrEnum):
     FAILED = "failed"
 
 
-class RoomType(StrEnum):
-    """The kinds of conversation ICE exports."""
-
-    PERSISTENT = "PersistentChat"
-    GROUP = "GroupChat"
-    ONE_TO_ONE = "OneToOne"
-
-
 @dataclass(frozen=True, slots=True)
 class Participant:
     """One ICE Chat user as the export names them (email is often absent for externals)."""

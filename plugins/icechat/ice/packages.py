@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, Protocol
 
 from icechat.exceptions import ArchiveCorruptError, ArchiveError, ArchiveLimitError, UnsafePathError
+from icechat.files import PRIVATE, replacing
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -290,12 +291,5 @@ def unpack(path: Path, dest: Path, limits: Limits = DEFAULT_LIMITS) -> Path:
 
 def _write_atomic(src: BinaryIO, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(target.name + ".partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # plaintext: nothing half-written stays behind
-        raise
-    tmp.replace(target)
+    with replacing(target, PRIVATE) as out:  # plaintext: owner-only, never half-written
+        shutil.copyfileobj(src, out, 1 << 20)

@@ -29,10 +29,11 @@ from icechat.exceptions import (
     PgpPassphraseError,
     PgpWrongKeyError,
 )
+from icechat.files import PRIVATE, written_as
+from icechat.ice.delivery import is_encrypted_name
 
 log = logging.getLogger(__name__)
 
-ENCRYPTED_SUFFIXES = (".pgp", ".gpg", ".asc")
 ARMOR_HEADER = b"-----BEGIN PGP MESSAGE-----"
 GPG_ERR_BAD_PASSPHRASE = 11
 AGENT_S2K_COUNT = 65536
@@ -46,11 +47,6 @@ class PgpKey:
 
     secret_armored: str = field(repr=False)
     passphrase: str = field(repr=False)
-
-
-def is_encrypted_name(name: str) -> bool:
-    """Whether the file name says OpenPGP (``.pgp``, ``.gpg``, ``.asc``)."""
-    return name.lower().endswith(ENCRYPTED_SUFFIXES)
 
 
 def plaintext_name(name: str) -> str:
@@ -170,21 +166,17 @@ class GpgSession:
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(out_dir, 0o700)
         target = out_dir / plaintext_name(path.name)
-        tmp = out_dir / f".{target.name}.partial"
         extra = ["--yes"]
         if self._max_output is not None:
             extra += ["--max-output", str(self._max_output)]
-        try:
+        with written_as(target) as tmp:
             result = self._gpg.decrypt_file(
                 str(path), passphrase=self._key.passphrase, output=str(tmp), extra_args=extra
             )
             status = _Status.parse(result.stderr or "")
             if not (result.ok and result.returncode == 0 and status.has("DECRYPTION_OKAY")):
                 raise self._failure(path.name, result.status, status)
-            os.chmod(tmp, 0o600)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
+            os.chmod(tmp, PRIVATE)
         log.info("decrypted %s to %s", path.name, target)
         return target
 
@@ -259,12 +251,6 @@ class GpgSession:
 def _gpg_code(value: str) -> int:
     """The error code part of a gpg-error value (source << 24 | code)."""
     return int(value) & 0xFFFF if value.isdigit() else -1
-
-
-def decrypt_part(path: Path, out_dir: Path, key: PgpKey | None) -> Path:
-    """Decrypt one part (see :meth:`GpgSession.decrypt`) in its own throwaway keyring."""
-    with GpgSession(key) as session:
-        return session.decrypt(path, out_dir)
 
 
 def decrypt_parts(paths: Iterable[Path], out_dir: Path, key: PgpKey | None) -> list[Path]:

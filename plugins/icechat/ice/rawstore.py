@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from icechat.exceptions import UnsafePathError
+from icechat.files import partial_path, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,8 @@ class RawStore:
         return [StoredFile(**row) for row in data["files"]]
 
     def _save(self) -> None:
-        tmp = self.dir / f".{MANIFEST}.partial"
         body = json.dumps({"files": [asdict(r) for r in self._records]}, indent=1)
-        tmp.write_text(body + "\n", encoding="utf-8")
-        tmp.replace(self._manifest)
+        write_atomic(self._manifest, body + "\n")
 
     def versions(self, name: str) -> list[StoredFile]:
         """Every stored copy of the remote file ``name``, oldest first."""
@@ -131,7 +130,7 @@ class RawStore:
             raise
 
     def _tmp(self, name: str) -> Path:
-        return self.dir / f".{name}.partial"
+        return partial_path(self.dir / name)
 
     def discard(self, name: str) -> None:
         """Drop the temporary download of ``name`` (its bytes are already stored)."""

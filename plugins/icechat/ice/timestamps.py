@@ -1,4 +1,9 @@
-"""The three timestamp forms of the export: epoch milliseconds, epoch seconds, ISO 8601."""
+"""Times as text: the three forms of the export, read; ISO 8601 UTC with ``Z``, written.
+
+The export gives epoch milliseconds, epoch seconds or ISO 8601 with an offset. Everything
+icechat writes (Graph's SystemTime values, ``icechat inspect``, the sample export) is
+:func:`iso_z`.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,13 @@ def parse_timestamp(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def iso_utc(moment: datetime) -> str:
-    """``2026-11-26T09:15:02.123Z``: ISO 8601 UTC with milliseconds."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+def iso_z(moment: datetime, *, milliseconds: bool | None = None) -> str:
+    """``2026-11-26T09:15:02.123Z``: ISO 8601 UTC with ``Z``, milliseconds truncated.
+
+    ``milliseconds``: ``True`` always writes them, ``False`` never (whole seconds, as Graph
+    returns a message's received time), ``None`` when the time has any (a whole second is
+    ``...T09:15:02Z``).
+    """
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    fraction = utc.microsecond if milliseconds is None else milliseconds
+    return utc.isoformat(timespec="milliseconds" if fraction else "seconds")[:-6] + "Z"

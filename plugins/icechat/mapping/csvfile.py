@@ -10,22 +10,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 
 from icechat.exceptions import MappingFileError
+from icechat.render.addresses import is_address
 
 IMID_COLUMN = "imid"
 MAILBOX_COLUMN = "mailbox"
-
-# A pragmatic syntax check: one @, a non-empty local part, a dotted domain, no spaces or
-# control characters. Whether the mailbox exists is the directory's question, not this one.
-_ADDRESS = re.compile(r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f.]+$")
-
-
-def is_address(text: str) -> bool:
-    """True when ``text`` is syntactically an email address."""
-    return bool(_ADDRESS.match(text))
 
 
 @dataclass(frozen=True, slots=True)

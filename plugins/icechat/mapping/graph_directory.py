@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
+from icechat.chunks import chunks
 from icechat.exceptions import GraphError, MailboxNotFoundError
 from icechat.graph.client import MAX_BATCH, GraphClient, GraphRequest, GraphResponse
+from icechat.graph.properties import ROOT_FOLDER
 from icechat.leases import MailboxLeases
 from icechat.mapping.directory import DirectoryEntry, Verdict
 
@@ -28,13 +30,6 @@ ADDRESSES_PER_QUERY = 5
 USER_FIELDS = "id,userPrincipalName,mail,proxyAddresses,accountEnabled"
 DIRECTORY_LANE = "(directory)"  # the client's per-mailbox gate key for directory calls
 LEASE_RETRY = 2.0  # seconds before probing mailboxes another process was importing into
-
-T = TypeVar("T")
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _quoted(address: str) -> str:
@@ -107,12 +102,12 @@ class GraphDirectory:
         return answers
 
     def _batches(self, requests: list[GraphRequest]) -> Iterator[tuple[GraphRequest, Any]]:
-        for group in _chunks(requests, MAX_BATCH):
+        for group in chunks(requests, MAX_BATCH):
             yield from zip(group, self._client.batch(group, mailbox=DIRECTORY_LANE), strict=True)
 
     def _find_users(self, addresses: list[str]) -> dict[str, Mapping[str, Any]]:
         """Address -> user, for every address some user owns."""
-        queries = [_query(chunk) for chunk in _chunks(addresses, ADDRESSES_PER_QUERY)]
+        queries = [_query(chunk) for chunk in chunks(addresses, ADDRESSES_PER_QUERY)]
         owners: dict[str, Mapping[str, Any]] = {}
         wanted = set(addresses)
         for _, outcome in self._batches(queries):
@@ -132,7 +127,7 @@ class GraphDirectory:
         with self._leases.renewing():
             while True:
                 busy: list[str] = []
-                for group in _chunks(pending, MAX_BATCH):
+                for group in chunks(pending, MAX_BATCH):
                     held = self._leases.acquire(group)
                     busy += [uid for uid in group if uid not in held]
                     try:
@@ -155,7 +150,7 @@ class GraphDirectory:
 
     def _probe(self, user_ids: list[str]) -> dict[str, bool]:
         probes = [
-            GraphRequest.get(f"/users/{uid}/mailFolders/msgfolderroot", {"$select": "id"})
+            GraphRequest.get(f"/users/{uid}/mailFolders/{ROOT_FOLDER}", {"$select": "id"})
             for uid in user_ids
         ]
         result = {}

@@ -3,9 +3,9 @@
 Every copy (one per item and participant) is accounted for here already: planned for a
 mailbox, ``already_present`` when another participant of the same item maps to the same
 mailbox, or ``not_mapped`` with its reason. The planned copies are written as shards, one
-line per copy, grouped by mailbox so an import task owns whole mailboxes. The copies that go
-nowhere are recorded in the ledger too (:func:`record_not_mapped`), so it accounts for every
-copy, not only imported ones.
+line per copy, grouped by mailbox so an import task owns whole mailboxes; every copy's route
+(participant -> mailbox, or why none) goes to ``routes.jsonl``. :func:`record_plan` puts the
+plan in the ledger, the copies that go nowhere included, so it accounts for every copy.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from icechat.exceptions import SettingsError
-from icechat.ledger import Ledger, Mark
+from icechat.ledger import Ledger, Mark, Route
 from icechat.mapping.directory import Directory, DirectoryEntry, Verdict
 from icechat.mapping.rules import Reason, Resolver
 from icechat.render.itemsfile import IndexEntry, read_index
@@ -30,7 +30,24 @@ from icechat.settings import UNMAPPED_MAILBOX
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 1000
-NOT_MAPPED = "not_mapped.jsonl"
+ROUTES = "routes.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRoute:
+    """One participant's copy of an item: the mailbox it goes to, or the reason it goes nowhere.
+
+    ``address`` is the mailbox's address (UPN), or the participant's own when not mapped.
+    """
+
+    key: str
+    im_id: str
+    user_id: str | None
+    address: str | None
+    reason: str | None
+
+    def to_line(self) -> str:
+        return json.dumps([self.key, self.im_id, self.user_id, self.address, self.reason]) + "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +126,8 @@ def plan_day(
 ) -> PlanSummary:
     """Resolve every participant of every rendered item and write the shards to ``out_dir``.
 
-    Copies that go nowhere are written to ``not_mapped.jsonl`` (ImId, item key, reason), for
-    the ledger's audit trail (see :func:`read_not_mapped`).
+    Every copy's route is written to ``routes.jsonl`` for the ledger's audit trail (see
+    :func:`read_routes` and :func:`read_not_mapped`).
     """
     wanted: set[str] = set()
     seen: set[tuple[str, str | None]] = set()
@@ -125,12 +142,12 @@ def plan_day(
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = PlanSummary()
     files = [(out_dir / f"shard-{n:03d}.jsonl").open("w", encoding="utf-8") for n in range(shards)]
-    unmapped = (out_dir / NOT_MAPPED).open("w", encoding="utf-8")
+    routes = (out_dir / ROUTES).open("w", encoding="utf-8")
     used: set[int] = set()
     try:
         for part in parts:
             for entry in read_index(part):
-                targets = _plan_item(entry, resolver, summary, fallback, unmapped)
+                targets = _plan_item(entry, resolver, summary, fallback, routes)
                 for user_id, upn in targets.items():
                     shard = zlib.crc32(user_id.encode()) % shards
                     files[shard].write(
@@ -139,7 +156,7 @@ def plan_day(
                     used.add(shard)
                     summary.per_mailbox[upn] += 1
     finally:
-        unmapped.close()
+        routes.close()
         for fh in files:
             fh.close()
     for n in range(shards):
@@ -163,26 +180,29 @@ def _plan_item(
     resolver: Resolver,
     summary: PlanSummary,
     fallback: DirectoryEntry | None,
-    unmapped: TextIO,
+    routes: TextIO,
 ) -> dict[str, str]:
     summary.items += 1
     targets: dict[str, str] = {}
     first_reason: Reason | None = None
-    nowhere: list[tuple[str, str]] = []
+    mapped: list[CopyRoute] = []
+    nowhere: list[CopyRoute] = []
     for im_id, email in entry.participants:
         summary.copies += 1
         found = resolver.resolve(im_id, email)
         if found.user_id is not None:
             summary.by_mapping[found.reason] += 1
+            upn = found.upn or found.user_id
             if found.user_id in targets:
                 summary.already_present += 1
             else:
-                targets[found.user_id] = found.upn or found.user_id
+                targets[found.user_id] = upn
                 summary.planned += 1
+            mapped.append(CopyRoute(entry.key, im_id, found.user_id, upn, None))
             continue
         summary.not_mapped[found.reason] += 1
         first_reason = first_reason or found.reason
-        nowhere.append((im_id, found.reason))
+        nowhere.append(CopyRoute(entry.key, im_id, None, found.address or email, found.reason))
         _note_unmapped(summary, im_id, found.address or email, found.reason)
     if not targets and fallback is not None and fallback.user_id and first_reason:
         # Nobody maps: the first copy goes to the fallback mailbox instead of nowhere.
@@ -191,10 +211,12 @@ def _plan_item(
             del summary.not_mapped[first_reason]
         summary.planned += 1
         summary.fallback += 1
-        targets[fallback.user_id] = fallback.upn or fallback.user_id
-        nowhere.pop(0)
-    for im_id, reason in nowhere:
-        unmapped.write(json.dumps([im_id, entry.key, reason]) + "\n")
+        upn = fallback.upn or fallback.user_id
+        targets[fallback.user_id] = upn
+        first = nowhere.pop(0)
+        mapped.append(CopyRoute(entry.key, first.im_id, fallback.user_id, upn, None))
+    for route in (*mapped, *nowhere):
+        routes.write(route.to_line())
     return targets
 
 
@@ -208,26 +230,54 @@ def _note_unmapped(summary: PlanSummary, im_id: str, address: str | None, reason
     entry["copies"] += 1
 
 
+def read_routes(out_dir: Path) -> Iterator[CopyRoute]:
+    """Every copy's route, as the plan wrote it."""
+    with (out_dir / ROUTES).open(encoding="utf-8") as fh:
+        for line in fh:
+            yield CopyRoute(*json.loads(line))
+
+
 def read_not_mapped(out_dir: Path) -> Iterator[tuple[str, str, str]]:
     """(ImId, item key, reason) of every copy the plan sends nowhere."""
-    with (out_dir / NOT_MAPPED).open(encoding="utf-8") as fh:
-        for line in fh:
-            im_id, key, reason = json.loads(line)
-            yield im_id, key, reason
-
-
-def record_not_mapped(
-    ledger: Ledger, day: date, out_dir: Path, run_id: str, *, attempt: int | None = None
-) -> None:
-    """Put every copy the plan sends nowhere in the ledger: mailbox ``unmapped:{ImId}``, reason."""
-    by_participant: dict[str, list[Mark]] = defaultdict(list)
-    for im_id, key, reason in read_not_mapped(out_dir):
-        by_participant[im_id].append(Mark(key, day, reason=reason))
-    for im_id, marks in by_participant.items():
-        ledger.mark_not_mapped(f"unmapped:{im_id}", marks, run_id, attempt=attempt)
+    for route in read_routes(out_dir):
+        if route.user_id is None:
+            yield route.im_id, route.key, route.reason or ""
 
 
 def read_shard(path: Path) -> list[PlannedCopy]:
     """The copies of one shard (a shard holds whole mailboxes; it fits in memory)."""
     with path.open(encoding="utf-8") as fh:
         return [PlannedCopy.from_line(line) for line in fh]
+
+
+def unmapped_mailbox(im_id: str) -> str:
+    """The ledger's mailbox for a participant's copy that goes nowhere."""
+    return f"unmapped:{im_id}"
+
+
+def record_plan(
+    ledger: Ledger,
+    day: date,
+    out_dir: Path,
+    parts: list[Path],
+    run_id: str,
+    *,
+    attempt: int | None = None,
+) -> None:
+    """Put the plan in the ledger: not-mapped copies (of this run ``attempt``), every route,
+    every item's MessageIDs."""
+    nowhere: dict[str, list[Mark]] = defaultdict(list)
+    for im_id, key, reason in read_not_mapped(out_dir):
+        nowhere[im_id].append(Mark(key, day, reason=reason))
+    for im_id, marks in nowhere.items():
+        ledger.mark_not_mapped(unmapped_mailbox(im_id), marks, run_id, attempt=attempt)
+    ledger.record_routes(
+        day,
+        (
+            Route(r.key, r.im_id, r.user_id or unmapped_mailbox(r.im_id), r.address)
+            for r in read_routes(out_dir)
+        ),
+    )
+    ledger.record_messages(
+        day, ((m, e.key) for part in parts for e in read_index(part) for m in e.message_ids)
+    )

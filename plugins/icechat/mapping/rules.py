@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from icechat.mapping.csvfile import MappingTable, is_address
+from icechat.mapping.csvfile import MappingTable
 from icechat.mapping.directory import Directory, DirectoryEntry, Verdict
+from icechat.render.addresses import is_address
 
 
 class Reason(StrEnum):

@@ -1,10 +1,15 @@
-"""The email address a participant appears under in a rendered item.
+"""What counts as an email address, and the address a participant appears under.
+
+The one address rule (:func:`is_address`): a plain ASCII ``local@domain`` of RFC 5322
+atoms, at most 254 characters. The renderer, the mapping file, the automatic mapping and
+the settings all judge addresses by it, so a participant is looked up in the directory under
+exactly the address its items carry.
 
 ICE gives an email for most participants but not all (external users often have none),
 and what it gives is not always a usable address. Graph and RFC 5322 both need one, so a
-participant without a plain ASCII ``local@domain`` address gets a deterministic
-placeholder ``{ImId}@ice.{MESSAGE_ID_DOMAIN}`` (a reserved TLD: it never routes). The
-display name stays the real name, and the body shows name, company and ImId.
+participant without one gets a deterministic placeholder ``{ImId}@ice.{MESSAGE_ID_DOMAIN}``
+(a reserved TLD: it never routes). The display name stays the real name, and the body shows
+name, company and ImId.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\Z")
 _UNSAFE_LOCAL = re.compile(r"[^A-Za-z0-9._+-]+|\.{2,}")
 _MAX_LOCAL = 64
+_MAX_ADDRESS = 254
+
+
+def is_address(text: str) -> bool:
+    """Whether ``text`` is an email address by the rule above (its mailbox may still not exist)."""
+    return len(text) <= _MAX_ADDRESS and _ADDRESS.match(text) is not None
 
 
 def placeholder_address(im_id: str) -> str:
@@ -40,6 +51,6 @@ def placeholder_address(im_id: str) -> str:
 def address_of(participant: Participant) -> str:
     """The participant's export email when it is a plain address, else the placeholder."""
     email = (participant.email or "").strip()
-    if email and len(email) <= 254 and _ADDRESS.match(email):
+    if email and is_address(email):
         return email
     return placeholder_address(participant.im_id)

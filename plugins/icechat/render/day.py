@@ -1,7 +1,9 @@
-"""The day's stages after decryption, as plain functions the Airflow tasks call.
+"""Parse and render: a part's chat items as mail items, for the DAG and ``icechat render``.
 
-Each reads what the previous stage wrote under the day's work directory and returns small,
-JSON-able summaries (what the DAG passes between tasks).
+:func:`mail_items` is the one path from a parsed part to its mail items, whatever they are
+written as: :func:`render_day` (the DAG's parse+render task) writes them as Graph JSON under
+the day's work directory and returns small, JSON-able summaries; ``icechat render`` writes
+them as ``.eml`` files.
 """
 
 from __future__ import annotations
@@ -10,15 +12,15 @@ import hashlib
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from icechat.exceptions import MarkerMismatchError
-from icechat.ice.model import Attachment, ChatItem, ConversationSlice, Participant
-from icechat.ice.packages import DirAttachments
-from icechat.ice.parser import read_part
+from icechat.ice.model import Attachment, Participant
+from icechat.ice.packages import AttachmentSource, DirAttachments
+from icechat.ice.parser import PartReader, read_part
 from icechat.ice.profile import DEFAULT_PROFILE, Profile
 from icechat.render import (
     MESSAGE,
@@ -34,28 +36,29 @@ from icechat.render.itemsfile import ItemsWriter
 log = logging.getLogger(__name__)
 
 
-def _pairs(people: list[Participant]) -> list[tuple[str, str | None]]:
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One mail item of a part, who gets a copy (ImId, email), the files it carries and the
+    export's MessageIDs behind it.
+
+    ``continued`` says a transcript's room-day began in an earlier part: ICE may split one
+    room's day over two parts, and each slice is archived under its own key, never one
+    silently replacing the other.
+    """
+
+    mail: MailItem
+    participants: list[tuple[str, str | None]]
+    files: list[Attachment | None]
+    message_ids: tuple[str, ...]
+    continued: bool = False
+
+
+def _pairs(people: Sequence[Participant]) -> list[tuple[str, str | None]]:
     return [(p.im_id, p.email) for p in people]
 
 
-def _transcript_people(slice_: ConversationSlice) -> list[Participant]:
-    """Everyone in the conversation-day, each ImId once, in order of appearance."""
-    seen: dict[str, Participant] = {}
-    everyone = [p for p, _ in slice_.entered]
-    for item in slice_.items:
-        everyone.extend(item.participants)
-    everyone.extend(p for p, _ in slice_.left)
-    for person in everyone:
-        seen.setdefault(person.im_id, person)
-    return list(seen.values())
-
-
 def _distinct(mail: MailItem, seen: set[str]) -> MailItem:
-    """A transcript whose room-day already came from another slice gets its own key.
-
-    ICE may split one room's day over two parts; both slices are archived, never one
-    silently replacing the other.
-    """
+    """The transcript under a key of its own when its room-day already came from a slice."""
     key, n = mail.key, 1
     while key in seen:
         n += 1
@@ -64,6 +67,28 @@ def _distinct(mail: MailItem, seen: set[str]) -> MailItem:
     if key == mail.key:
         return mail
     return replace(mail, key=key, internet_message_id=message_id_for(key))
+
+
+def mail_items(
+    part: PartReader, attachments: AttachmentSource, mode: str, seen_transcripts: set[str]
+) -> Iterator[Rendered]:
+    """Every mail item of one part in file order: a chat item each, or a conversation-day each.
+
+    A message goes to each participant the export lists (a self-chat twice: one copy, one
+    already present); a transcript to everyone in its room that day. ``seen_transcripts``
+    carries transcript keys across the parts of one day.
+    """
+    if mode == TRANSCRIPT:
+        for slice_ in part.slices():
+            built = build_transcript(slice_, attachments)
+            mail = _distinct(built, seen_transcripts)
+            files = [i.attachment for i in slice_.items]
+            message_ids = tuple(i.message_id for i in slice_.items)
+            yield Rendered(mail, _pairs(mail.participants), files, message_ids, mail is not built)
+    else:
+        for item in part.items():
+            mail = build_message(item, attachments)
+            yield Rendered(mail, _pairs(item.participants), [item.attachment], (item.message_id,))
 
 
 def _places(raw_file: str, files: list[Attachment | None]) -> dict[str, str]:
@@ -90,30 +115,17 @@ def render_part(
     (the part as fetched) is named as the place of its files.
     """
     where = raw_file or xml.name
-    attachments = DirAttachments(xml.parent)
     seen = seen_transcripts if seen_transcripts is not None else set()
     absent = 0
     with read_part(xml, profile) as part, ItemsWriter(out_dir) as writer:
-        if mode == TRANSCRIPT:
-            for slice_ in part.slices():
-                mail = _distinct(build_transcript(slice_, attachments), seen)
-                absent += len(mail.absent_files)
-                people = _transcript_people(slice_)
-                writer.add(mail.key, _pairs(people), graph_json_line(mail))
-                if mail.attachments:
-                    writer.add_sources(
-                        mail.key, _places(where, [i.attachment for i in slice_.items])
-                    )
-        else:
-            item: ChatItem
-            for item in part.items():
-                mail = build_message(item, attachments)
-                absent += len(mail.absent_files)
-                writer.add(mail.key, _pairs(list(item.participants)), graph_json_line(mail))
-                if mail.attachments:
-                    writer.add_sources(mail.key, _places(where, [item.attachment]))
+        for rendered in mail_items(part, DirAttachments(xml.parent), mode, seen):
+            mail = rendered.mail
+            absent += len(mail.absent_files)
+            writer.add(mail.key, rendered.participants, graph_json_line(mail), rendered.message_ids)
+            if mail.attachments:
+                writer.add_sources(mail.key, _places(where, rendered.files))
         stats = part.stats
-        mail_items = writer.count
+        written = writer.count
     if expected_items is not None and stats.items != expected_items:
         raise MarkerMismatchError(
             f"{xml.name}: the .done marker lists {expected_items} chat items but the part "
@@ -124,12 +136,12 @@ def render_part(
         xml.name,
         stats.items,
         stats.conversations,
-        mail_items,
+        written,
         mode,
     )
     return {
         "items": stats.items,
-        "mail_items": mail_items,
+        "mail_items": written,
         "conversations": stats.conversations,
         "by_kind": dict(stats.by_kind),
         "unknown_elements": dict(stats.unknown_elements),

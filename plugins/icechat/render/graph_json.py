@@ -15,15 +15,16 @@ from icechat.graph.properties import (
     ARCHIVED_MESSAGE_FLAGS,
     DEDUPE_KEY,
     DELIVERY_TIME,
+    FILE_ATTACHMENT,
     MESSAGE_FLAGS,
     SUBMIT_TIME,
 )
 from icechat.ice.model import Participant
+from icechat.ice.timestamps import iso_z
 from icechat.render.mail import MailItem
 from icechat.render.people import shown
-from icechat.render.text import header_text, iso_z
+from icechat.render.text import header_text
 
-FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
 _FLAGS = str(ARCHIVED_MESSAGE_FLAGS)
 
 

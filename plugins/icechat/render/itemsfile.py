@@ -1,7 +1,8 @@
 """The rendered items of a day, as written by parse+render and read by map and import.
 
 Per part two line-delimited files: ``payloads.jsonl`` (one Graph JSON payload per line) and
-``index.jsonl`` (per item: dedupe key, byte offset of its payload, participants), and
+``index.jsonl`` (per item: dedupe key, byte offset of its payload, participants, the ICE
+MessageIDs it holds), and
 ``sources.json`` (for items carrying files: where the raw store keeps each file, named in
 the body if Graph cannot take the file). The map stage reads only the small index; the
 import stage seeks straight to the payloads it needs.
@@ -10,7 +11,7 @@ import stage seeks straight to the payloads it needs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,11 +24,12 @@ SOURCES = "sources.json"
 
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
-    """One rendered item: where its payload is and who took part (ImId, email)."""
+    """One rendered item: where its payload is, who took part (ImId, email), its MessageIDs."""
 
     key: str
     offset: int
     participants: tuple[tuple[str, str | None], ...]
+    message_ids: tuple[str, ...] = ()
 
 
 class ItemsWriter:
@@ -46,11 +48,18 @@ class ItemsWriter:
         if places:
             self._sources[key] = places
 
-    def add(self, key: str, participants: list[tuple[str, str | None]], payload: str) -> None:
+    def add(
+        self,
+        key: str,
+        participants: list[tuple[str, str | None]],
+        payload: str,
+        message_ids: Sequence[str] = (),
+    ) -> None:
         """Record one item; ``payload`` is its Graph JSON, already serialised."""
         offset = self._payloads.tell()
         self._payloads.write(payload.encode("utf-8") + b"\n")
-        self._index.write(json.dumps([key, offset, participants], ensure_ascii=False) + "\n")
+        line = [key, offset, participants, list(message_ids)]
+        self._index.write(json.dumps(line, ensure_ascii=False) + "\n")
         self.count += 1
 
     def close(self) -> None:
@@ -71,8 +80,9 @@ def read_index(directory: Path) -> Iterator[IndexEntry]:
     """The index of one part's rendered items, in file order."""
     with (directory / INDEX).open(encoding="utf-8") as fh:
         for line in fh:
-            key, offset, participants = json.loads(line)
-            yield IndexEntry(key, offset, tuple((p[0], p[1]) for p in participants))
+            key, offset, participants, *rest = json.loads(line)
+            message_ids = tuple(rest[0]) if rest else ()
+            yield IndexEntry(key, offset, tuple((p[0], p[1]) for p in participants), message_ids)
 
 
 def read_sources(directory: Path) -> dict[str, dict[str, str]]:

@@ -46,11 +46,6 @@ def utc(value: datetime, what: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def iso_z(value: datetime) -> str:
-    """ISO 8601 UTC with ``Z``: milliseconds when the time has them (Graph and MAPI times)."""
-    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")[:-6] + "Z"
-
-
 def shown_time(value: datetime) -> str:
     """The time as bodies show it: ``2026-11-26 08:35:02.123 UTC``."""
     stamp = value.isoformat(" ", "milliseconds" if value.microsecond else "seconds")

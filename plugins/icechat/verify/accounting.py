@@ -52,7 +52,7 @@ def account(
 
 def _row_findings(row: CopyRecord, name: str | None) -> list[Finding]:
     where = name or row.mailbox
-    if row.state in (CopyState.PLANNED, CopyState.SENT):
+    if row.state is CopyState.SENT:
         return [
             Finding(
                 Kind.UNACCOUNTED,

@@ -25,11 +25,13 @@ from icechat.ice.pgp import PgpKey
 from icechat.ice.rawstore import raw_day_dir
 from icechat.ledger import CopyRecord, Ledger
 from icechat.mapping.rules import Resolver
+from icechat.report import report_file, reports_dir
 from icechat.verify.accounting import UNMAPPED
-from icechat.verify.expected import Expected, remove_plaintext, verify_work_dir
+from icechat.verify.expected import Expected, remove_plaintext
 from icechat.verify.originals import check_originals, day_report, report_files
 from icechat.verify.report import report_paths
 from icechat.verify.run import VerifyJob, expected_items
+from icechat.workdir import verify_work_dir
 
 MANIFEST = "SHA256SUMS"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -116,7 +118,7 @@ def export_evidence(
     The originals are read again (as verification does) for each copy's chat MessageID and
     participant; without them (or without ``resolver``) those cells stay empty.
     """
-    day, reports = job.day, job.data_dir / "reports"
+    day, reports = job.day, reports_dir(job.data_dir)
     verify_json, verify_html = report_paths(reports, day.isoformat())
     if not verify_json.exists():
         raise EvidenceError(
@@ -128,7 +130,8 @@ def export_evidence(
             f"{out_dir} is not empty: give a new folder, so the evidence holds nothing else"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    for source in (reports / f"{day}.json", reports / f"{day}.html", verify_json, verify_html):
+    day_files = (report_file(reports, day, "json"), report_file(reports, day, "html"))
+    for source in (*day_files, verify_json, verify_html):
         if source.exists():
             shutil.copyfile(source, out_dir / source.name)
     runs = ledger.runs(day)

@@ -11,24 +11,20 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from icechat.graph.properties import DELIVERY_TIME
 from icechat.ice.parser import read_part
-from icechat.ice.pgp import PgpKey, decrypt_parts
+from icechat.ice.pgp import PgpKey
 from icechat.ice.profile import DEFAULT_PROFILE, Profile
+from icechat.ice.timestamps import iso_z
 from icechat.render import MESSAGE
 from icechat.render.day import render_day
 from icechat.render.itemsfile import PayloadReader, read_index, read_sources
 from icechat.render.mail import item_key, transcript_key
-from icechat.workdir import unpack_part
-
-
-def verify_work_dir(data_dir: Path, day: date) -> Path:
-    """``{data_dir}/work/verify/{day}``: the checkpoint and, while it runs, the plaintext."""
-    return data_dir / "work" / "verify" / day.isoformat()
+from icechat.workdir import plain_parts
 
 
 def second(value: str) -> str:
@@ -36,7 +32,7 @@ def second(value: str) -> str:
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_z(moment, milliseconds=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +108,11 @@ def derive(
     if plain.exists():
         shutil.rmtree(plain)  # a verification that crashed left its plaintext
     plain.mkdir(parents=True, mode=0o700)
-    decrypted = decrypt_parts(raw_files, plain / "parts", key)
-    parts: list[Mapping[str, Any]] = []
-    for raw, path in zip(raw_files, decrypted, strict=True):
-        unpacked = unpack_part(path, plain / "parts")
-        parts.append({"name": raw.name, "raw": str(raw), "xml": str(unpacked.xml)})
+    xmls = plain_parts(raw_files, plain / "parts", key)
+    parts: list[Mapping[str, Any]] = [
+        {"name": raw.name, "raw": str(raw), "xml": str(xml)}
+        for raw, xml in zip(raw_files, xmls, strict=True)
+    ]
     rendered = render_day(parts, plain / "items", mode=mode, profile=profile)
     items: dict[str, ExpectedItem] = {}
     for part_dir in (Path(p) for p in rendered["part_dirs"]):

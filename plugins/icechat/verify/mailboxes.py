@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from icechat.chunks import chunks
 from icechat.exceptions import GraphError
 from icechat.graph.client import MAX_BATCH, GraphClient, GraphRequest, user_path
 from icechat.graph.mailbox import dedupe_key, find_folder, lookup_request
@@ -261,8 +262,7 @@ class MailboxChecker:
     def _batched(self, mailbox: str, requests_: Sequence[GraphRequest]) -> list[Any]:
         """Outcomes of GETs, in parallel ``$batch`` requests of up to 20."""
         outcomes: list[Any] = []
-        for start in range(0, len(requests_), MAX_BATCH):
-            group = requests_[start : start + MAX_BATCH]
+        for group in chunks(requests_, MAX_BATCH):
             outcomes.extend(self.client.batch(group, mailbox=mailbox))
         return outcomes
 

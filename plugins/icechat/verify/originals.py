@@ -18,6 +18,7 @@ from typing import Any
 
 from icechat.ice.rawstore import MANIFEST, StoredFile
 from icechat.ledger import FileRecord
+from icechat.report import report_file
 from icechat.verify.findings import Finding, Kind
 
 NO_LOCK = "none: the local file system has no retention lock"
@@ -167,7 +168,7 @@ def check_originals(
 
 def day_report(reports_dir: Path, day: str) -> dict[str, Any] | None:
     """The archive's report ``{day}.json``, if the day was reported."""
-    path = reports_dir / f"{day}.json"
+    path = report_file(reports_dir, day, "json")
     if not path.exists():
         return None
     found: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))

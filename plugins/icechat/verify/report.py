@@ -13,25 +13,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from icechat import __version__
-from icechat.report import replace_file
+from icechat.files import write_atomic
+from icechat.report import TEMPLATES, report_file
 from icechat.verify.findings import KIND_HELP, Finding, by_kind, listed
 from icechat.verify.mailboxes import MailboxResult
 from icechat.verify.originals import OriginalsCheck
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("icechat", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
 SOFTWARE = f"icechat-archiver {__version__}"
 
 
 def report_paths(reports_dir: Path, day: str) -> tuple[Path, Path]:
     """``verify-{day}.json`` and ``verify-{day}.html``."""
-    return reports_dir / f"verify-{day}.json", reports_dir / f"verify-{day}.html"
+    name = f"verify-{day}"
+    return report_file(reports_dir, name, "json"), report_file(reports_dir, name, "html")
 
 
 def build_report(
@@ -99,9 +94,9 @@ def write_report(report: Mapping[str, Any], reports_dir: Path) -> tuple[Path, Pa
     """Write the JSON and the HTML page, replacing an earlier verification of that day."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     json_path, html_path = report_paths(reports_dir, report["day"])
-    replace_file(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    page = _TEMPLATES.get_template("verify.html.j2").render(
+    write_atomic(json_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    page = TEMPLATES.get_template("verify.html.j2").render(
         report=report, kind_help={k.value: v for k, v in KIND_HELP.items()}
     )
-    replace_file(html_path, page)
+    write_atomic(html_path, page)
     return json_path, html_path

@@ -24,14 +24,17 @@ from icechat.ice.profile import DEFAULT_PROFILE, Profile
 from icechat.ice.rawstore import raw_day_dir
 from icechat.ledger import CopyRecord, Ledger
 from icechat.render import MESSAGE
+from icechat.report import reports_dir
+from icechat.settings import DEFAULT_FOLDER
 from icechat.verify.accounting import UNMAPPED, account
 from icechat.verify.checkpoint import Checkpoint, fingerprint
-from icechat.verify.expected import Expected, derive, remove_plaintext, verify_work_dir
+from icechat.verify.expected import Expected, derive, remove_plaintext
 from icechat.verify.findings import Finding, Kind
 from icechat.verify.mailboxes import MailboxChecker, MailboxResult
 from icechat.verify.originals import check_originals, day_report, report_files
 from icechat.verify.repair import repair_missing
 from icechat.verify.report import build_report, summary_line, write_report
+from icechat.workdir import verify_work_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class VerifyJob:
 
     day: date
     data_dir: Path
-    folder_name: str = "ICE Chat"
+    folder_name: str = DEFAULT_FOLDER
     item_mode: str = MESSAGE
     profile: Profile = DEFAULT_PROFILE
     run: str = "icechat verify"
@@ -85,9 +88,9 @@ def verify_day(
     started = clock()
     day = job.day.isoformat()
     work = verify_work_dir(job.data_dir, job.day)
-    reports_dir = job.data_dir / "reports"
+    reports = reports_dir(job.data_dir)
     findings: list[Finding] = []
-    report_of_day = day_report(reports_dir, day)
+    report_of_day = day_report(reports, day)
     runs = ledger.runs(job.day)
     if report_of_day is None or not runs:
         what = f"no report reports/{day}.json" if report_of_day is None else "no run row"
@@ -137,7 +140,7 @@ def verify_day(
         findings=findings,
         repairs=repairs,
     )
-    json_path, html_path = write_report(report, reports_dir)
+    json_path, html_path = write_report(report, reports)
     retry_later = any(r.transient for r in results)
     if not retry_later:
         Checkpoint(work, started).clear()

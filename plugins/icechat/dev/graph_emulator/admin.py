@@ -15,6 +15,7 @@ from icechat.dev.graph_emulator.faults import FaultConfig, Limiter
 from icechat.dev.graph_emulator.recorder import Recorder
 from icechat.dev.graph_emulator.responses import Request, Response, graph_error
 from icechat.dev.graph_emulator.store import Store, apply_directory
+from icechat.graph.properties import ROOT_FOLDER
 
 
 class Admin:
@@ -115,7 +116,7 @@ class Admin:
                 "messageCount": sum(counts.get(user.id, {}).values()),
                 "folders": [],
             }
-            root = self.store.folder(user.id, "msgfolderroot") if user.has_mailbox else None
+            root = self.store.folder(user.id, ROOT_FOLDER) if user.has_mailbox else None
             folders = (
                 self.store.child_folders(user.id, root["id"], include_hidden=True) if root else []
             )

@@ -35,7 +35,8 @@ from icechat.dev.graph_emulator.messages import (
 from icechat.dev.graph_emulator.odata import ODataError, parse_expand, parse_filter, parse_select
 from icechat.dev.graph_emulator.recorder import Recorder
 from icechat.dev.graph_emulator.responses import Request, Response, graph_error, parse_query
-from icechat.dev.graph_emulator.store import ROOT_FOLDER, FolderExistsError, Store, User
+from icechat.dev.graph_emulator.store import FolderExistsError, Store, User
+from icechat.graph.properties import ROOT_FOLDER
 
 MAX_BATCH = 20
 BATCH_PARALLELISM = 4  # parts of a parallel $batch Graph sends to Outlook at once

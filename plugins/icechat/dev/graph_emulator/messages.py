@@ -21,6 +21,7 @@ from icechat.dev.graph_emulator.odata import Expand, Filter
 from icechat.dev.graph_emulator.store import new_graph_id
 from icechat.graph.properties import (
     DELIVERY_TIME,
+    FILE_ATTACHMENT,
     MESSAGE_FLAGS,
     MSGFLAG_READ,
     MSGFLAG_UNSENT,
@@ -83,7 +84,7 @@ def _system_time(prop_id: str, value: str) -> str:
         ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _graph_time(moment)
 
 
 def _properties(raw: Any) -> list[dict[str, str]]:
@@ -108,10 +109,9 @@ def _properties(raw: Any) -> list[dict[str, str]]:
 
 
 def _attachment(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, Mapping) or raw.get("@odata.type") != "#microsoft.graph.fileAttachment":
+    if not isinstance(raw, Mapping) or raw.get("@odata.type") != FILE_ATTACHMENT:
         raise MessageError(
-            "ErrorInvalidRequest",
-            "The emulator accepts only '#microsoft.graph.fileAttachment' attachments.",
+            "ErrorInvalidRequest", f"The emulator accepts only '{FILE_ATTACHMENT}' attachments."
         )
     name, content = raw.get("name"), raw.get("contentBytes")
     if not isinstance(name, str) or not isinstance(content, str):
@@ -125,7 +125,7 @@ def _attachment(raw: Any) -> dict[str, Any]:
             "RequestBodyRead", f"contentBytes of attachment '{name}' is not valid base64."
         ) from exc
     return {
-        "@odata.type": "#microsoft.graph.fileAttachment",
+        "@odata.type": FILE_ATTACHMENT,
         "id": new_graph_id("AAMkAGAtt"),
         "lastModifiedDateTime": _now(),
         "name": name,
@@ -142,8 +142,13 @@ def attachment_from_request(raw: Any) -> dict[str, Any]:
     return _attachment(raw)
 
 
+def _graph_time(moment: dt.datetime) -> str:
+    """A time as Graph returns message times: UTC, whole seconds, ``Z``."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _graph_time(dt.datetime.now(dt.UTC))
 
 
 def build_message(body: Any, folder_id: str) -> dict[str, Any]:

@@ -213,6 +213,20 @@ class GraphEmulator:
         """The PEM file clients verify the emulator's TLS certificate with."""
         return self.tls.ca
 
+    def connection(self, client_id: str, secret: str) -> dict[str, Any]:
+        """The ``icechat_graph`` connection (Airflow's JSON form) for an app of this emulator."""
+        return {
+            "conn_type": "generic",
+            "login": client_id,
+            "password": secret,
+            "extra": {
+                "tenant_id": self.tenant_id,
+                "authority_host": self.base_url,
+                "graph_url": self.graph_url,
+                "ca_bundle": str(self.ca_bundle.resolve()),
+            },
+        }
+
     def info(self, base_url: str | None = None) -> dict[str, Any]:
         """Where everything is, as the CLI prints it and ``GET /_emulator/info`` returns it."""
         base = base_url or self.base_url

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from icechat.graph.properties import ROOT_FOLDER
+
 WELL_KNOWN_FOLDERS: tuple[tuple[str, str], ...] = (
     ("inbox", "Inbox"),
     ("drafts", "Drafts"),
@@ -26,7 +28,6 @@ WELL_KNOWN_FOLDERS: tuple[tuple[str, str], ...] = (
     ("archive", "Archive"),
     ("junkemail", "Junk Email"),
 )
-ROOT_FOLDER = "msgfolderroot"
 DEFAULT_PERMISSIONS = ("Mail.ReadWrite", "User.Read.All")
 # What Graph answers mail requests for a user without an Exchange Online mailbox: one code
 # or the other, per account (microsoft-graph-docs-contrib#7160, microsoft-graph-docs#10481).

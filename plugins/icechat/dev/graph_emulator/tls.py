@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from icechat.files import PRIVATE, write_atomic
 
 _VALIDITY = dt.timedelta(days=3650)
 
@@ -120,9 +121,7 @@ def ensure_tls_files(directory: Path) -> TlsFiles:
         .sign(ca_key, hashes.SHA256())
     )
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    fd = os.open(files.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(_pem_key(key))
+    write_atomic(files.key, _pem_key(key), PRIVATE)
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
     files.ca.write_bytes(ca_pem)
     return files

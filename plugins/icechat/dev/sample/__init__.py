@@ -7,7 +7,7 @@ from icechat.dev.sample.delivery import (
     write_day,
     write_part,
 )
-from icechat.dev.sample.generator import SampleDay, generate_day
+from icechat.dev.sample.generator import SampleDay, generate_day, own_people
 from icechat.dev.sample.writer import PartStats, write_xml
 from icechat.ice.delivery import marker_name
 
@@ -18,6 +18,7 @@ __all__ = [
     "WrittenPart",
     "generate_day",
     "marker_name",
+    "own_people",
     "part_name",
     "write_day",
     "write_part",

@@ -16,19 +16,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 import gnupg
 
 from icechat.dev.sample.generator import SampleDay
 from icechat.dev.sample.writer import PartStats, write_xml
 from icechat.exceptions import SampleError
+from icechat.files import replacing, write_atomic, written_as
 from icechat.ice import delivery
-from icechat.ice.delivery import marker_name
+from icechat.ice.delivery import Packaging, marker_name
 from icechat.ice.model import Attachment, ConversationSlice
 from icechat.ice.profile import DEFAULT_PROFILE, Profile
 
-Packaging = Literal["xml", "xml.gz", "zip"]
 FileSource = Callable[[str, Attachment], bytes | None]
 
 
@@ -69,8 +69,7 @@ def write_part(
     profile: Profile = DEFAULT_PROFILE,
 ) -> PartStats:
     """Write one part file; a zip part also gets the ``attachments/`` that ``files`` gives."""
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("wb") as fh:
+    with replacing(path) as fh:
         if packaging == "xml":
             stats = write_xml(fh, slices, firm=firm, day=day, profile=profile)
         elif packaging == "xml.gz":
@@ -78,7 +77,6 @@ def write_part(
                 stats = write_xml(gz, slices, firm=firm, day=day, profile=profile)
         else:
             stats = _write_zip(fh, path, slices, firm=firm, day=day, files=files, profile=profile)
-    tmp.replace(path)
     return stats
 
 
@@ -104,8 +102,7 @@ def _write_zip(
         return info
 
     with zipfile.ZipFile(fh, "w") as zf:
-        xml_name = path.name.removesuffix(".zip") + ".xml"
-        with zf.open(member(xml_name), "w", force_zip64=True) as xml:
+        with zf.open(member(path.with_suffix(".xml").name), "w", force_zip64=True) as xml:
             stats = write_xml(xml, slices, firm=firm, day=day, profile=profile)
         written: set[str] = set()
         for message_id, attachment in stats.files:
@@ -175,16 +172,14 @@ def _encryptor(work: Path, public_key: Path) -> Callable[[Path, Path], None]:
     recipients = list(imported.fingerprints)
 
     def encrypt(source: Path, target: Path) -> None:
-        tmp = target.with_name(target.name + ".partial")
-        result = gpg.encrypt_file(
-            str(source), recipients, armor=False, always_trust=True, output=str(tmp)
-        )
-        if not result.ok:
-            tmp.unlink(missing_ok=True)
-            raise SampleError(
-                f"{target.name}: gpg could not encrypt to {public_key}: {result.status}"
+        with written_as(target) as tmp:
+            result = gpg.encrypt_file(
+                str(source), recipients, armor=False, always_trust=True, output=str(tmp)
             )
-        tmp.replace(target)
+            if not result.ok:
+                raise SampleError(
+                    f"{target.name}: gpg could not encrypt to {public_key}: {result.status}"
+                )
 
     return encrypt
 
@@ -202,7 +197,5 @@ def _write_marker(path: Path, parts: Iterable[WrittenPart]) -> Path:
         f"{p.path.name},{os.path.getsize(p.path)},{_sha256(p.path)},{p.stats.items}\n"
         for p in parts
     ]
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text("".join(lines), encoding="utf-8", newline="\n")
-    tmp.replace(path)
+    write_atomic(path, "".join(lines))
     return path

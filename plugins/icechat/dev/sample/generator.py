@@ -15,10 +15,11 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import TypeVar
 
 from icechat.dev.sample import vocabulary as v
-from icechat.dev.sample.population import persistent_room, person, short_hash
+from icechat.dev.sample.population import firm_domain, persistent_room, person, short_hash
 from icechat.exceptions import SampleError
 from icechat.ice.model import (
     Attachment,
@@ -27,7 +28,6 @@ from icechat.ice.model import (
     ItemKind,
     Participant,
     Room,
-    RoomType,
     TransferStatus,
     Update,
 )
@@ -62,6 +62,15 @@ _KIND_WEIGHTS: tuple[tuple[str, float], ...] = (
     ("prefix_disclaimer", 0.003),
     ("long", 0.00002),
 )
+
+
+class RoomType(StrEnum):
+    """The kinds of conversation ICE exports (the parser takes any ``RoomType`` text)."""
+
+    PERSISTENT = "PersistentChat"
+    GROUP = "GroupChat"
+    ONE_TO_ONE = "OneToOne"
+
 
 _SIZES: dict[RoomType, tuple[int, int]] = {
     RoomType.PERSISTENT: (20, 3000),
@@ -373,3 +382,20 @@ def _weighted(rng: random.Random, table: Sequence[tuple[T, float]], default: T) 
 def generate_day(firm: str, day: date, messages: int, seed: int = 0) -> Iterator[ConversationSlice]:
     """The day's conversation slices in order, built one at a time."""
     return SampleDay(firm, day, messages, seed).slices()
+
+
+def own_people(firm: str, days: Iterable[date], messages: int, seed: int = 0) -> dict[str, str]:
+    """Email -> display name of the firm's own people in the chat items of the sample ``days``.
+
+    They are who gets a mailbox in the emulated tenant (the demo's, a test's); the other
+    firms' traders stay unmapped, as external participants do.
+    """
+    domain = "@" + firm_domain(firm)
+    people: dict[str, str] = {}
+    for day in days:
+        for piece in generate_day(firm, day, messages, seed):
+            for item in piece.items:
+                for who in item.participants:
+                    if who.email and who.email.lower().endswith(domain):
+                        people.setdefault(who.email, who.display_name)
+    return people

@@ -28,6 +28,7 @@ from icechat.ice.model import (
     Update,
 )
 from icechat.ice.profile import DEFAULT_PROFILE, Profile
+from icechat.ice.timestamps import iso_z
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN = datetime.min.replace(tzinfo=UTC)
@@ -83,7 +84,7 @@ class _Clock:
         if form == 1 and millis % 1000 == 0:
             return str(millis // 1000)
         if form == 2:
-            return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            return iso_z(t, milliseconds=True)
         if form == 3:
             tz = _OFFSETS[(self._n // 5) % len(_OFFSETS)]
             return t.astimezone(tz).isoformat(timespec="milliseconds")

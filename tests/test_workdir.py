@@ -31,22 +31,21 @@ def test_zip_part_unpacks_xml_and_attachments(tmp_path):
         {"F_ICECHAT_20261126_01.xml": XML, "attachments/9f-Q4 axes.xlsx": b"sheet"},
     )
     work = work_day_dir(tmp_path / "data", DAY)
-    out = unpack_part(part, work)
-    assert out.xml == work / "F_ICECHAT_20261126_01" / "F_ICECHAT_20261126_01.xml"
-    assert out.xml.read_bytes() == XML
-    assert out.attachments_root is not None
-    assert (out.attachments_root / "attachments" / "9f-Q4 axes.xlsx").read_bytes() == b"sheet"
+    xml = unpack_part(part, work)
+    assert xml == work / "F_ICECHAT_20261126_01" / "F_ICECHAT_20261126_01.xml"
+    assert xml.read_bytes() == XML
+    assert (xml.parent / "attachments" / "9f-Q4 axes.xlsx").read_bytes() == b"sheet"
 
 
 def test_gzip_part_unpacks_to_its_xml_and_plain_xml_stays(tmp_path):
     gz = tmp_path / "F_ICECHAT_20261126.xml.gz"
     gz.write_bytes(gzip.compress(XML))
-    out = unpack_part(gz, tmp_path / "work")
-    assert out.xml == tmp_path / "work" / "F_ICECHAT_20261126" / "F_ICECHAT_20261126.xml"
-    assert out.xml.read_bytes() == XML and out.attachments_root is None
+    xml = unpack_part(gz, tmp_path / "work")
+    assert xml == tmp_path / "work" / "F_ICECHAT_20261126" / "F_ICECHAT_20261126.xml"
+    assert xml.read_bytes() == XML and not (xml.parent / "attachments").exists()
     plain = tmp_path / "F_ICECHAT_20261126_02.xml"
     plain.write_bytes(XML)
-    assert unpack_part(plain, tmp_path / "work").xml == plain
+    assert unpack_part(plain, tmp_path / "work") == plain
 
 
 @pytest.mark.parametrize(

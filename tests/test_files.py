@@ -1,0 +1,42 @@
+"""Files written whole or not at all: what a reader of the directory sees."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from icechat.files import PRIVATE, replacing, write_atomic, written_as
+
+
+def test_a_file_replaces_the_old_one_whole(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    write_atomic(target, "first\n")
+    write_atomic(target, "zweite Fassung\n")
+    assert target.read_text(encoding="utf-8") == "zweite Fassung\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_nothing_else(tmp_path: Path) -> None:
+    target = tmp_path / "part.xml"
+    target.write_bytes(b"old")
+    with pytest.raises(OSError, match="disk full"), replacing(target) as out:
+        out.write(b"half of the new")
+        raise OSError("disk full")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["part.xml"]
+
+
+def test_private_files_are_owner_only(tmp_path: Path) -> None:
+    target = tmp_path / "secret"
+    write_atomic(target, b"key", PRIVATE)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_named_writer_that_fails_leaves_no_plaintext(tmp_path: Path) -> None:
+    target = tmp_path / "decrypted.xml"
+    with pytest.raises(RuntimeError, match="gpg failed"), written_as(target) as tmp:
+        tmp.write_bytes(b"plaintext")
+        raise RuntimeError("gpg failed")
+    assert list(tmp_path.iterdir()) == []
