@@ -168,3 +168,15 @@ def test_a_bucket_without_object_lock_is_refused_saying_what_to_do(s3_plain_buck
 def test_a_local_folder_cannot_lock(tmp_path):
     with pytest.raises(StoreError, match="icechat_raw_retention"):
         LocalStore(tmp_path).check_locking()
+
+
+def test_what_a_task_deleted_under_its_outputs_is_deleted_from_the_store(s3_bucket, tmp_path):
+    """A finished verification removes its checkpoint: the bucket must not keep a stale one."""
+    store = s3_bucket.store()
+    store.write_bytes("work/verify/d/checkpoint.jsonl", b"{}\n")
+    store.write_bytes("raw/d/a.xml", b"<a/>")
+    with workspace(store, inputs=["raw/d", "work/verify/d"], outputs=["work/verify/d"]) as w:
+        (w / "work/verify/d/checkpoint.jsonl").unlink()
+        (w / "raw/d/a.xml").unlink()  # not an output: the store keeps it
+    assert store.files("work") == []
+    assert store.files("raw") == ["raw/d/a.xml"]

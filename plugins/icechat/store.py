@@ -329,26 +329,33 @@ def workspace(
 
     A local store is its own workspace. Otherwise: a new temporary folder (under ``scratch``,
     else the system's) gets a copy of every file under the ``inputs`` keys; when the block
-    ends without error, every file under the ``outputs`` keys is uploaded; the folder is
-    always removed.
+    ends without error, every file under the ``outputs`` keys is uploaded, and an input
+    under them that the block deleted is deleted from the store too; the folder is always
+    removed.
     """
     if store.local_root is not None:
         yield store.local_root
         return
     folder = Path(tempfile.mkdtemp(prefix="icechat-", dir=scratch))
     folder.chmod(0o700)
+    outputs = list(outputs)
     try:
-        fetched = 0
-        for prefix in inputs:
-            for key in store.files(prefix):
-                store.download(key, folder / key)
-                fetched += 1
-        log.info("copied %d files from %s into %s", fetched, store.url, folder)
+        fetched = [key for prefix in inputs for key in store.files(prefix)]
+        for key in fetched:
+            store.download(key, folder / key)
+        log.info("copied %d files from %s into %s", len(fetched), store.url, folder)
         yield folder
         sent = upload_tree(store, folder, outputs)
-        log.info("stored %d files in %s", sent, store.url)
+        gone = [k for k in fetched if _under(k, outputs) and not (folder / k).exists()]
+        for key in gone:
+            store.remove(key)
+        log.info("stored %d files in %s, removed %d", sent, store.url, len(gone))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _under(key: str, prefixes: Iterable[str]) -> bool:
+    return any(key == p or key.startswith(p.rstrip("/") + "/") for p in prefixes)
 
 
 def portable(store: DataStore, path: Path, root: Path) -> str:

@@ -23,7 +23,7 @@ def day(graph_emulator, tmp_path) -> ArchivedDay:
     return archive(graph_emulator, tmp_path, parts=sample_parts(tmp_path))
 
 
-def icechat(tmp_path: Path, emulator, day: ArchivedDay, *args: str):
+def icechat(tmp_path: Path, emulator, day: ArchivedDay, *args: str, extra: dict | None = None):
     env = {
         k: v
         for k, v in os.environ.items()
@@ -38,7 +38,7 @@ def icechat(tmp_path: Path, emulator, day: ArchivedDay, *args: str):
     env["AIRFLOW_VAR_ICECHAT_DATA_DIR"] = str(day.data_dir)
     return subprocess.run(
         [sys.executable, "-m", "icechat", *args],
-        env=env,
+        env=env | (extra or {}),
         capture_output=True,
         text=True,
         timeout=180,
@@ -93,3 +93,31 @@ def test_a_bad_day_is_a_usage_error(graph_emulator, day, tmp_path):
     bad = icechat(tmp_path, graph_emulator, day, "verify", "2026-11-31")
     assert bad.returncode == 2
     assert "'2026-11-31' is not a day: give YYYY-MM-DD" in bad.stderr
+
+
+def test_verify_and_evidence_read_a_data_directory_in_s3(graph_emulator, day, tmp_path, s3_bucket):
+    """The archived day's folder moved into a bucket: the commands copy what they read into a
+    scratch folder, write the verification report back, and leave no checkpoint behind."""
+    store = s3_bucket.store()
+    for path in sorted(p for p in day.data_dir.rglob("*") if p.is_file()):
+        if path.suffix != ".sqlite":
+            store.upload(path, path.relative_to(day.data_dir).as_posix())
+    moved = ArchivedDay(
+        day.day, Path("unused"), day.ledger_url, day.mailboxes, day.report
+    )  # the commands get the bucket, not a folder
+    extra = {
+        "AIRFLOW_CONN_ICECHAT_S3": s3_bucket.server.connection_env(),
+        "AIRFLOW_VAR_ICECHAT_DATA_DIR": s3_bucket.url(conn_id="icechat_s3"),
+    }
+    clean = icechat(tmp_path, graph_emulator, moved, "verify", str(DAY), extra=extra)
+    assert clean.returncode == 0, clean.stdout + clean.stderr[-3000:]
+    assert ": verified" in clean.stdout
+    report = json.loads(store.read_bytes(f"reports/verify-{DAY}.json") or b"{}")
+    assert report["verified"] is True
+    assert store.files("work") == [], "no checkpoint or plaintext left in the bucket"
+    out = tmp_path / "evidence"
+    done = icechat(
+        tmp_path, graph_emulator, moved, "evidence", str(DAY), "--out", str(out), extra=extra
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert f"evidence for {DAY} in {out}: 7 files and SHA256SUMS" in done.stdout

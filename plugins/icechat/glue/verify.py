@@ -7,7 +7,8 @@ The connections are ``icechat_archive``'s (``icechat_graph``, ``icechat_pgp``,
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from icechat.exceptions import VerifyIncompleteError
 from icechat.glue.check import use_metadata_connections
-from icechat.glue.connections import data_dir, ledger_url, load_settings, mapping_table
+from icechat.glue.connections import data_store, ledger_url, load_settings, mapping_table
 from icechat.glue.tasks import actionable
 from icechat.settings import Settings, VerifySettings
 from icechat.verify import VerifyJob, VerifyOutcome
@@ -60,16 +61,35 @@ def days_to_verify(context: Mapping[str, Any]) -> list[str]:
     return [d.isoformat() for d in days]
 
 
-def _job(settings: Settings, day: date, run: str) -> VerifyJob:
-    """A day to verify with the settings it was archived with."""
+def _job(settings: Settings, day: date, run: str, data: Path) -> VerifyJob:
+    """A day to verify with the settings it was archived with, its data under ``data``."""
     return VerifyJob(
         day,
-        data_dir(settings),
+        data,
         folder_name=settings.folder_name,
         item_mode=settings.item_mode,
         profile=settings.profile,
         run=run,
     )
+
+
+@contextmanager
+def _day_workspace(settings: Settings, day: date) -> Iterator[Path]:
+    """The day's originals, reports and verification state in a local folder (the data
+    directory itself, or a scratch copy of the object store's, written back at the end)."""
+    from icechat.ice.rawstore import raw_day_dir
+    from icechat.report import report_file, reports_dir
+    from icechat.store import layout_key, workspace
+    from icechat.verify.report import report_paths
+    from icechat.workdir import verify_work_dir
+
+    shelf = reports_dir(Path())
+    written = [*report_paths(shelf, day.isoformat()), verify_work_dir(Path(), day)]
+    outputs = [layout_key(p) for p in written]
+    archived = [raw_day_dir(Path(), day), *(report_file(shelf, day, k) for k in ("json", "html"))]
+    inputs = [*(layout_key(p) for p in archived), *outputs]
+    with workspace(data_store(settings), inputs=inputs, outputs=outputs) as root:
+        yield root
 
 
 def run_verify(day: date, run: str, *, repair: bool = False) -> VerifyOutcome:
@@ -80,8 +100,12 @@ def run_verify(day: date, run: str, *, repair: bool = False) -> VerifyOutcome:
     from icechat.verify import verify_day
 
     settings = load_settings()
-    job = _job(settings, day, run)
-    with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
+    with (
+        _day_workspace(settings, day) as root,
+        GraphClient(graph_settings()) as client,
+        Ledger(ledger_url(settings)) as ledger,
+    ):
+        job = _job(settings, day, run, root)
         outcome = verify_day(job, ledger=ledger, client=client, pgp_key=pgp_key(), repair=repair)
     if outcome.retry_later:
         raise VerifyIncompleteError(
@@ -125,9 +149,13 @@ def export_evidence(day: date, out: Path) -> Evidence:
     from icechat.verify.evidence import export_evidence as export
 
     settings = load_settings()
-    job = _job(settings, day, "icechat evidence")
-    with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
+    with (
+        _day_workspace(settings, day) as root,
+        GraphClient(graph_settings()) as client,
+        Ledger(ledger_url(settings)) as ledger,
+    ):
         resolver = Resolver(
             mapping_table(settings), GraphDirectory(client), auto_mapping=settings.auto_mapping
         )
+        job = _job(settings, day, "icechat evidence", root)
         return export(job, ledger, out, pgp_key=pgp_key(), resolver=resolver)

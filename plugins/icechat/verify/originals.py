@@ -179,7 +179,12 @@ def report_files(report: dict[str, Any] | None) -> list[FileRecord] | None:
     """The files a report says the run read."""
     if report is None:
         return None
-    return [FileRecord(f["name"], int(f["size"]), f["sha256"]) for f in report.get("files", [])]
+    return [
+        FileRecord(
+            f["name"], int(f["size"]), f["sha256"], f.get("lock_mode"), f.get("retain_until")
+        )
+        for f in report.get("files", [])
+    ]
 
 
 def _names(files: Sequence[FileRecord]) -> str:

@@ -1,0 +1,141 @@
+"""The day's first four tasks with the data directory on local disk and in S3, side by side.
+
+Run: ``python bench/object_store.py [MESSAGES]`` (default 200000). Writes one encrypted
+sample day (2 zip parts, a marker) on a local sshd, starts the Graph emulator (the firm's
+own people as its users) and moto's S3 server, then runs fetch -> decrypt -> parse_render ->
+map_participants, each task's own glue function in a fresh process (so its peak resident
+memory is its own), once with ``icechat_data_dir`` a local folder and once an ``s3://``
+bucket. Prints one row per store and task: wall seconds and peak RSS (MB). Everything
+listens on 127.0.0.1; the S3 server is in its own process, so its memory is not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGINS = REPO / "plugins"
+sys.path.insert(0, str(PLUGINS))
+
+DAY = date(2026, 11, 26)
+SEED = 7
+TASKS = ("fetch", "decrypt", "parse_render", "map_participants")
+
+
+def run_task(task: str, state: Path) -> dict[str, Any]:
+    """One task's glue function in this process; its result goes to ``state/{task}.json``."""
+    from icechat.glue import tasks
+
+    results = {t: json.loads((state / f"{t}.json").read_text()) for t in TASKS[: TASKS.index(task)]}
+    began = time.perf_counter()
+    if task == "fetch":
+        result: Any = tasks.fetch(DAY)
+    elif task == "decrypt":
+        result = tasks.decrypt_and_unpack(DAY, results["fetch"])
+    elif task == "parse_render":
+        result = tasks.parse_and_render(DAY, results["decrypt"])
+    else:
+        result = tasks.plan(DAY, results["parse_render"], {"run_id": f"bench__{os.getpid()}"})
+    seconds = time.perf_counter() - began
+    (state / f"{task}.json").write_text(json.dumps(result))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "peak_mb": peak}
+
+
+def servers(root: Path, messages: int) -> tuple[dict[str, str], Any]:
+    """sshd with the day, the Graph emulator, the S3 server: the tasks' environment."""
+    from contextlib import ExitStack
+
+    from icechat.dev.graph_emulator.server import GraphEmulator
+    from icechat.dev.s3server import LocalS3Server
+    from icechat.dev.sample import own_people, write_day
+    from icechat.dev.sample.population import directory_users
+    from icechat.dev.sftpd import LocalSftpServer
+    from icechat.ice.keys import make_pgp_keypair, pgp_connection
+
+    stack = ExitStack()
+    sftpd = LocalSftpServer(root / "sftp")
+    firm = sftpd.username.upper()
+    pair = make_pgp_keypair("Bench", "bench@bench.example", "bench-passphrase", algo="ed25519")
+    public = root / "public.asc"
+    public.write_text(pair.public_armored)
+    began = time.perf_counter()
+    write_day(
+        sftpd.served, firm, DAY, messages, SEED, parts=2, packaging="zip",
+        encrypt_to=public, marker=True,
+    )  # fmt: skip
+    size = sum(p.stat().st_size for p in sftpd.served.iterdir())
+    print(f"# {messages} items, {size / 1e6:.0f} MB encrypted, written in "
+          f"{time.perf_counter() - began:.0f} s", flush=True)  # fmt: skip
+    sftpd.start()
+    stack.callback(sftpd.stop)
+    secret = "bench-app-secret-0123456789"
+    directory = {
+        "users": directory_users(own_people(firm, [DAY], messages, SEED)),
+        "apps": [{"client_id": "bench-app", "secret": secret,
+                  "permissions": ["Mail.ReadWrite", "User.Read.All"]}],
+    }  # fmt: skip
+    emulator = GraphEmulator(root / "graph", directory=directory).start()
+    stack.callback(emulator.stop)
+    s3 = stack.enter_context(LocalS3Server(root / "moto.log"))
+    s3.make_bucket("bench")
+    conns = {
+        "icechat_sftp": sftpd.connection(),
+        "icechat_pgp": pgp_connection(passphrase="bench-passphrase", secret_armored=pair.secret_armored),
+        "icechat_graph": emulator.connection("bench-app", secret),
+        "icechat_s3": s3.connection(),
+    }  # fmt: skip
+    env = {f"AIRFLOW_CONN_{k.upper()}": json.dumps(v) for k, v in conns.items()}
+    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftpd.remote_dir
+    return env, stack
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--task"]:
+        print(json.dumps(run_task(argv[1], Path(argv[2]))))
+        return
+    messages = int(argv[0]) if argv else 200_000
+    with tempfile.TemporaryDirectory(prefix="icechat-bench-", dir="/tmp") as tmp:
+        root = Path(tmp)
+        env, stack = servers(root, messages)
+        with stack:
+            print(f"{'store':>6} {'task':>17} {'seconds':>8} {'peak RSS MB':>11}", flush=True)
+            for store in ("local", "s3"):
+                state = root / f"state-{store}"
+                state.mkdir()
+                ledger = f"sqlite:///{root / f'ledger-{store}.sqlite'}"
+                data = str(root / "data") if store == "local" else "s3://icechat_s3@bench/icechat"
+                task_env = {
+                    **os.environ,
+                    **env,
+                    "AIRFLOW_HOME": str(root / "airflow"),
+                    "AIRFLOW_VAR_ICECHAT_DATA_DIR": data,
+                    "AIRFLOW_CONN_ICECHAT_LEDGER": json.dumps(
+                        {"conn_type": "generic", "extra": {"url": ledger}}
+                    ),
+                    "PYTHONPATH": f"{PLUGINS}{os.pathsep}{REPO}",
+                    "TMPDIR": "/tmp",
+                }
+                for task in TASKS:
+                    done = subprocess.run(
+                        [sys.executable, __file__, "--task", task, str(state)],
+                        env=task_env, capture_output=True, text=True, check=False,
+                    )  # fmt: skip
+                    if done.returncode != 0:
+                        raise SystemExit(f"{store} {task} failed:\n{done.stderr[-4000:]}")
+                    r = json.loads(done.stdout.strip().splitlines()[-1])
+                    print(f"{store:>6} {task:>17} {r['seconds']:>8.1f} {r['peak_mb']:>11.0f}",
+                          flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
