@@ -70,30 +70,47 @@ def servers(root: Path, messages: int) -> tuple[dict[str, str], Any]:
     public.write_text(pair.public_armored)
     began = time.perf_counter()
     write_day(
-        sftpd.served, firm, DAY, messages, SEED, parts=2, packaging="zip",
-        encrypt_to=public, marker=True,
-    )  # fmt: skip
+        sftpd.served,
+        firm,
+        DAY,
+        messages,
+        SEED,
+        parts=2,
+        packaging="zip",
+        encrypt_to=public,
+        marker=True,
+    )
     size = sum(p.stat().st_size for p in sftpd.served.iterdir())
-    print(f"# {messages} items, {size / 1e6:.0f} MB encrypted, written in "
-          f"{time.perf_counter() - began:.0f} s", flush=True)  # fmt: skip
+    print(
+        f"# {messages} items, {size / 1e6:.0f} MB encrypted, written in "
+        f"{time.perf_counter() - began:.0f} s",
+        flush=True,
+    )
     sftpd.start()
     stack.callback(sftpd.stop)
     secret = "bench-app-secret-0123456789"
     directory = {
         "users": directory_users(own_people(firm, [DAY], messages, SEED)),
-        "apps": [{"client_id": "bench-app", "secret": secret,
-                  "permissions": ["Mail.ReadWrite", "User.Read.All"]}],
-    }  # fmt: skip
+        "apps": [
+            {
+                "client_id": "bench-app",
+                "secret": secret,
+                "permissions": ["Mail.ReadWrite", "User.Read.All"],
+            }
+        ],
+    }
     emulator = GraphEmulator(root / "graph", directory=directory).start()
     stack.callback(emulator.stop)
     s3 = stack.enter_context(LocalS3Server(root / "moto.log"))
     s3.make_bucket("bench")
     conns = {
         "icechat_sftp": sftpd.connection(),
-        "icechat_pgp": pgp_connection(passphrase="bench-passphrase", secret_armored=pair.secret_armored),
+        "icechat_pgp": pgp_connection(
+            passphrase="bench-passphrase", secret_armored=pair.secret_armored
+        ),
         "icechat_graph": emulator.connection("bench-app", secret),
         "icechat_s3": s3.connection(),
-    }  # fmt: skip
+    }
     env = {f"AIRFLOW_CONN_{k.upper()}": json.dumps(v) for k, v in conns.items()}
     env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftpd.remote_dir
     return env, stack
@@ -128,13 +145,18 @@ def main(argv: list[str]) -> None:
                 for task in TASKS:
                     done = subprocess.run(
                         [sys.executable, __file__, "--task", task, str(state)],
-                        env=task_env, capture_output=True, text=True, check=False,
-                    )  # fmt: skip
+                        env=task_env,
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
                     if done.returncode != 0:
                         raise SystemExit(f"{store} {task} failed:\n{done.stderr[-4000:]}")
                     r = json.loads(done.stdout.strip().splitlines()[-1])
-                    print(f"{store:>6} {task:>17} {r['seconds']:>8.1f} {r['peak_mb']:>11.0f}",
-                          flush=True)  # fmt: skip
+                    print(
+                        f"{store:>6} {task:>17} {r['seconds']:>8.1f} {r['peak_mb']:>11.0f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

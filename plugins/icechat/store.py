@@ -204,6 +204,7 @@ class ObjectStore(DataStore):
         return bucket, name
 
     def exists(self, key: str) -> bool:
+        self.fs.invalidate_cache(self._path(key))  # another worker may have written it
         return bool(self.fs.isfile(self._path(key)))
 
     def files(self, prefix: str) -> list[str]:

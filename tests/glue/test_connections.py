@@ -114,17 +114,19 @@ def test_object_storage_without_a_ledger_connection_is_refused_saying_what_to_cr
 ):
     monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_LEDGER", raising=False)
     settings = Settings(data_url="s3://archive_aws@bank-archive/icechat")
-    with pytest.raises(SettingsError) as err:
-        ledger_url(settings)
-    message = str(err.value)
-    assert "'s3://archive_aws@bank-archive/icechat', object storage" in message
-    assert "Create the connection icechat_ledger (type postgres)" in message
+    for refused in (ledger_url, data_store):  # data_store: before the day's first task fetches
+        with pytest.raises(SettingsError) as err:
+            refused(settings)
+        message = str(err.value)
+        assert "'s3://archive_aws@bank-archive/icechat', object storage" in message
+        assert "Create the connection icechat_ledger (type postgres)" in message
 
 
 def test_the_data_store_is_the_bucket_of_the_url_through_its_connection(
     monkeypatch, s3_bucket, tmp_path
 ):
     monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3", s3_bucket.server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", "postgresql://u:p@db:5432/l")
     store = data_store(Settings(data_url=s3_bucket.url("icechat", conn_id="archive_s3")))
     (tmp_path / "r.json").write_text("{}")
     store.upload(tmp_path / "r.json", "reports/2026-11-26.json")
@@ -138,6 +140,7 @@ def test_retention_is_refused_before_anything_where_nothing_can_be_locked(
     with pytest.raises(StoreError, match="cannot lock files"):
         data_store(Settings(data_dir=tmp_path, raw_retention=parse_retention("7y", "v")))
     monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3", s3_plain_bucket.server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", "postgresql://u:p@db:5432/l")
     url = s3_plain_bucket.url("icechat", conn_id="archive_s3")
     with pytest.raises(StoreError, match=f"bucket {s3_plain_bucket.name} .*Object Lock"):
         data_store(Settings(data_url=url, raw_retention=parse_retention("7y", "v")))

@@ -75,14 +75,15 @@ def data_store(settings: Settings) -> DataStore:
 
     An object store is reached through Airflow's ``ObjectStoragePath``: the connection named in
     the URL (``s3://conn_id@bucket/prefix``), else the provider's default (``aws_default``).
-    With ``icechat_raw_retention`` set, a store that cannot lock originals is refused here,
-    before anything is fetched.
+    An object store without the ledger connection, and with ``icechat_raw_retention`` set a
+    store that cannot lock originals, are refused here, before anything is fetched.
     """
     if settings.data_url is None:
         store: DataStore = LocalStore(data_dir(settings))
     else:
         from airflow.sdk import ObjectStoragePath
 
+        ledger_url(settings)  # SQLite in the data directory cannot be: say so now
         path = ObjectStoragePath(settings.data_url)
         store = ObjectStore(path.fs, path.path, settings.data_url)
     if settings.raw_retention is not None:
