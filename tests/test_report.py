@@ -14,6 +14,7 @@ from icechat.report import (
     archived,
     build_report,
     day_report,
+    mirrored_reports,
     outcome,
     record_run,
     render_html,
@@ -24,6 +25,7 @@ from icechat.report import (
     volume_note,
     write_report,
 )
+from icechat.store import LocalStore
 
 FILES = [{"name": "ACME01_ICECHAT_20261126.xml.pgp", "size": 10, "sha256": "ab" * 32}]
 PLAN = {
@@ -399,3 +401,31 @@ def test_a_report_written_before_history_and_run_ids_still_renders_with_a_note()
     assert '<a href="../days">' in page
     assert "Balanced: all 10 copies" in page
     assert "Run <code>(not recorded)</code>, attempt (not recorded)." in page
+
+
+def test_reports_in_object_storage_are_mirrored_for_the_shelf(s3_bucket, tmp_path):
+    """The operator's view reads a local mirror: new and changed reports come, removed go."""
+    store = s3_bucket.store()
+    first = report_with({"imported": 6})
+    store.write_bytes("reports/2026-11-26.json", json.dumps(first).encode())
+    store.write_bytes("reports/2026-11-26.html", b"<html>")
+    store.write_bytes("reports/verify-2026-11-26.json", b"{}")
+    cache = tmp_path / "mirror"
+    shelf = ReportShelf(mirrored_reports(store, cache))
+    assert shelf.report(date(2026, 11, 26))["imported"] == 6
+    assert sorted(p.name for p in (cache / "reports").iterdir()) == ["2026-11-26.json"]
+    again = {**first, "imported": 5, "generated_at": "later"}
+    store.write_bytes("reports/2026-11-26.json", json.dumps(again).encode())
+    store.write_bytes(
+        "reports/2026-11-25.json", json.dumps({**first, "day": "2026-11-25"}).encode()
+    )
+    assert mirrored_reports(store, cache) == cache / "reports"
+    assert shelf.report(date(2026, 11, 26))["imported"] == 5
+    assert set(shelf.summaries()) == {date(2026, 11, 25), date(2026, 11, 26)}
+    store.remove("reports/2026-11-25.json")
+    mirrored_reports(store, cache)
+    assert set(shelf.summaries()) == {date(2026, 11, 26)}
+
+
+def test_a_local_data_directory_is_its_own_mirror(tmp_path):
+    assert mirrored_reports(LocalStore(tmp_path), tmp_path / "unused") == tmp_path / "reports"

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
@@ -381,6 +381,30 @@ def store_report(store: DataStore, report: dict[str, Any]) -> tuple[str, str]:
     with workspace(store, outputs=keys) as root:
         write_report(report, reports_dir(root))
     return f"{store.url}/{keys[0]}", f"{store.url}/{keys[1]}"
+
+
+def mirrored_reports(store: DataStore, cache: Path) -> Path:
+    """The day reports (``reports/*.json``) in a local folder a :class:`ReportShelf` reads: the
+    data directory's own for a local store; else ``cache``, where a report new or changed in
+    the store is downloaded again and one gone from it removed."""
+    if store.local_root is not None:
+        return reports_dir(store.local_root)
+    shelf = reports_dir(Path())
+    stamps = {
+        key: stamp
+        for key, stamp in store.stamps(layout_key(shelf)).items()
+        if key.endswith(".json") and not PurePosixPath(key).name.startswith("verify-")
+    }
+    seen_file = cache / ".stamps.json"
+    seen = json.loads(seen_file.read_text()) if seen_file.exists() else {}
+    for key, stamp in stamps.items():
+        if seen.get(key) != stamp or not (cache / key).exists():
+            store.download(key, cache / key)
+    for key in set(seen) - set(stamps):
+        (cache / key).unlink(missing_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    write_atomic(seen_file, json.dumps(stamps))
+    return reports_dir(cache)
 
 
 def write_report(report: dict[str, Any], reports: Path) -> tuple[Path, Path]:

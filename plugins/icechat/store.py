@@ -77,6 +77,10 @@ class DataStore(ABC):
     def files(self, prefix: str) -> list[str]:
         """The keys of every file under the folder ``prefix`` (or ``prefix`` itself), sorted."""
 
+    def stamps(self, prefix: str) -> dict[str, str]:
+        """Each file's key under ``prefix`` and a stamp that changes when the file does."""
+        return {key: "" for key in self.files(prefix)}
+
     @abstractmethod
     def download(self, key: str, dest: Path) -> None:
         """Copy the file ``key`` to the local path ``dest``, streaming."""
@@ -214,6 +218,16 @@ class ObjectStore(DataStore):
             return [prefix]
         found = self.fs.find(path) if self.fs.isdir(path) else []
         return sorted(self._key(p) for p in found if not _scratch_name(PurePosixPath(p).name))
+
+    def stamps(self, prefix: str) -> dict[str, str]:
+        path = self._path(prefix)
+        self.fs.invalidate_cache(path)
+        found = self.fs.find(path, detail=True) if self.fs.isdir(path) else {}
+        return {
+            self._key(p): f"{info.get('ETag') or info.get('etag') or ''}:{info.get('size')}"
+            for p, info in found.items()
+            if not _scratch_name(PurePosixPath(p).name)
+        }
 
     def download(self, key: str, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)

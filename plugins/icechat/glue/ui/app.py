@@ -13,6 +13,7 @@ anonymous request gets 401 and a user without that right 403.
 from __future__ import annotations
 
 import functools
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,11 @@ from fastapi import Depends, FastAPI, Response
 from fastapi.responses import HTMLResponse
 
 from icechat.exceptions import IceChatError
-from icechat.glue.connections import ledger_url, load_settings
+from icechat.glue.connections import data_store, ledger_url, load_settings
 from icechat.glue.ui.runs import DAG_ID, latest_runs, run_of
 from icechat.ledger import LedgerReader
 from icechat.overview import DayState, RunState, day_rows, default_range
-from icechat.report import ReportShelf, render_html, reports_dir
+from icechat.report import ReportShelf, mirrored_reports, render_html, reports_dir
 
 MAX_RANGE = 3660  # days one overview may list
 SEARCH_LIMIT = 500
@@ -57,6 +58,15 @@ def _shelf(reports: Path) -> ReportShelf:
     return ReportShelf(reports)
 
 
+def _reports() -> ReportShelf:
+    """The day reports: the data directory's, or a local mirror of the object store's."""
+    settings = load_settings()
+    if settings.data_url is None:
+        return _shelf(reports_dir(settings.data_dir))
+    cache = Path(tempfile.gettempdir()) / "icechat-ui-reports"
+    return _shelf(mirrored_reports(data_store(settings), cache))
+
+
 @functools.lru_cache(maxsize=4)
 def _ledger(url: str) -> LedgerReader:
     return LedgerReader(url)
@@ -76,7 +86,7 @@ def _problem(title: str, message: str, status_code: int, root: str = "") -> HTML
 def days(session: SessionDep, start: date | None = None, end: date | None = None) -> HTMLResponse:
     """The archive day by day, newest first; without a range, from the first known day."""
     try:
-        shelf = _shelf(reports_dir(load_settings().data_dir))
+        shelf = _reports()
     except IceChatError as exc:
         return _problem("ICE Chat settings", str(exc), 500)
     summaries = shelf.summaries()
@@ -96,7 +106,7 @@ def days(session: SessionDep, start: date | None = None, end: date | None = None
 def report(day: date) -> HTMLResponse:
     """A day's report page (rendered again from its JSON, with a way back to the days)."""
     try:
-        found = _shelf(reports_dir(load_settings().data_dir)).report(day)
+        found = _reports().report(day)
     except IceChatError as exc:
         return _problem("ICE Chat settings", str(exc), 500, "../")
     if found is None:
@@ -119,7 +129,7 @@ def run_report(dag_id: str, run_id: str, session: SessionDep) -> HTMLResponse:
     if day is None:
         return _problem("ICE Chat report", f"run {run_id} names no day to process.", 404, home)
     try:
-        report_ = _shelf(reports_dir(load_settings().data_dir)).report(day)
+        report_ = _reports().report(day)
     except IceChatError as exc:
         return _problem("ICE Chat settings", str(exc), 500, home)
     if report_ is None:
