@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from datetime import date
+from pathlib import Path
 
 import pendulum
 import pytest
@@ -103,3 +104,31 @@ def test_only_a_scheduled_run_catches_up_and_only_from_a_go_live_day(monkeypatch
     Run.run_type = "scheduled"
     assert tasks.missed_days(context) == []
     assert "variable icechat_go_live is not set: days missed while" in caplog.text
+
+
+def test_fetching_again_into_s3_writes_and_locks_each_original_once(
+    monkeypatch, sftp_server, make_day, s3_bucket
+):
+    """A cleared fetch finds the day's originals in the bucket: nothing is written again,
+    the locks stay as first recorded, and the task's scratch folder is gone each time."""
+    firm, day = sftp_server.username.upper(), date(2026, 11, 26)
+    make_day(Path(sftp_server.remote_dir), firm, day, parts=2)
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_S3", s3_bucket.server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", "postgresql://u:p@127.0.0.1:1/unused")
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_REMOTE_DIR", sftp_server.remote_dir)
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", s3_bucket.url(conn_id="icechat_s3"))
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_RAW_RETENTION", "2d governance")
+    first = tasks.fetch(day)
+    versions = s3_bucket.client().list_object_versions(Bucket=s3_bucket.name, Prefix="icechat/raw")
+    again = tasks.fetch(day)
+    assert [f["path"] for f in first["files"]] == [
+        f"raw/{day}/{firm}_ICECHAT_20261126_0{n}.xml" for n in (1, 2)
+    ]
+    assert {f["lock_mode"] for f in first["files"]} == {"governance"}
+    locks = [(f["lock_mode"], f["retain_until"]) for f in first["files"]]
+    assert [(f["lock_mode"], f["retain_until"]) for f in again["files"]] == locks
+    after = s3_bucket.client().list_object_versions(Bucket=s3_bucket.name, Prefix="icechat/raw")
+    originals = [v for v in after["Versions"] if not v["Key"].endswith("manifest.json")]
+    assert originals == [v for v in versions["Versions"] if not v["Key"].endswith("manifest.json")]
+    assert len(originals) == 3  # two parts and the marker, one version each
