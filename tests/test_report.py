@@ -116,6 +116,7 @@ def test_copies_without_an_import_result_count_as_failed():
     assert report["failed"] == 2
     assert report["balanced"] is True
     assert "2 planned copies have no import result" in report["failures"][-1]["reason"]
+    assert summary_line(report).endswith("2 failed; balanced, NOT ARCHIVED IN FULL (2 failed)")
 
 
 def test_report_files_are_written_and_replaced_and_html_escapes(tmp_path):

@@ -243,8 +243,16 @@ def outcome(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_line(report: Mapping[str, Any]) -> str:
-    """One line for the task log; a cleared re-run says so."""
-    verdict = "balanced" if report["balanced"] else "NOT BALANCED"
+    """One line for the task log; a cleared re-run says so.
+
+    Balanced only means the counts add up: a day with failed copies says so at the end too.
+    """
+    if not report["balanced"]:
+        verdict = "NOT BALANCED"
+    elif report["failed"]:
+        verdict = f"balanced, NOT ARCHIVED IN FULL ({report['failed']} failed)"
+    else:
+        verdict = "balanced"
     line = (
         f"ICE Chat {report['day']} {report['firm']}: {len(report['files'])} file(s), "
         f"{report['items']} items, {report['copies']} copies: {report['imported']} imported, "
