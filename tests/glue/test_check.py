@@ -156,6 +156,26 @@ def test_a_missing_remote_directory_names_the_variable(sftp_server, monkeypatch)
     assert "/no/such/dir does not exist; set variable icechat_remote_dir" in result.detail
 
 
+def test_exports_only_for_another_firm_code_fail_and_name_the_extra(sftp_server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env())
+    (sftp_server.served / "ACME01_ICECHAT_20261126_01.xml.pgp").write_bytes(b"x")
+    (sftp_server.served / "ACME01_ICECHAT_20261126.done").write_bytes(b"x")
+    (sftp_server.served / "notes.txt").write_bytes(b"x")
+    result = check_sftp(lambda: open_site(connect_attempts=1), sftp_server.remote_dir)
+    assert result.status is Status.FAIL
+    login = sftp_server.username
+    assert f"3 file(s) in {sftp_server.remote_dir}" in result.detail
+    assert f"0 ICE Chat export file(s) for firm code {login}" in result.detail
+    assert "other firm codes: ACME01 (2)" in result.detail
+    assert "set the connection's firm_code extra" in result.detail
+
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env(firm_code="acme01"))
+    result = check_sftp(lambda: open_site(connect_attempts=1), sftp_server.remote_dir)
+    assert result.status is Status.OK
+    assert "2 ICE Chat export file(s) for firm code acme01" in result.detail
+    assert "other firm codes" not in result.detail
+
+
 def test_no_pgp_key_is_ok():
     assert check_pgp(None).status is Status.OK
 
