@@ -372,3 +372,14 @@ def test_a_report_written_before_history_and_run_ids_still_renders_with_a_note()
     assert '<a href="../days">' in page
     assert "Balanced: all 10 copies" in page
     assert "Run <code>(not recorded)</code>, attempt (not recorded)." in page
+
+
+def test_a_mailbox_row_counts_copies_imported_with_a_notice_as_imported():
+    shard = {
+        "imported": 4,
+        "imported_with_notice": 1,
+        "per_mailbox": {"a@acme.example": {"imported": 3, "imported_with_notice": 1}},
+    }
+    report = report_with(shard)
+    assert report["per_mailbox"]["a@acme.example"]["imported"] == 4
+    assert report["imported_with_notice"] == 1

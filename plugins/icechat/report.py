@@ -132,9 +132,11 @@ def build_report(
     mailboxes = {}
     for upn, planned in sorted(plan.get("per_mailbox", {}).items()):
         done = imports.per_mailbox.get(upn, Counter())
+        # A shard counts a copy imported with a notice only under that status: it is imported.
         mailboxes[upn] = {
             "planned": planned,
-            **{k: done.get(k, 0) for k in ("imported", "already_present", "failed")},
+            "imported": done.get("imported", 0) + done.get("imported_with_notice", 0),
+            **{k: done.get(k, 0) for k in ("already_present", "failed")},
         }
     return {
         "day": day,
