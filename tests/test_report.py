@@ -203,6 +203,34 @@ def test_record_run_writes_the_runs_files_counts_and_timings(tmp_path):
     assert run.timings == report["timings"]
 
 
+def test_a_locked_original_shows_its_lock_in_the_report_and_the_ledger(tmp_path):
+    lock = {"lock_mode": "compliance", "retain_until": "2033-11-26T08:30:00+00:00"}
+    fetched = {**FETCHED, "files": [{**FETCHED["files"][0], **lock}]}
+    report = day_report(
+        date(2026, 11, 26),
+        fetched=fetched,
+        rendered={"items": 4, "mail_items": 4},
+        planned=PLAN,
+        shards=[{"imported": 5, "already_present": 1}],
+        item_mode="message",
+    )
+    assert report["files"] == [{**FILES[0], "flags": [], **lock}]
+    assert "compliance until 2033-11-26T08:30:00+00:00" in render_html(report)
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        record_run(ledger, "scheduled__2026-11-26", date(2026, 11, 26), report)
+        [run] = ledger.runs(date(2026, 11, 26))
+    assert run.files == (FileRecord(FILES[0]["name"], 10, "ab" * 32, *lock.values()),)
+    unlocked = day_report(
+        date(2026, 11, 26),
+        fetched=FETCHED,
+        rendered={},
+        planned=PLAN,
+        shards=[],
+        item_mode="message",
+    )
+    assert "<td>none</td>" in render_html(unlocked)
+
+
 def test_a_cleared_rerun_says_so_and_credits_the_attempt_that_imported(tmp_path):
     """Airflow keeps a cleared run's id: the report tells the attempts apart."""
     first_attempt = {

@@ -82,11 +82,20 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
-    """A file a run read: its name, size and SHA-256."""
+    """A file a run read: its name, size and SHA-256, and its retention lock if it has one."""
 
     name: str
     size: int
     sha256: str
+    lock_mode: str | None = None
+    retain_until: str | None = None
+
+
+def _file_row(record: FileRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": record.name, "size": record.size, "sha256": record.sha256}
+    if record.lock_mode:
+        row |= {"lock_mode": record.lock_mode, "retain_until": record.retain_until}
+    return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,7 +555,7 @@ class Ledger:
             "day": day,
             "started_at": _now(),
             "finished_at": None,
-            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files],
+            "files": [_file_row(f) for f in files],
             "counts": {},
             "timings": {},
         }

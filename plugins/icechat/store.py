@@ -48,6 +48,11 @@ def key_of(path: Path | str, root: Path) -> str:
     return PurePosixPath(Path(path).relative_to(root)).as_posix()
 
 
+def layout_key(path: Path) -> str:
+    """A layout function's path built on ``Path()`` (``raw_day_dir(Path(), day)``) as a key."""
+    return PurePosixPath(path).as_posix()
+
+
 def _scratch_name(name: str) -> bool:
     """A hidden name (temporary downloads, ``.partial`` files) is never uploaded."""
     return name.startswith(".")
@@ -344,6 +349,12 @@ def workspace(
         log.info("stored %d files in %s", sent, store.url)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def portable(store: DataStore, path: Path, root: Path) -> str:
+    """How a task names a file for the next task: its path on a local store (as it always
+    was), its key in an object store (the next task's workspace is another folder)."""
+    return str(path) if store.local_root is not None else key_of(path, root)
 
 
 def upload_tree(store: DataStore, folder: Path, prefixes: Iterable[str]) -> int:
