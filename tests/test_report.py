@@ -118,6 +118,7 @@ def test_copies_without_an_import_result_count_as_failed():
     assert report["failed"] == 2
     assert report["balanced"] is True
     assert "2 planned copies have no import result" in report["failures"][-1]["reason"]
+    assert summary_line(report).endswith("2 failed; balanced, NOT ARCHIVED IN FULL (2 failed)")
 
 
 def test_report_files_are_written_and_replaced_and_html_escapes(tmp_path):
@@ -429,3 +430,14 @@ def test_reports_in_object_storage_are_mirrored_for_the_shelf(s3_bucket, tmp_pat
 
 def test_a_local_data_directory_is_its_own_mirror(tmp_path):
     assert mirrored_reports(LocalStore(tmp_path), tmp_path / "unused") == tmp_path / "reports"
+
+
+def test_a_mailbox_row_counts_copies_imported_with_a_notice_as_imported():
+    shard = {
+        "imported": 4,
+        "imported_with_notice": 1,
+        "per_mailbox": {"a@acme.example": {"imported": 3, "imported_with_notice": 1}},
+    }
+    report = report_with(shard)
+    assert report["per_mailbox"]["a@acme.example"]["imported"] == 4
+    assert report["imported_with_notice"] == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -500,6 +501,21 @@ class Ledger:
             for r in routes
         )
         self._insert_new(self._routes, ("item_key", "im_id", "mailbox"), rows)
+
+    def routes(self, day: date) -> dict[tuple[str, str], list[str]]:
+        """(mailbox, item key) -> the ImIds whose copy went there, as the day's mapping
+        recorded them (empty for days archived before routes were recorded)."""
+        r = self._routes
+        found: dict[tuple[str, str], list[str]] = defaultdict(list)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(r.c.mailbox, r.c.item_key, r.c.im_id)
+                .where(r.c.day == day)
+                .order_by(r.c.mailbox, r.c.item_key, r.c.im_id)
+            )
+            for mailbox, key, im_id in rows:
+                found[(mailbox, key)].append(im_id)
+        return dict(found)
 
     def record_messages(self, day: date, pairs: Iterable[tuple[str, str]]) -> None:
         """Record the ICE MessageIDs behind each item key: (MessageID, item key) pairs."""

@@ -134,9 +134,11 @@ def build_report(
     mailboxes = {}
     for upn, planned in sorted(plan.get("per_mailbox", {}).items()):
         done = imports.per_mailbox.get(upn, Counter())
+        # A shard counts a copy imported with a notice only under that status: it is imported.
         mailboxes[upn] = {
             "planned": planned,
-            **{k: done.get(k, 0) for k in ("imported", "already_present", "failed")},
+            "imported": done.get("imported", 0) + done.get("imported_with_notice", 0),
+            **{k: done.get(k, 0) for k in ("already_present", "failed")},
         }
     return {
         "day": day,
@@ -251,8 +253,16 @@ def outcome(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_line(report: Mapping[str, Any]) -> str:
-    """One line for the task log; a cleared re-run says so."""
-    verdict = "balanced" if report["balanced"] else "NOT BALANCED"
+    """One line for the task log; a cleared re-run says so.
+
+    Balanced only means the counts add up: a day with failed copies says so at the end too.
+    """
+    if not report["balanced"]:
+        verdict = "NOT BALANCED"
+    elif report["failed"]:
+        verdict = f"balanced, NOT ARCHIVED IN FULL ({report['failed']} failed)"
+    else:
+        verdict = "balanced"
     line = (
         f"ICE Chat {report['day']} {report['firm']}: {len(report['files'])} file(s), "
         f"{report['items']} items, {report['copies']} copies: {report['imported']} imported, "

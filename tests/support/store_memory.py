@@ -1,8 +1,7 @@
 """Run as a script: upload and download one large file through the store, print peak RSS.
 
 A separate process, so the peak is the store's alone: ``python -m tests.support.store_memory
-ENDPOINT BUCKET MIB [defaults]`` prints ``{"baseline": bytes, "peak": bytes}``; with
-``defaults`` it uses s3fs's own put_file/get_file settings instead of the store's.
+ENDPOINT BUCKET MIB`` prints ``{"baseline": bytes, "peak": bytes}``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def main(endpoint: str, bucket: str, mib: int, defaults: bool) -> None:
+def main(endpoint: str, bucket: str, mib: int) -> None:
     fs = s3fs.S3FileSystem(
         key=ACCESS_KEY,
         secret=SECRET_KEY,
@@ -41,15 +40,11 @@ def main(endpoint: str, bucket: str, mib: int, defaults: bool) -> None:
             for _ in range(mib):
                 out.write(block)
         baseline = peak_rss()
-        if defaults:
-            fs.put_file(str(big), f"{bucket}/mem/big")
-            fs.get_file(f"{bucket}/mem/big", str(back))
-        else:
-            store.upload(big, "big")
-            store.download("big", back)
+        store.upload(big, "big")
+        store.download("big", back)
         assert back.stat().st_size == big.stat().st_size
     print(json.dumps({"baseline": baseline, "peak": peak_rss()}))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:] == ["defaults"])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
