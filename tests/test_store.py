@@ -97,6 +97,16 @@ def test_create_writes_only_where_nothing_is(s3_bucket, tmp_path):
     assert store.read_bytes("raw/a") == b"first"
 
 
+def test_create_loses_a_race_without_overwriting(s3_bucket, tmp_path, monkeypatch):
+    """Another worker wrote the original between our look and our write: S3's If-None-Match
+    refuses ours, and the first stays."""
+    store = s3_bucket.store()
+    store.upload(write(tmp_path / "a", b"first"), "raw/a")
+    monkeypatch.setattr(store, "exists", lambda key: False)
+    assert store.create(write(tmp_path / "b", b"second"), "raw/a") is False
+    assert store.read_bytes("raw/a") == b"first"
+
+
 def test_a_task_works_in_its_own_folder_and_stores_what_it_wrote(s3_bucket, tmp_path):
     store = s3_bucket.store()
     store.write_bytes("work/d/parts/p.xml", b"<p/>")
