@@ -15,7 +15,7 @@ import logging
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -337,7 +337,7 @@ def workspace(
     store: DataStore,
     *,
     inputs: Iterable[str] = (),
-    outputs: Iterable[str] = (),
+    outputs: Sequence[str] = (),
     scratch: Path | None = None,
 ) -> Iterator[Path]:
     """A local folder laid out like the data directory, for one task.
@@ -346,14 +346,13 @@ def workspace(
     else the system's) gets a copy of every file under the ``inputs`` keys; when the block
     ends without error, every file under the ``outputs`` keys is uploaded, and an input
     under them that the block deleted is deleted from the store too; the folder is always
-    removed.
+    removed. A block that learns what to keep only as it works adds keys to ``outputs``.
     """
     if store.local_root is not None:
         yield store.local_root
         return
     folder = Path(tempfile.mkdtemp(prefix="icechat-", dir=scratch))
     folder.chmod(0o700)
-    outputs = list(outputs)
     try:
         fetched = [key for prefix in inputs for key in store.files(prefix)]
         for key in fetched:

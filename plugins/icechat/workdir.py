@@ -76,6 +76,19 @@ def plain_parts(raw_files: Sequence[Path], work_dir: Path, key: PgpKey | None) -
     return [unpack_part(path, work_dir) for path in decrypt_parts(raw_files, work_dir, key)]
 
 
+def unpacked_parts(xmls: Sequence[Path], work_dir: Path) -> list[Path]:
+    """What the next step reads of :func:`plain_parts`' output under ``work_dir``: each
+    unpacked part's folder (its XML and attachments), or the decrypted XML itself; not the
+    decrypted archives they came from. A part read where it was fetched is not listed."""
+    kept = []
+    for xml in xmls:
+        if xml.parent == work_dir:
+            kept.append(xml)
+        elif xml.is_relative_to(work_dir):
+            kept.append(work_dir / xml.relative_to(work_dir).parts[0])
+    return kept
+
+
 def remove_stored_plaintext(store: DataStore, day: date) -> int:
     """Delete the day's plaintext from the data directory, wherever it is (in object storage
     with every earlier version of each file); return how many files."""

@@ -132,3 +132,36 @@ def test_fetching_again_into_s3_writes_and_locks_each_original_once(
     originals = [v for v in after["Versions"] if not v["Key"].endswith("manifest.json")]
     assert originals == [v for v in versions["Versions"] if not v["Key"].endswith("manifest.json")]
     assert len(originals) == 3  # two parts and the marker, one version each
+
+
+@pytest.mark.parametrize("packaging", ["xml", "xml.gz", "zip"])
+def test_parts_go_through_s3_between_decrypt_and_render(
+    monkeypatch, tmp_path, make_day, s3_bucket, packaging
+):
+    """Decrypt keeps in the bucket only what parse+render reads (an unpacked folder, or the
+    part where it was fetched); parse+render finds every item from another scratch folder."""
+    day = date(2026, 11, 26)
+    store = s3_bucket.store()
+    fetched = {"files": []}
+    (tmp_path / "site").mkdir()
+    for path in make_day(tmp_path / "site", "ACME01", day, parts=2, packaging=packaging):
+        if "_ICECHAT_" in path.name and not path.name.endswith(".done"):
+            store.upload(path, f"raw/{day}/{path.name}")
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            fetched["files"].append(
+                {"name": path.name, "path": f"raw/{day}/{path.name}", "sha256": sha}
+            )
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_S3", s3_bucket.server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", "postgresql://u:p@127.0.0.1:1/unused")
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", s3_bucket.url(conn_id="icechat_s3"))
+    monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_PGP", raising=False)
+    parts = tasks.decrypt_and_unpack(day, fetched)
+    assert len(parts) == 2
+    kept = store.files("work")
+    if packaging == "xml":
+        assert kept == [] and [p["xml"] for p in parts] == [f["path"] for f in fetched["files"]]
+    else:
+        assert kept and not any(k.endswith((".gz", ".zip")) for k in kept)
+    rendered = tasks.parse_and_render(day, parts)
+    assert rendered["items"] == 6
+    assert all(store.files(d) for d in rendered["part_dirs"])

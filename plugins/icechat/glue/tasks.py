@@ -136,6 +136,10 @@ def _stored_files(
     }
 
 
+def _under(key: str, folder: str) -> bool:
+    return key.startswith(folder.rstrip("/") + "/")
+
+
 def fetch(day: date) -> dict[str, Any]:
     """Download the day's parts into ``raw/{day}/`` (nothing already there is fetched again);
     in object storage each original is written once, locked when ``icechat_raw_retention``
@@ -162,18 +166,20 @@ def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, 
     """Decrypt (when encrypted) and unpack each part under ``work/{day}/`` (owner-only); an
     original whose bytes changed since it was fetched is refused."""
     from icechat.ice.rawstore import check_unchanged
-    from icechat.store import layout_key, portable, workspace
-    from icechat.workdir import parts_dir, plain_parts
+    from icechat.store import key_of, layout_key, portable, workspace
+    from icechat.workdir import parts_dir, plain_parts, unpacked_parts
 
     with actionable("decrypt"):
         store = data_store(load_settings())
         files = fetched["files"]
+        kept: list[str] = []  # what the next step reads, known once unpacked
         out = layout_key(parts_dir(Path(), day))
-        with workspace(store, inputs=[f["path"] for f in files], outputs=[out]) as root:
+        with workspace(store, inputs=[f["path"] for f in files], outputs=kept) as root:
             originals = [root / f["path"] for f in files]
             for entry, original in zip(files, originals, strict=True):
                 check_unchanged(original, entry["sha256"])
             xmls = plain_parts(originals, root / out, pgp_key())
+            kept += [key_of(p, root) for p in unpacked_parts(xmls, root / out)]
             return [
                 {
                     "name": entry["name"],
@@ -195,8 +201,9 @@ def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any
     with actionable("parse and render"):
         settings = load_settings()
         store = data_store(settings)
-        out = layout_key(items_dir(Path(), day))
-        inputs = [layout_key(parts_dir(Path(), day))]
+        out, unpacked = layout_key(items_dir(Path(), day)), layout_key(parts_dir(Path(), day))
+        # An unencrypted plain part is read where it was fetched, in raw/.
+        inputs = [unpacked, *(p["xml"] for p in parts if not _under(p["xml"], unpacked))]
         with workspace(store, inputs=inputs, outputs=[out]) as root:
             local: list[Mapping[str, Any]] = [{**p, "xml": str(root / p["xml"])} for p in parts]
             summary = render_day(
