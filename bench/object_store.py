@@ -1,12 +1,13 @@
 """The day's first four tasks with the data directory on local disk and in S3, side by side.
 
-Run: ``python bench/object_store.py [MESSAGES]`` (default 200000). Writes one encrypted
-sample day (2 zip parts, a marker) on a local sshd, starts the Graph emulator (the firm's
-own people as its users) and moto's S3 server, then runs fetch -> decrypt -> parse_render ->
-map_participants, each task's own glue function in a fresh process (so its peak resident
-memory is its own), once with ``icechat_data_dir`` a local folder and once an ``s3://``
-bucket. Prints one row per store and task: wall seconds and peak RSS (MB). Everything
-listens on 127.0.0.1; the S3 server is in its own process, so its memory is not counted.
+Run: ``python bench/object_store.py [MESSAGES] [local|s3 ...]`` (default 200000, both).
+Writes one encrypted sample day (2 zip parts, a marker) on a local sshd, starts the Graph
+emulator (the firm's own people as its users) and moto's S3 server, then runs fetch ->
+decrypt -> parse_render -> map_participants, each task's own glue function in a fresh
+process (so its peak resident memory is its own), with ``icechat_data_dir`` a local folder
+and/or an ``s3://`` bucket. Prints one row per store and task: wall seconds and peak RSS
+(MB). Everything listens on 127.0.0.1; the S3 server is in its own process, so its memory
+is not counted.
 """
 
 from __future__ import annotations
@@ -121,12 +122,13 @@ def main(argv: list[str]) -> None:
         print(json.dumps(run_task(argv[1], Path(argv[2]))))
         return
     messages = int(argv[0]) if argv else 200_000
+    stores = [a for a in argv[1:] if a in ("local", "s3")] or ["local", "s3"]
     with tempfile.TemporaryDirectory(prefix="icechat-bench-", dir="/tmp") as tmp:
         root = Path(tmp)
         env, stack = servers(root, messages)
         with stack:
             print(f"{'store':>6} {'task':>17} {'seconds':>8} {'peak RSS MB':>11}", flush=True)
-            for store in ("local", "s3"):
+            for store in stores:
                 state = root / f"state-{store}"
                 state.mkdir()
                 ledger = f"sqlite:///{root / f'ledger-{store}.sqlite'}"
