@@ -4,15 +4,18 @@ The real scheduler, dag-processor, triggerer and API server run with the CeleryE
 this machine's Redis as the broker and a fresh Postgres database as metadata database and
 result backend; two ``airflow celery worker`` processes each play a host of their own: their
 own host name (recorded on every task instance they run), Airflow home and temporary folder.
-The ledger is a Postgres database. Driven only through the REST API, one day is archived, then
-two more are backfilled; the import tasks of the first day run on both workers, every copy
-lands in its mailbox exactly once and every day's report balances. It takes a couple of
-minutes, so it is one test.
+They share nothing but the data directory, a bucket of the test S3 server, and the ledger, a
+Postgres database. Driven only through the REST API, one day is archived, then two more are
+backfilled; the import tasks of the first day run on both workers, every copy lands in its
+mailbox exactly once and every day's report balances. It takes a few minutes, so it is one
+test.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
@@ -77,23 +80,35 @@ def mailboxes(sftp_server, pgp_keypair, graph_emulator, tmp_path) -> set[str]:
 
 
 @pytest.fixture
-def workers(tmp_path) -> list[CeleryWorker]:
-    """Two workers, each with its own Airflow home and temporary folder."""
-    return [CeleryWorker(h, tmp_path / h / "airflow", tmp_path / h / "tmp") for h in HOSTS]
+def workers(tmp_path) -> Iterator[list[CeleryWorker]]:
+    """Two workers, each with its own Airflow home and temporary folder (short paths under
+    /tmp: gpg puts its agent's socket in the temporary folder, and a socket path has at most
+    107 bytes)."""
+    folders = [Path(tempfile.mkdtemp(prefix=f"icechat-{h}-", dir="/tmp")) for h in HOSTS]
+    yield [
+        CeleryWorker(h, tmp_path / h / "airflow", folder)
+        for h, folder in zip(HOSTS, folders, strict=True)
+    ]
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
-def stack(sftp_server, pgp_keypair, graph_emulator, workers, tmp_path) -> Iterator[AirflowStack]:
-    """The four services and the two workers on fresh metadata and ledger databases; all
-    stopped and the databases dropped after."""
+def stack(
+    sftp_server, pgp_keypair, graph_emulator, s3_bucket, workers, tmp_path
+) -> Iterator[AirflowStack]:
+    """The four services and the two workers on fresh metadata and ledger databases, the
+    data directory in a new bucket; all stopped and the databases dropped after."""
     home = tmp_path / "airflow"
     base = airflow_env(
         home,
-        tmp_path / "data",
+        tmp_path / "unused",
         icechat_sftp=sftp_server.connection(),
         icechat_pgp=pgp_connection(pgp_keypair),
         icechat_graph=graph_connection(graph_emulator),
+        icechat_s3=s3_bucket.server.connection(),
     )
+    base["AIRFLOW_VAR_ICECHAT_DATA_DIR"] = s3_bucket.url(conn_id="icechat_s3")
     base["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
     # Only the runs the test asks for: no scheduled run of the last day on unpause.
     base["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
@@ -135,9 +150,10 @@ def succeeded(stack: AirflowStack, run_id: str, workers: list[CeleryWorker]) -> 
         raise AssertionError(f"{exc}\n" + "\n".join(logs)) from None
 
 
-def report(data: Path, day: date) -> dict[str, Any]:
+def report(store: Any, day: date) -> dict[str, Any]:
     """The day's report, checked to be for that day and balanced, with nothing failed."""
-    found: dict[str, Any] = json.loads((data / "reports" / f"{day}.json").read_text())
+    found: dict[str, Any] = json.loads(store.read_bytes(f"reports/{day}.json") or b"null")
+    assert found, f"no report for {day} in {store.url}"
     assert found["day"] == day.isoformat()
     assert (found["items"], found["failed"], found["balanced"]) == (MESSAGES, 0, True)
     counted = found["imported"] + found["already_present"] + found["not_mapped"]
@@ -145,10 +161,20 @@ def report(data: Path, day: date) -> dict[str, Any]:
     return found
 
 
+def scratch_folders(worker: CeleryWorker) -> tuple[set[str], list[str]]:
+    """The task scratch folders the worker's task logs name, and those left in its TMPDIR."""
+    named = {
+        line.split(" into ", 1)[1].split('"', 1)[0]
+        for path in (worker.home / "logs").rglob("*.log")
+        for line in path.read_text(errors="replace").splitlines()
+        if "copied " in line and " into " in line
+    }
+    return named, sorted(p.name for p in worker.tmpdir.glob("icechat-*"))
+
+
 def test_celery_workers_on_two_hosts_archive_and_backfill_days_exactly_once(
-    stack, mailboxes, workers, graph_emulator, tmp_path
+    stack, mailboxes, workers, graph_emulator, s3_bucket
 ):
-    data = tmp_path / "data"
     stack.api("PATCH", f"/dags/{DAG}", json={"is_paused": False})
 
     # 1. One day archived: its import tasks were queued together, and each worker takes one
@@ -181,10 +207,18 @@ def test_celery_workers_on_two_hosts_archive_and_backfill_days_exactly_once(
         assert set(hosts_of(stack, run_id).values()) <= set(HOSTS)
 
     # 3. Every day balanced; every copy in its mailbox once, none twice.
-    imported = {day: report(data, day)["imported"] for day in DAYS}
+    store = s3_bucket.store()
+    imported = {day: report(store, day)["imported"] for day in DAYS}
     assert all(imported.values()), imported
     for upn in mailboxes:
         ids = Counter(m["internetMessageId"] for m in graph_emulator.messages(upn))
         assert [i for i, n in ids.items() if n > 1] == [], f"{upn} holds an item twice"
     held = sum(graph_emulator.message_count(upn) for upn in mailboxes)
     assert held == sum(imported.values())
+
+    # 4. Each worker's tasks worked in scratch folders of its own TMPDIR, all removed.
+    for worker in workers:
+        named, left = scratch_folders(worker)
+        assert named, f"{worker.hostname}'s task logs name no scratch folder"
+        assert {Path(folder).parent for folder in named} == {worker.tmpdir}
+        assert left == [], f"{worker.hostname} left {left} in {worker.tmpdir}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 import warnings
 from collections import Counter
 from datetime import date
@@ -148,11 +150,13 @@ def run_day(
     pgp_keypair: Any,
     graph_emulator: Any,
     graph: dict[str, Any] | None = None,
+    connections: dict[str, Any] | None = None,
     **variables: str,
 ) -> tuple[dict[str, str], Path, Any]:
     """``airflow dags test`` of DAY in a fresh Airflow home against the test servers.
 
     Returns the environment (to run again), the data directory and the first run's result.
+    A ``data_dir`` variable replaces the local data directory (which then stays absent).
     """
     data = tmp_path / "data"
     env = airflow_env(
@@ -161,6 +165,7 @@ def run_day(
         icechat_sftp=sftp_server.connection(),
         icechat_pgp=pgp_connection(pgp_keypair),
         icechat_graph=graph or graph_connection(graph_emulator),
+        **(connections or {}),
     )
     env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
     for name, value in variables.items():
@@ -171,9 +176,57 @@ def run_day(
     return env, data, result
 
 
+class Archive:
+    """Where a test run keeps its data: a local folder, or a bucket of the test S3 server."""
+
+    def __init__(self, tmp_path: Path, bucket: Any = None) -> None:
+        self.bucket, self.data = bucket, tmp_path / "data"
+        self.store = bucket.store() if bucket else None
+        self.ledger = (
+            f"sqlite:///{tmp_path / 'ledger.sqlite' if bucket else self.data / 'ledger.sqlite'}"
+        )
+        # Short: gpg's agent socket goes under TMPDIR, and a socket path has 107 bytes at most.
+        self.scratch = Path(tempfile.mkdtemp(prefix="icechat-scratch-", dir="/tmp"))
+
+    def settings(self) -> dict[str, Any]:
+        """run_day's arguments: for S3 the data directory, its connection, the ledger, a
+        retention of one day, and the tasks' scratch folders under ``scratch``."""
+        if self.bucket is None:
+            return {}
+        return {
+            "connections": {
+                "icechat_s3": self.bucket.server.connection(),
+                "icechat_ledger": {"conn_type": "generic", "extra": {"url": self.ledger}},
+            },
+            "data_dir": self.bucket.url(conn_id="icechat_s3"),
+            "raw_retention": "1d",
+        }
+
+    def read(self, key: str) -> bytes | None:
+        if self.store is None:
+            path = self.data / key
+            return path.read_bytes() if path.exists() else None
+        return self.store.read_bytes(key)
+
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.read(f"reports/{DAY}.json") or b"null")
+
+    def work_left(self) -> list[str]:
+        if self.store is None:
+            work = self.data / "work" / DAY.isoformat()
+            return [str(p) for p in work.rglob("*")] if work.exists() else []
+        client, name = self.bucket.client(), self.bucket.name
+        listed = client.list_object_versions(Bucket=name, Prefix=f"icechat/work/{DAY}")
+        return [v["Key"] for v in listed.get("Versions", []) + listed.get("DeleteMarkers", [])]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
 def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
-    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
+    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path, request, monkeypatch, where
 ):
+    """Once with a local data directory, once with the data directory in S3: no task finds
+    another's file on its disk, originals are locked, plaintext leaves no version behind."""
+    archive = Archive(tmp_path, request.getfixturevalue("s3_bucket") if where == "s3" else None)
     parts = [p.path for p in sample_site.parts]
     users = directory_users(firm_people(sftp_server))
     graph_emulator.add_users(users)
@@ -182,9 +235,13 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     mailbox_less = without_mailbox(users)
     answers = {u["noMailboxAnswer"] for u in users if u["userPrincipalName"] in mailbox_less}
     assert answers == {"MailboxNotEnabledForRESTAPI", "ResourceNotFound"}
-    env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
+    settings = archive.settings()
+    if where == "s3":
+        monkeypatch.setenv("TMPDIR", str(archive.scratch))
+        request.addfinalizer(lambda: shutil.rmtree(archive.scratch, ignore_errors=True))
+    env, _data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator, **settings)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
-    report = json.loads((data / "reports" / f"{DAY}.json").read_text())
+    report = archive.report()
     assert report["firm"] == sftp_server.username.upper() != sftp_server.username
     assert report["balanced"] is True
     assert report["items"] == 120
@@ -199,26 +256,53 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     } == mailbox_less
     in_mailboxes = sum(graph_emulator.message_count(e) for e in people)
     assert in_mailboxes == report["imported"]
-    with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
+    with Ledger(archive.ledger) as ledger:
         states = Counter(c.state for c in ledger.copies(DAY))
+        (run,) = ledger.runs(DAY)
     assert states[CopyState.DONE] == report["imported"]
     assert states[CopyState.NOT_MAPPED] == report["not_mapped"]
     # The ledger says where each participant's copy of a chat item went.
     with read_part(sample_site.parts[0].path) as part:
         item = next(iter(part.items()))
-    reader = LedgerReader(f"sqlite:///{data / 'ledger.sqlite'}")
+    reader = LedgerReader(archive.ledger)
     found = reader.search(item.message_id)
     reader.close()
     assert sorted(f.im_id for f in found) == sorted(p.im_id for p in item.participants)
     assert {f.state for f in found} <= {CopyState.DONE, CopyState.NOT_MAPPED}
     assert all(f.graph_id for f in found if f.state is CopyState.DONE)
-    assert not (data / "work" / DAY.isoformat()).exists()
+    assert archive.work_left() == []
+    if where == "s3":
+        assert_locked_in_s3(archive, report, run)
     again = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat())
     assert again.returncode == 0, again.stdout[-4000:]
-    second = json.loads((data / "reports" / f"{DAY}.json").read_text())
+    second = archive.report()
     assert second["imported"] == 0
     assert second["already_present"] == report["imported"] + report["already_present"]
     assert sum(graph_emulator.message_count(e) for e in people) == in_mailboxes
+    unflagged = [
+        [{k: v for k, v in f.items() if k != "flags"} for f in r["files"]] for r in (report, second)
+    ]
+    assert unflagged[0] == unflagged[1], "originals are not written or locked again"
+
+
+def assert_locked_in_s3(archive: Archive, report: dict[str, Any], run: Any) -> None:
+    """Each original is locked in the bucket as the manifest, the report and the ledger say;
+    nothing was kept on a local disk."""
+    manifest = json.loads(archive.read(f"raw/{DAY}/manifest.json") or b"{}")
+    kept = {entry["name"]: entry for entry in manifest["files"]}
+    client = archive.bucket.client()
+    assert len(report["files"]) == 2
+    for shown, ran in zip(report["files"], run.files, strict=True):
+        stored = kept[shown["name"]]
+        head = client.head_object(
+            Bucket=archive.bucket.name, Key=f"icechat/raw/{DAY}/{stored['stored']}"
+        )
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        until = head["ObjectLockRetainUntilDate"].isoformat()
+        assert shown["lock_mode"] == stored["lock_mode"] == ran.lock_mode == "compliance"
+        assert shown["retain_until"] == stored["retain_until"] == ran.retain_until == until
+    assert not archive.data.exists(), "nothing of the day on a local data directory"
+    assert list(archive.scratch.iterdir()) == [], "every task removed its scratch folder"
 
 
 def test_a_day_whose_participants_map_nowhere_is_reported_balanced(

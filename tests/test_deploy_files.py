@@ -18,6 +18,7 @@ from tests.support.paths import REPO
 
 COMPOSE = REPO / "docker-compose.yaml"
 REQUIREMENTS = REPO / "requirements.txt"
+COMPOSE_S3 = REPO / "docker-compose.s3.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 
@@ -32,6 +33,8 @@ AIRFLOW_SERVICES = {
 }
 # The connection ids and variable names the connector's contract fixes.
 CONTRACT_CONNECTIONS = {"icechat_sftp", "icechat_pgp", "icechat_graph", "icechat_ledger"}
+# The S3 data directory's connection: its id is the deployment's choice, named in the URL.
+STORE_CONNECTIONS = {"icechat_s3"}
 CONTRACT_VARIABLES = {
     "icechat_remote_dir",
     "icechat_data_dir",
@@ -149,7 +152,7 @@ def test_env_example_names_the_connectors_connections_and_variables() -> None:
     names = set(env_entries(include_commented=True))
     connections = {n.removeprefix("AIRFLOW_CONN_").lower() for n in names if "_CONN_" in n}
     variables = {n.removeprefix("AIRFLOW_VAR_").lower() for n in names if "_VAR_" in n}
-    assert connections == CONTRACT_CONNECTIONS
+    assert connections == CONTRACT_CONNECTIONS | STORE_CONNECTIONS
     assert variables >= CONTRACT_VARIABLES, "every contract variable is documented"
     assert variables <= set(settings.ALL), "every variable is one the connector reads"
 
@@ -189,19 +192,51 @@ def test_secrets_stay_out_of_git_and_the_image() -> None:
     assert ".env" in dockerignore
 
 
-def test_docker_compose_accepts_the_file() -> None:
+@pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, COMPOSE_S3]], ids=["volume", "s3"])
+def test_docker_compose_accepts_the_file(files) -> None:
     docker = shutil.which("docker")
     if docker is None:
         pytest.skip("no docker client")
     probe = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip("docker client has no compose plugin")
+    chosen = [arg for f in files for arg in ("-f", str(f))]
     result = subprocess.run(
-        [docker, "compose", "--env-file", str(ENV_EXAMPLE), "config", "-q"],
+        [docker, "compose", *chosen, "--env-file", str(ENV_EXAMPLE), "config", "-q"],
         cwd=REPO,
-        env={**os.environ, "ICECHAT_ENV_FILE": str(ENV_EXAMPLE)},
+        env={
+            **os.environ,
+            "ICECHAT_ENV_FILE": str(ENV_EXAMPLE),
+            "ICECHAT_S3_DATA_DIR": "s3://icechat_s3@bucket/icechat",
+        },
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML with compose's merge tags: ``!override`` replaces the base file's value."""
+
+
+ComposeLoader.add_constructor("!override", ComposeLoader.construct_sequence)
+
+
+def test_the_s3_override_puts_the_data_directory_in_a_bucket_not_a_volume(
+    compose: dict[str, Any],
+) -> None:
+    override = yaml.load(COMPOSE_S3.read_text(encoding="utf-8"), Loader=ComposeLoader)
+    assert set(override["services"]) == AIRFLOW_SERVICES | {"airflow-cli"}
+    for name, service in override["services"].items():
+        assert compose["services"][name].get("volumes"), name
+        assert not any("icechat-data" in v for v in service["volumes"]), name
+        data_dir = service["environment"]["AIRFLOW_VAR_ICECHAT_DATA_DIR"]
+        assert data_dir.startswith("${ICECHAT_S3_DATA_DIR:?")
+    entries = env_entries(include_commented=True)
+    url = entries["ICECHAT_S3_DATA_DIR"]
+    assert settings.Settings.from_lookup({"icechat_data_dir": url}.get).data_url == url
+    conn_id = url.removeprefix("s3://").partition("@")[0]
+    conn = json.loads(entries[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    assert conn["conn_type"] == "aws"
+    assert "AIRFLOW_VAR_ICECHAT_RAW_RETENTION" in entries

@@ -116,6 +116,7 @@ def test_copies_without_an_import_result_count_as_failed():
     assert report["failed"] == 2
     assert report["balanced"] is True
     assert "2 planned copies have no import result" in report["failures"][-1]["reason"]
+    assert summary_line(report).endswith("2 failed; balanced, NOT ARCHIVED IN FULL (2 failed)")
 
 
 def test_report_files_are_written_and_replaced_and_html_escapes(tmp_path):
@@ -200,6 +201,34 @@ def test_record_run_writes_the_runs_files_counts_and_timings(tmp_path):
         "failed": 0,
     }
     assert run.timings == report["timings"]
+
+
+def test_a_locked_original_shows_its_lock_in_the_report_and_the_ledger(tmp_path):
+    lock = {"lock_mode": "compliance", "retain_until": "2033-11-26T08:30:00+00:00"}
+    fetched = {**FETCHED, "files": [{**FETCHED["files"][0], **lock}]}
+    report = day_report(
+        date(2026, 11, 26),
+        fetched=fetched,
+        rendered={"items": 4, "mail_items": 4},
+        planned=PLAN,
+        shards=[{"imported": 5, "already_present": 1}],
+        item_mode="message",
+    )
+    assert report["files"] == [{**FILES[0], "flags": [], **lock}]
+    assert "compliance until 2033-11-26T08:30:00+00:00" in render_html(report)
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        record_run(ledger, "scheduled__2026-11-26", date(2026, 11, 26), report)
+        [run] = ledger.runs(date(2026, 11, 26))
+    assert run.files == (FileRecord(FILES[0]["name"], 10, "ab" * 32, *lock.values()),)
+    unlocked = day_report(
+        date(2026, 11, 26),
+        fetched=FETCHED,
+        rendered={},
+        planned=PLAN,
+        shards=[],
+        item_mode="message",
+    )
+    assert "<td>none</td>" in render_html(unlocked)
 
 
 def test_a_cleared_rerun_says_so_and_credits_the_attempt_that_imported(tmp_path):
@@ -371,3 +400,14 @@ def test_a_report_written_before_history_and_run_ids_still_renders_with_a_note()
     assert '<a href="../days">' in page
     assert "Balanced: all 10 copies" in page
     assert "Run <code>(not recorded)</code>, attempt (not recorded)." in page
+
+
+def test_a_mailbox_row_counts_copies_imported_with_a_notice_as_imported():
+    shard = {
+        "imported": 4,
+        "imported_with_notice": 1,
+        "per_mailbox": {"a@acme.example": {"imported": 3, "imported_with_notice": 1}},
+    }
+    report = report_with(shard)
+    assert report["per_mailbox"]["a@acme.example"]["imported"] == 4
+    assert report["imported_with_notice"] == 1

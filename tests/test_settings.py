@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,12 @@ def test_defaults(monkeypatch):
         ("folder_name", "Chats/ICE", "icechat_folder_name is 'Chats/ICE'; it names one"),
         ("unmapped_mailbox", "nobody", "icechat_unmapped_mailbox is 'nobody'; set it to a"),
         ("profile", "/nonexistent.json", "icechat_profile is '/nonexistent.json', which cannot"),
-        ("data_dir", "s3://bank-archive/icechat", "s3:// object storage is not supported yet"),
+        ("data_dir", "ftp://bank-archive/icechat", "give a local path, a file:// URL or an object"),
+        ("data_dir", "s3://", "e.g. s3://aws_conn_id@bucket/prefix"),
+        ("raw_retention", "seven years", "icechat_raw_retention is 'seven years'; give a period"),
+        ("raw_retention", "0d", "icechat_raw_retention is '0d'"),
+        ("raw_retention", "7y legal-hold", "give a period in years or days"),
+        ("raw_retention", "101y", "at most 100 years"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, message):
@@ -74,6 +80,38 @@ def test_unknown_profile_keys_are_refused(tmp_path):
 
 def test_data_dir_as_a_file_url():
     assert settings(data_dir="file:///srv/ice%20chat").data_dir == Path("/srv/ice chat")
+    assert settings(data_dir="file:///srv/ice%20chat").data_url is None
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://bank-archive/icechat", "s3://archive_aws@bank-archive/icechat/", "abfs://c/p"]
+)
+def test_data_dir_in_object_storage(url):
+    assert settings(data_dir=url).data_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("value", "mode", "until"),
+    [
+        ("7y", "COMPLIANCE", datetime(2033, 11, 26, 8, 30, tzinfo=UTC)),
+        ("2555d", "COMPLIANCE", datetime(2033, 11, 24, 8, 30, tzinfo=UTC)),
+        ("7y governance", "GOVERNANCE", datetime(2033, 11, 26, 8, 30, tzinfo=UTC)),
+        (" 10Y Compliance ", "COMPLIANCE", datetime(2036, 11, 26, 8, 30, tzinfo=UTC)),
+    ],
+)
+def test_raw_retention_is_a_period_and_a_lock_mode(value, mode, until):
+    retention = settings(raw_retention=value).raw_retention
+    lock = retention.lock(datetime(2026, 11, 26, 8, 30, 0, 512, tzinfo=UTC))
+    assert (lock.mode, lock.until) == (mode, until)
+
+
+def test_retention_from_29_february_ends_on_28_february():
+    retention = settings(raw_retention="1y").raw_retention
+    assert retention.until(datetime(2028, 2, 29, tzinfo=UTC)) == datetime(2029, 2, 28, tzinfo=UTC)
+
+
+def test_no_retention_unless_set():
+    assert settings().raw_retention is None
 
 
 def test_verify_defaults_cover_each_day_once_a_week():

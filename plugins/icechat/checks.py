@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -26,6 +27,7 @@ from icechat.graph.auth import access_token
 from icechat.graph.client import GraphClient, user_path
 from icechat.graph.mailbox import ensure_folder
 from icechat.graph.properties import ROOT_FOLDER
+from icechat.ice.delivery import firm_codes
 from icechat.ice.fetch import Transport
 from icechat.ice.pgp import GpgSession, PgpKey
 from icechat.ledger import SCHEMA_VERSION, stored_schema_version
@@ -70,10 +72,40 @@ def failed(name: str, detail: str) -> CheckResult:
     return CheckResult(name, Status.FAIL, detail)
 
 
+class FirmSite(Transport, Protocol):
+    """The SFTP site as the check sees it: a transport that knows the firm code it looks for."""
+
+    @property
+    def firm(self) -> str:
+        """The firm code the day's files carry (the login, or the connection's extra)."""
+
+
+def _firm_detail(firm: str, names: list[str]) -> tuple[bool, str]:
+    """Whether the directory's exports carry our firm code, and what it holds per code.
+
+    A site holding exports for other codes only means the DAG would wait forever: fail.
+    """
+    counts = firm_codes(names)
+    ours = sum(n for code, n in counts.items() if code.casefold() == firm.casefold())
+    others = {code: n for code, n in counts.items() if code.casefold() != firm.casefold()}
+    detail = f"{ours} ICE Chat export file(s) for firm code {firm}"
+    if others:
+        listed = ", ".join(f"{code} ({n})" for code, n in sorted(others.items()))
+        detail += (
+            f"; files for other firm codes: {listed}: if one is the firm's, set the "
+            "connection's firm_code extra to it (the login is used when it is unset)"
+        )
+    return ours > 0 or not others, detail
+
+
 def check_sftp(
-    open_site: Callable[[], AbstractContextManager[Transport]], remote_dir: str
+    open_site: Callable[[], AbstractContextManager[FirmSite]], remote_dir: str
 ) -> CheckResult:
-    """Log in (the host key checked against the pin) and list the delivery directory."""
+    """Log in (the host key checked against the pin) and list the delivery directory.
+
+    Also counts the exports per firm code: files only for another code mean the DAG would
+    wait for ever, so that fails and names the ``firm_code`` extra.
+    """
     try:
         with open_site() as site:
             try:
@@ -98,10 +130,12 @@ def check_sftp(
             f"the site dropped the connection ({type(exc).__name__}: {exc}); try again, and "
             "ask ICE if it persists",
         )
-    return passed(
-        "sftp",
-        f"{site.site}: logged in, host key matches the pin, {len(files)} file(s) in {remote_dir}",
+    ok, firm = _firm_detail(site.firm, [f.name for f in files])
+    detail = (
+        f"{site.site}: logged in, host key matches the pin, {len(files)} file(s) in "
+        f"{remote_dir}; {firm}"
     )
+    return passed("sftp", detail) if ok else failed("sftp", detail)
 
 
 def check_pgp(key: PgpKey | None) -> CheckResult:

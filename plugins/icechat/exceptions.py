@@ -228,6 +228,14 @@ class SettingsError(IceChatError):
     """An Airflow Variable of the connector has a value it cannot use."""
 
 
+class OriginalChangedError(IceChatError):
+    """An original in raw/ no longer has the bytes its manifest recorded."""
+
+
+class StoreError(IceChatError):
+    """The data directory's object store cannot do what the settings ask (lock, ledger)."""
+
+
 class VerifyIncompleteError(IceChatError):
     """Graph was unavailable for some mailboxes; checking again resumes the verification."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -81,11 +82,20 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
-    """A file a run read: its name, size and SHA-256."""
+    """A file a run read: its name, size and SHA-256, and its retention lock if it has one."""
 
     name: str
     size: int
     sha256: str
+    lock_mode: str | None = None
+    retain_until: str | None = None
+
+
+def _file_row(record: FileRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": record.name, "size": record.size, "sha256": record.sha256}
+    if record.lock_mode:
+        row |= {"lock_mode": record.lock_mode, "retain_until": record.retain_until}
+    return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +502,21 @@ class Ledger:
         )
         self._insert_new(self._routes, ("item_key", "im_id", "mailbox"), rows)
 
+    def routes(self, day: date) -> dict[tuple[str, str], list[str]]:
+        """(mailbox, item key) -> the ImIds whose copy went there, as the day's mapping
+        recorded them (empty for days archived before routes were recorded)."""
+        r = self._routes
+        found: dict[tuple[str, str], list[str]] = defaultdict(list)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(r.c.mailbox, r.c.item_key, r.c.im_id)
+                .where(r.c.day == day)
+                .order_by(r.c.mailbox, r.c.item_key, r.c.im_id)
+            )
+            for mailbox, key, im_id in rows:
+                found[(mailbox, key)].append(im_id)
+        return dict(found)
+
     def record_messages(self, day: date, pairs: Iterable[tuple[str, str]]) -> None:
         """Record the ICE MessageIDs behind each item key: (MessageID, item key) pairs."""
         rows = ({"message_id": m, "item_key": k, "day": day} for m, k in pairs)
@@ -530,7 +555,7 @@ class Ledger:
             "day": day,
             "started_at": _now(),
             "finished_at": None,
-            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files],
+            "files": [_file_row(f) for f in files],
             "counts": {},
             "timings": {},
         }

@@ -29,12 +29,14 @@ import jinja2
 from icechat.files import write_atomic
 from icechat.ledger import FileRecord, Ledger
 from icechat.mapping.rules import REASON_HELP
+from icechat.store import DataStore, layout_key, workspace
 
 log = logging.getLogger(__name__)
 
 # The counts the ledger's run row keeps; with the day and the verdict, what a run returns.
 RUN_COUNTS = ("items", "copies", "imported", "already_present", "not_mapped", "failed")
 FILE_FIELDS = ("name", "size", "sha256", "flags")
+LOCK_FIELDS = ("lock_mode", "retain_until")  # present when the original is under retention
 FAILURES_LOGGED = 20  # failures named in the task log (the HTML report lists them all)
 
 # The report pages (this one and verification's): every value escaped, none missing.
@@ -132,9 +134,11 @@ def build_report(
     mailboxes = {}
     for upn, planned in sorted(plan.get("per_mailbox", {}).items()):
         done = imports.per_mailbox.get(upn, Counter())
+        # A shard counts a copy imported with a notice only under that status: it is imported.
         mailboxes[upn] = {
             "planned": planned,
-            **{k: done.get(k, 0) for k in ("imported", "already_present", "failed")},
+            "imported": done.get("imported", 0) + done.get("imported_with_notice", 0),
+            **{k: done.get(k, 0) for k in ("already_present", "failed")},
         }
     return {
         "day": day,
@@ -201,7 +205,10 @@ def day_report(
     return build_report(
         day=day.isoformat(),
         firm=fetched["firm"],
-        files=[{k: f[k] for k in FILE_FIELDS} for f in fetched["files"]],
+        files=[
+            {k: f[k] for k in FILE_FIELDS} | {k: f[k] for k in LOCK_FIELDS if f.get(k)}
+            for f in fetched["files"]
+        ],
         render=rendered,
         plan=planned,
         imports=imports,
@@ -215,7 +222,10 @@ def day_report(
 
 def record_run(ledger: Ledger, run_id: str, day: date, report: Mapping[str, Any]) -> None:
     """The run's row in the ledger: the files with their hashes, the counts and timings."""
-    files = [FileRecord(f["name"], f["size"], f["sha256"]) for f in report["files"]]
+    files = [
+        FileRecord(f["name"], f["size"], f["sha256"], f.get("lock_mode"), f.get("retain_until"))
+        for f in report["files"]
+    ]
     ledger.start_run(run_id, day, files, attempt=report.get("attempt"))
     ledger.finish_run(run_id, {k: report[k] for k in RUN_COUNTS}, report["timings"])
 
@@ -243,8 +253,16 @@ def outcome(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_line(report: Mapping[str, Any]) -> str:
-    """One line for the task log; a cleared re-run says so."""
-    verdict = "balanced" if report["balanced"] else "NOT BALANCED"
+    """One line for the task log; a cleared re-run says so.
+
+    Balanced only means the counts add up: a day with failed copies says so at the end too.
+    """
+    if not report["balanced"]:
+        verdict = "NOT BALANCED"
+    elif report["failed"]:
+        verdict = f"balanced, NOT ARCHIVED IN FULL ({report['failed']} failed)"
+    else:
+        verdict = "balanced"
     line = (
         f"ICE Chat {report['day']} {report['firm']}: {len(report['files'])} file(s), "
         f"{report['items']} items, {report['copies']} copies: {report['imported']} imported, "
@@ -358,6 +376,23 @@ def report_file(reports: Path, day: date | str, kind: str = "json") -> Path:
     return reports / f"{day}.{kind}"
 
 
+def stored_history(store: DataStore, day: date) -> list[dict[str, Any]]:
+    """:func:`volume_history` from the reports in the data directory, wherever it is."""
+    shelf = reports_dir(Path())
+    keys = [layout_key(report_file(shelf, d)) for d in history_days(day)]
+    with workspace(store, inputs=keys) as root:
+        return volume_history(ReportShelf(reports_dir(root)), day)
+
+
+def store_report(store: DataStore, report: dict[str, Any]) -> tuple[str, str]:
+    """Write the day's report into the data directory; return where, JSON then HTML."""
+    shelf = reports_dir(Path())
+    keys = [layout_key(report_file(shelf, report["day"], kind)) for kind in ("json", "html")]
+    with workspace(store, outputs=keys) as root:
+        write_report(report, reports_dir(root))
+    return f"{store.url}/{keys[0]}", f"{store.url}/{keys[1]}"
+
+
 def write_report(report: dict[str, Any], reports: Path) -> tuple[Path, Path]:
     """Write ``{day}.json`` and ``{day}.html``, replacing an earlier report of that day."""
     reports.mkdir(parents=True, exist_ok=True)
@@ -459,12 +494,16 @@ class ReportShelf:
         return summary
 
 
+def history_days(day: date, days: int = HISTORY_DAYS) -> list[date]:
+    """The days before ``day`` whose volume the report shows, oldest first."""
+    return [day - timedelta(days=n) for n in range(days, 0, -1)]
+
+
 def volume_history(shelf: ReportShelf, day: date, days: int = HISTORY_DAYS) -> list[dict[str, Any]]:
     """Chat items of each of the ``days`` days before ``day`` (None: no report)."""
     known = shelf.summaries()
     history = []
-    for n in range(days, 0, -1):
-        earlier = day - timedelta(days=n)
+    for earlier in history_days(day, days):
         summary = known.get(earlier)
         history.append({"day": earlier.isoformat(), "items": summary.items if summary else None})
     return history

@@ -18,6 +18,7 @@ from icechat.exceptions import SettingsError
 from icechat.ice.profile import DEFAULT_PROFILE, Profile, load_profile
 from icechat.render.addresses import is_address
 from icechat.render.mail import MESSAGE, MODES
+from icechat.retention import Retention, parse_retention
 
 REMOTE_DIR = "icechat_remote_dir"
 DATA_DIR = "icechat_data_dir"
@@ -33,6 +34,7 @@ VERIFY_LAG_DAYS = "icechat_verify_lag_days"
 GO_LIVE = "icechat_go_live"
 POKE_INTERVAL = "icechat_poke_interval"
 GRAPH_POOL = "icechat_graph_pool"
+RAW_RETENTION = "icechat_raw_retention"
 ALL = (
     REMOTE_DIR,
     DATA_DIR,
@@ -48,6 +50,7 @@ ALL = (
     GO_LIVE,
     POKE_INTERVAL,
     GRAPH_POOL,
+    RAW_RETENTION,
 )
 
 DEFAULT_FOLDER = "ICE Chat"
@@ -57,17 +60,23 @@ _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 
-def _local_dir(value: str) -> Path:
-    """The data directory: a path, or a ``file://`` URL; other object stores are refused."""
-    scheme, sep, _ = value.partition("://")
+OBJECT_STORES = ("s3", "abfs", "abfss", "wasb", "wasbs")  # through ObjectStoragePath
+
+
+def _data_location(value: str) -> tuple[Path, str | None]:
+    """The data directory: a path or ``file://`` URL, else an object-storage URL."""
+    scheme, sep, rest = value.partition("://")
     if not sep:
-        return Path(value)
+        return Path(value), None
     if scheme == "file":
-        return Path(unquote(urlsplit(value).path))
+        return Path(unquote(urlsplit(value).path)), None
+    bucket = rest.rpartition("@")[2].strip("/")
+    if scheme in OBJECT_STORES and bucket:
+        return Path(), value.rstrip("/")
     raise SettingsError(
-        f"variable {DATA_DIR} is {value!r}: {scheme}:// object storage is not supported yet; "
-        "mount the bucket or share (e.g. NFS, s3fs, blobfuse) on every worker and give its "
-        "local path"
+        f"variable {DATA_DIR} is {value!r}: give a local path, a file:// URL or an object "
+        f"store ({', '.join(f'{s}://' for s in OBJECT_STORES)}), e.g. "
+        "s3://aws_conn_id@bucket/prefix"
     )
 
 
@@ -76,7 +85,12 @@ class Settings:
     """Everything a run needs besides connections."""
 
     remote_dir: str = "/"
+    #: The local data directory; unused when ``data_url`` names an object store.
     data_dir: Path = Path("icechat")
+    #: The data directory in object storage (``s3://[conn_id@]bucket/prefix``), if it is there.
+    data_url: str | None = None
+    #: How long originals are locked in raw/ (``icechat_raw_retention``); ``None``: not locked.
+    raw_retention: Retention | None = None
     mapping_csv: str | None = None
     auto_mapping: bool = True
     folder_name: str = DEFAULT_FOLDER
@@ -125,11 +139,14 @@ class Settings:
                     f"variable {PROFILE} is {profile_file!r}, which cannot be used ({exc}); "
                     "give a JSON file of element-name overrides (see include/profile.default.json)"
                 ) from exc
+        data_dir, data_url = _data_location(text(DATA_DIR) or os.path.join(airflow_home, "icechat"))
         return cls(
+            data_dir=data_dir,
+            data_url=data_url,
+            raw_retention=parse_retention(text(RAW_RETENTION), RAW_RETENTION),
             go_live=_day(text(GO_LIVE), GO_LIVE),
             poke_interval=_seconds(text(POKE_INTERVAL), POKE_INTERVAL, DEFAULT_POKE_INTERVAL),
             remote_dir=text(REMOTE_DIR) or "/",
-            data_dir=_local_dir(text(DATA_DIR) or os.path.join(airflow_home, "icechat")),
             mapping_csv=text(MAPPING_CSV),
             auto_mapping=auto in _TRUE,
             folder_name=folder,

@@ -18,6 +18,7 @@ from pathlib import Path
 from icechat.ice.delivery import unpacked_name
 from icechat.ice.packages import DEFAULT_LIMITS, Limits, sniff, unpack
 from icechat.ice.pgp import PgpKey, decrypt_parts
+from icechat.store import DataStore, layout_key
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,16 @@ def plain_parts(raw_files: Sequence[Path], work_dir: Path, key: PgpKey | None) -
     """Each part as fetched, decrypted (when encrypted) and unpacked under ``work_dir``: the
     XML files to parse, in the same order."""
     return [unpack_part(path, work_dir) for path in decrypt_parts(raw_files, work_dir, key)]
+
+
+def remove_stored_plaintext(store: DataStore, day: date) -> int:
+    """Delete the day's plaintext from the data directory, wherever it is (in object storage
+    with every earlier version of each file); return how many files."""
+    if store.local_root is not None:
+        return len(remove_plaintext(store.local_root, day))
+    removed = store.remove(layout_key(work_day_dir(Path(), day)))
+    log.info("removed %d plaintext files under %s", removed, store.url)
+    return removed
 
 
 def remove_plaintext(data_dir: Path, day: date) -> Sequence[Path]:

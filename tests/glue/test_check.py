@@ -14,6 +14,7 @@ from icechat.graph.client import GraphClient
 from icechat.graph.settings import GraphSettings
 from icechat.ledger import SCHEMA_VERSION, Ledger
 from icechat.settings import DEFAULT_FOLDER
+from tests.support.airflow_env import run_airflow
 from tests.support.cli import icechat
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, FRANK
 
@@ -46,7 +47,7 @@ def graph_client(emu, client_id=None, secret=None):
     return GraphClient(settings)
 
 
-def run_check(tmp_path, conns, variables, *args):
+def check_env(tmp_path, conns, variables):
     env = {
         k: v
         for k, v in os.environ.items()
@@ -55,7 +56,11 @@ def run_check(tmp_path, conns, variables, *args):
     env["AIRFLOW_HOME"] = str(tmp_path / "airflow")
     env.update({f"AIRFLOW_CONN_{k.upper()}": json.dumps(v) for k, v in conns.items()})
     env.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in variables.items()})
-    return icechat("check", *args, env=env, timeout=120)
+    return env
+
+
+def run_check(tmp_path, conns, variables, *args):
+    return icechat("check", *args, env=check_env(tmp_path, conns, variables), timeout=120)
 
 
 def lines(stdout):
@@ -92,6 +97,7 @@ def test_all_connections_good_passes_and_creates_the_folder(
         "OK   graph",
         f"OK   graph {ALICE}",
         "OK   ledger",
+        "OK   pool",
     ]
     assert f"1 file(s) in {sftp_server.remote_dir}" in found["OK   sftp"]
     assert pgp_keypair.keyid in found["OK   pgp"]
@@ -149,11 +155,47 @@ def test_missing_connections_are_named_and_an_unencrypted_setup_is_fine(tmp_path
     assert "connection icechat_graph is not defined" in found["FAIL graph"]
 
 
+def test_a_named_pool_that_does_not_exist_fails_until_it_is_created(tmp_path):
+    variables = {"icechat_data_dir": str(tmp_path / "data"), "icechat_graph_pool": "icechat_graph"}
+    env = check_env(tmp_path, {}, variables)
+    skipped = lines(run_check(tmp_path, {}, variables).stdout)["SKIP pool"]
+    assert "metadata database is not reachable" in skipped  # no Airflow database yet
+    assert run_airflow(env, "db", "migrate").returncode == 0
+
+    missing = lines(run_check(tmp_path, {}, variables).stdout)["FAIL pool"]
+    assert "names pool 'icechat_graph', which does not exist" in missing
+    assert "airflow pools set icechat_graph 16" in missing
+
+    assert run_airflow(env, "pools", "set", "icechat_graph", "16", "Graph").returncode == 0
+    found = lines(run_check(tmp_path, {}, variables).stdout)["OK   pool"]
+    assert "pool 'icechat_graph' exists with 16 slot(s)" in found
+
+
 def test_a_missing_remote_directory_names_the_variable(sftp_server, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env())
     result = check_sftp(lambda: open_site(connect_attempts=1), "/no/such/dir")
     assert result.status is Status.FAIL
     assert "/no/such/dir does not exist; set variable icechat_remote_dir" in result.detail
+
+
+def test_exports_only_for_another_firm_code_fail_and_name_the_extra(sftp_server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env())
+    (sftp_server.served / "ACME01_ICECHAT_20261126_01.xml.pgp").write_bytes(b"x")
+    (sftp_server.served / "ACME01_ICECHAT_20261126.done").write_bytes(b"x")
+    (sftp_server.served / "notes.txt").write_bytes(b"x")
+    result = check_sftp(lambda: open_site(connect_attempts=1), sftp_server.remote_dir)
+    assert result.status is Status.FAIL
+    login = sftp_server.username
+    assert f"3 file(s) in {sftp_server.remote_dir}" in result.detail
+    assert f"0 ICE Chat export file(s) for firm code {login}" in result.detail
+    assert "other firm codes: ACME01 (2)" in result.detail
+    assert "set the connection's firm_code extra" in result.detail
+
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env(firm_code="acme01"))
+    result = check_sftp(lambda: open_site(connect_attempts=1), sftp_server.remote_dir)
+    assert result.status is Status.OK
+    assert "2 ICE Chat export file(s) for firm code acme01" in result.detail
+    assert "other firm codes" not in result.detail
 
 
 def test_no_pgp_key_is_ok():

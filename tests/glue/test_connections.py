@@ -7,8 +7,9 @@ import json
 import pytest
 from airflow.sdk._shared.secrets_masker import redact
 
-from icechat.exceptions import GraphSettingsError, SettingsError
-from icechat.glue.connections import graph_settings, ledger_url
+from icechat.exceptions import GraphSettingsError, SettingsError, StoreError
+from icechat.glue.connections import data_store, graph_settings, ledger_url
+from icechat.retention import parse_retention
 from icechat.settings import Settings
 
 
@@ -106,3 +107,37 @@ def test_a_ledger_connection_without_url_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", json.dumps({"conn_type": "generic"}))
     with pytest.raises(SettingsError, match="put the URL in its host or its extra 'url'"):
         ledger_url(Settings(data_dir=tmp_path))
+
+
+def test_object_storage_without_a_ledger_connection_is_refused_saying_what_to_create(
+    monkeypatch,
+):
+    monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_LEDGER", raising=False)
+    settings = Settings(data_url="s3://archive_aws@bank-archive/icechat")
+    with pytest.raises(SettingsError) as err:
+        ledger_url(settings)
+    message = str(err.value)
+    assert "'s3://archive_aws@bank-archive/icechat', object storage" in message
+    assert "Create the connection icechat_ledger (type postgres)" in message
+
+
+def test_the_data_store_is_the_bucket_of_the_url_through_its_connection(
+    monkeypatch, s3_bucket, tmp_path
+):
+    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3", s3_bucket.server.connection_env())
+    store = data_store(Settings(data_url=s3_bucket.url("icechat", conn_id="archive_s3")))
+    (tmp_path / "r.json").write_text("{}")
+    store.upload(tmp_path / "r.json", "reports/2026-11-26.json")
+    listed = s3_bucket.client().list_objects_v2(Bucket=s3_bucket.name)["Contents"]
+    assert [o["Key"] for o in listed] == ["icechat/reports/2026-11-26.json"]
+
+
+def test_retention_is_refused_before_anything_where_nothing_can_be_locked(
+    monkeypatch, s3_plain_bucket, tmp_path
+):
+    with pytest.raises(StoreError, match="cannot lock files"):
+        data_store(Settings(data_dir=tmp_path, raw_retention=parse_retention("7y", "v")))
+    monkeypatch.setenv("AIRFLOW_CONN_ARCHIVE_S3", s3_plain_bucket.server.connection_env())
+    url = s3_plain_bucket.url("icechat", conn_id="archive_s3")
+    with pytest.raises(StoreError, match=f"bucket {s3_plain_bucket.name} .*Object Lock"):
+        data_store(Settings(data_url=url, raw_retention=parse_retention("7y", "v")))

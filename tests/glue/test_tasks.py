@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from datetime import date
 
 import pendulum
@@ -44,12 +45,27 @@ def test_a_damaged_gzip_part_fails_the_decrypt_step_naming_it_without_retry(monk
     part = tmp_path / "raw" / "ACME01_ICECHAT_20261126.xml.gz"
     part.parent.mkdir()
     part.write_bytes(gzip.compress(b"<FileDump>" + b"<Conversation/>" * 1000 + b"</FileDump>")[:-4])
-    fetched = {"files": [{"name": part.name, "path": str(part), "items_expected": None}]}
+    sha = hashlib.sha256(part.read_bytes()).hexdigest()
+    fetched = {"files": [{"name": part.name, "path": str(part), "sha256": sha}]}
     with pytest.raises(AirflowFailException) as err:
         tasks.decrypt_and_unpack(date(2026, 11, 26), fetched)
     assert str(err.value).startswith("decrypt: ACME01_ICECHAT_20261126.xml.gz: the compressed")
     assert "ask ICE to resend it" in str(err.value)
     assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()] == []  # no half XML
+
+
+def test_an_original_changed_since_it_was_fetched_is_not_decrypted(monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_PGP", raising=False)
+    part = tmp_path / "raw" / "ACME01_ICECHAT_20261126.xml"
+    part.parent.mkdir()
+    part.write_bytes(b"<FileDump></FileDump>")
+    fetched = {"files": [{"name": part.name, "path": str(part), "sha256": "0" * 64}]}
+    with pytest.raises(AirflowFailException) as err:
+        tasks.decrypt_and_unpack(date(2026, 11, 26), fetched)
+    assert "ACME01_ICECHAT_20261126.xml: its SHA-256 is" in str(err.value)
+    assert "recorded " + "0" * 64 in str(err.value) and "not decrypted" in str(err.value)
+    assert not (tmp_path / "data" / "work").exists()
 
 
 def test_reconcile_names_the_first_task_that_left_no_result():

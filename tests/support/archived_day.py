@@ -1,8 +1,9 @@
 """A day archived in-process with the DAG's own stages, against the Graph emulator.
 
 What ``icechat_archive`` does for a day, without Airflow: the parts are stored in the raw
-store as fetch stores them, rendered, mapped (the directory is the emulator's), not-mapped
-copies recorded, imported, reported and recorded as a run; then the plaintext is removed.
+store as fetch stores them, rendered, mapped (the directory is the emulator's), the plan
+recorded in the ledger (not-mapped copies, routes, MessageIDs), imported, reported and
+recorded as a run; then the plaintext is removed.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from icechat.graph.client import GraphClient
 from icechat.ice.parser import read_part
 from icechat.ice.rawstore import RawStore, raw_day_dir
 from icechat.importer import Copy, Importer
-from icechat.ledger import FileRecord, Ledger, Mark
+from icechat.ledger import FileRecord, Ledger
 from icechat.mapping.graph_directory import GraphDirectory
-from icechat.mapping.plan import plan_day, read_not_mapped, read_shard
+from icechat.mapping.plan import plan_day, read_shard, record_plan
 from icechat.mapping.rules import Resolver
 from icechat.render.day import render_day
 from icechat.render.itemsfile import PayloadReader
@@ -104,11 +105,11 @@ def archive(
     )
     with GraphClient(emulator_settings(emulator)) as client, Ledger(url) as ledger:
         resolver = Resolver(None, GraphDirectory(client))
-        plan = plan_day([Path(p) for p in rendered["part_dirs"]], resolver, work / "plan")
-        for im_id, key, reason in read_not_mapped(work / "plan"):
-            ledger.mark_not_mapped(f"unmapped:{im_id}", [Mark(key, day, reason=reason)], RUN)
+        part_dirs = [Path(p) for p in rendered["part_dirs"]]
+        plan = plan_day(part_dirs, resolver, work / "plan")
+        record_plan(ledger, day, work / "plan", part_dirs, RUN)
         planned = [c for shard in plan.shards for c in read_shard(Path(shard))]
-        readers = {p.name: PayloadReader(Path(p)) for p in map(Path, rendered["part_dirs"])}
+        readers = {p.name: PayloadReader(p) for p in part_dirs}
         copies = [Copy(c.user_id, c.key, readers[c.part].at(c.offset), day) for c in planned]
         result = Importer(client, ledger, run_id=RUN).run(copies)
         for reader in readers.values():

@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from icechat.exceptions import EvidenceError
 from icechat.graph.client import GraphClient
@@ -56,14 +57,14 @@ def verified(graph_emulator, tmp_path) -> ArchivedDay:
     return day
 
 
-def export(graph_emulator, day: ArchivedDay, out: Path):
+def export(graph_emulator, day: ArchivedDay, out: Path, *, directory: bool = True):
     with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
         return export_evidence(
             VerifyJob(day.day, day.data_dir),
             ledger,
             out,
             pgp_key=None,
-            resolver=Resolver(None, GraphDirectory(client)),
+            resolver=Resolver(None, GraphDirectory(client)) if directory else None,
         )
 
 
@@ -153,3 +154,24 @@ def test_evidence_needs_a_verification_and_a_fresh_folder(graph_emulator, verifi
     (verified.data_dir / "reports" / f"verify-{DAY}.json").unlink()
     with pytest.raises(EvidenceError, match=f"run `icechat verify {DAY}` first"):
         export(graph_emulator, verified, tmp_path / "fresh")
+
+
+def participants(out: Path) -> dict[tuple[str, str], str]:
+    rows = read_csv(out / f"ledger-{DAY}.csv")
+    return {(r["mailbox_id"], r["item_key"]): r["participant_imid"] for r in rows}
+
+
+def test_participants_are_the_routes_the_day_recorded_not_todays_mapping(
+    graph_emulator, verified, tmp_path
+):
+    recorded = participants(export(graph_emulator, verified, tmp_path / "a").folder)
+    # Without any mapping or directory now, the ledger still names each copy's participant.
+    alone = export(graph_emulator, verified, tmp_path / "b", directory=False)
+    assert participants(alone.folder) == recorded and all(recorded.values())
+    assert "as the day's mapping recorded it" in (alone.folder / "README.txt").read_text()
+
+    with verified.ledger() as ledger, ledger.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM icechat_routes"))  # a day archived before routes
+    old = export(graph_emulator, verified, tmp_path / "c")
+    assert participants(old.folder) == recorded
+    assert "mapping rule as it stands at export" in (old.folder / "README.txt").read_text()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import sqlalchemy as sa
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Variable
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from icechat.checks import (
@@ -21,6 +21,7 @@ from icechat.checks import (
     check_pgp,
     check_sftp,
     failed,
+    passed,
 )
 from icechat.exceptions import IceChatError
 from icechat.glue.connections import (
@@ -35,7 +36,7 @@ from icechat.glue.connections import (
     pgp_key,
 )
 from icechat.graph.client import GraphClient
-from icechat.settings import Settings
+from icechat.settings import GRAPH_POOL, Settings, graph_pool
 
 
 def _metadata_db_ready() -> bool:
@@ -123,6 +124,38 @@ def _ledger(settings: Settings) -> CheckResult:
     return check_ledger(url)
 
 
+def _pool() -> CheckResult:
+    """Whether the pool ``icechat_graph_pool`` names exists.
+
+    Airflow never starts a task of a missing pool and says so only in the scheduler's log,
+    so the import would wait without a word.
+    """
+    try:
+        name = graph_pool(lambda var: Variable.get(var, default=None))
+    except IceChatError as exc:
+        return failed("pool", str(exc))
+    if name is None:
+        return passed("pool", f"{GRAPH_POOL} is not set: the Graph tasks run in default_pool")
+    if not _metadata_db_ready():
+        return CheckResult(
+            "pool",
+            Status.SKIP,
+            f"{GRAPH_POOL} names pool {name!r}, but Airflow's metadata database is not "
+            "reachable from here to look it up: run icechat check in an Airflow container",
+        )
+    from airflow.models.pool import Pool
+
+    pool: Pool | None = Pool.get_pool(name)
+    if pool is None:
+        return failed(
+            "pool",
+            f"{GRAPH_POOL} names pool {name!r}, which does not exist, so the import would "
+            f'never start: `airflow pools set {name} 16 "Microsoft Graph import"`, or '
+            "delete the variable to run in default_pool",
+        )
+    return passed("pool", f"{GRAPH_POOL}: pool {name!r} exists with {pool.slots} slot(s)")
+
+
 def run_checks(mailbox: str | None = None) -> list[CheckResult]:
     """Every check, in the order a run meets the systems."""
     use_metadata_connections()
@@ -130,4 +163,4 @@ def run_checks(mailbox: str | None = None) -> list[CheckResult]:
         settings = load_settings()
     except IceChatError as exc:
         return [failed("settings", str(exc))]
-    return [_sftp(settings), _pgp(), *_graph(settings, mailbox), _ledger(settings)]
+    return [_sftp(settings), _pgp(), *_graph(settings, mailbox), _ledger(settings), _pool()]

@@ -11,8 +11,8 @@
   (:class:`IceChatGraphHook`; "Test" gets a token, reads directory users as the mapping does
   and one of their mailboxes as the import does).
 - ``icechat_ledger``: the ledger's SQLAlchemy URL; absent, SQLite in the data directory.
-- The ``icechat_*`` Variables as checked :class:`Settings`, the data directory and the mapping
-  file.
+- The ``icechat_*`` Variables as checked :class:`Settings`, the data directory (a local folder
+  or an object store through ``ObjectStoragePath``) and the mapping file.
 
 The DAG file imports this module (through the sensor), so what only a hook's "Test" or the
 mapping file needs is imported where it is used.
@@ -48,6 +48,7 @@ from icechat.ice.delivery import RemoteFile
 from icechat.ice.pgp import PgpKey
 from icechat.mapping.csvfile import MappingTable, parse_mapping
 from icechat.settings import Settings
+from icechat.store import DataStore, LocalStore, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,33 @@ def load_settings() -> Settings:
     return Settings.from_lookup(lambda name: Variable.get(name, default=None))
 
 
+def data_store(settings: Settings) -> DataStore:
+    """The data directory as a store: the local folder, or the object-storage prefix.
+
+    An object store is reached through Airflow's ``ObjectStoragePath``: the connection named in
+    the URL (``s3://conn_id@bucket/prefix``), else the provider's default (``aws_default``).
+    With ``icechat_raw_retention`` set, a store that cannot lock originals is refused here,
+    before anything is fetched.
+    """
+    if settings.data_url is None:
+        store: DataStore = LocalStore(data_dir(settings))
+    else:
+        from airflow.sdk import ObjectStoragePath
+
+        path = ObjectStoragePath(settings.data_url)
+        store = ObjectStore(path.fs, path.path, settings.data_url)
+    if settings.raw_retention is not None:
+        store.check_locking()
+    return store
+
+
 def data_dir(settings: Settings) -> Path:
-    """The data directory, created owner-only on first use."""
+    """The local data directory, created owner-only on first use."""
+    if settings.data_url is not None:
+        raise SettingsError(
+            f"variable icechat_data_dir is {settings.data_url!r}, object storage; this step "
+            "needs a local data directory"
+        )
     path = settings.data_dir
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -90,6 +116,14 @@ def ledger_url(settings: Settings, data: Path | None = None) -> str:
     try:
         conn = BaseHook.get_connection(LEDGER_CONN_ID)
     except AirflowNotFoundException:
+        if settings.data_url is not None:
+            raise SettingsError(
+                f"variable icechat_data_dir is {settings.data_url!r}, object storage, and there "
+                f"is no connection {LEDGER_CONN_ID}: the ledger's default, SQLite in the data "
+                "directory, cannot live in a bucket (workers on several hosts share it). Create "
+                f"the connection {LEDGER_CONN_ID} (type postgres) to a database every worker "
+                "reaches"
+            ) from None
         return f"sqlite:///{(data or data_dir(settings)) / 'ledger.sqlite'}"
     if conn.password:
         mask_secret(conn.password)

@@ -1,7 +1,8 @@
 """The sensor that waits for day D's export on the ICE SFTP site.
 
 It runs in reschedule mode, so a waiting day holds no worker slot: each poke connects, looks
-once, saves the look for the next poke under the data directory, and disconnects. Looks are
+once, saves the look for the next poke in the data directory (a folder or object storage),
+and disconnects. Looks are
 ``icechat_poke_interval`` seconds apart (600 by default) unless the task gives its own.
 """
 
@@ -15,10 +16,11 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from icechat.exceptions import DeliveryTimeoutError
-from icechat.glue.connections import SFTP_CONN_ID, load_settings, open_site
+from icechat.glue.connections import SFTP_CONN_ID, data_store, load_settings, open_site
 from icechat.ice.delivery import default_deadline, enforce_deadline
 from icechat.ice.fetch import load_look, look, save_look
 from icechat.settings import DEFAULT_POKE_INTERVAL
+from icechat.store import LocalStore, layout_key, workspace
 from icechat.workdir import look_state_path
 
 
@@ -68,11 +70,13 @@ class IceChatDeliverySensor(BaseSensorOperator):
         day = date.fromisoformat(self.day)
         settings = load_settings()
         remote_dir = self.remote_dir or settings.remote_dir
-        state = look_state_path(Path(self.data_dir) if self.data_dir else settings.data_dir, day)
-        previous = load_look(state)
-        with open_site(self.sftp_conn_id) as site:
-            completion = look(site, remote_dir, site.firm, day, previous)
-        save_look(state, completion.look)
+        store = LocalStore(Path(self.data_dir)) if self.data_dir else data_store(settings)
+        key = layout_key(look_state_path(Path(), day))
+        with workspace(store, inputs=[key], outputs=[key]) as root:
+            previous = load_look(root / key)
+            with open_site(self.sftp_conn_id) as site:
+                completion = look(site, remote_dir, site.firm, day, previous)
+            save_look(root / key, completion.look)
         if completion.complete:
             self.log.info("ICE Chat %s complete on %s: %s", day, site.site, completion.describe())
             return PokeReturnValue(

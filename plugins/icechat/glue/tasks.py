@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from icechat.exceptions import IceChatError
 from icechat.glue.connections import (
-    data_dir,
+    data_store,
     graph_settings,
     ledger_url,
     load_settings,
@@ -28,6 +28,8 @@ from icechat.glue.connections import (
     open_site,
     pgp_key,
 )
+from icechat.ice.rawstore import RawStore
+from icechat.store import DataStore
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ def missed_days(context: Mapping[str, Any]) -> list[dict[str, str]]:
     no report and no run, as the arguments of the catch-up run that archives it."""
     from icechat import report
     from icechat.catchup import missed_days as find_missed
+    from icechat.store import layout_key
 
     run = context["dag_run"]
     if run.run_type != "scheduled":
@@ -92,11 +95,12 @@ def missed_days(context: Mapping[str, Any]) -> list[dict[str, str]]:
             "the DAG paused are not caught up; set it to the first day to archive (YYYY-MM-DD)"
         )
         return []
-    reports = report.reports_dir(data_dir(settings))
+    store = data_store(settings)
 
     def handled(day: date) -> bool:
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return report.report_file(reports, day).exists() or bool(
+        reported = report.report_file(report.reports_dir(Path()), day)
+        return store.exists(layout_key(reported)) or bool(
             context["ti"].get_dr_count(dag_id=run.dag_id, logical_dates=[midnight])
         )
 
@@ -108,47 +112,97 @@ def missed_days(context: Mapping[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def _stored_files(
+    result: Mapping[str, Any], raw: RawStore, store: DataStore, root: Path
+) -> dict[str, Any]:
+    """The fetch result with each file named for the next task and its retention lock."""
+    from icechat.store import portable
+
+    locks = {r.stored: r for r in raw.records}
+
+    def entry(f: Mapping[str, Any]) -> dict[str, Any]:
+        record = locks.get(Path(f["path"]).name)
+        named = {**f, "path": portable(store, Path(f["path"]), root)}
+        if record is None or not record.lock_mode:
+            return named
+        return named | {"lock_mode": record.lock_mode, "retain_until": record.retain_until}
+
+    marker = result["marker"]
+    return {
+        **result,
+        "raw_dir": portable(store, Path(result["raw_dir"]), root),
+        "files": [entry(f) for f in result["files"]],
+        "marker": entry(marker) if marker else None,
+    }
+
+
 def fetch(day: date) -> dict[str, Any]:
-    """Download the day's parts into ``raw/{day}/`` (nothing already there is fetched again)."""
+    """Download the day's parts into ``raw/{day}/`` (nothing already there is fetched again);
+    in object storage each original is written once, locked when ``icechat_raw_retention``
+    is set."""
     from icechat.ice.fetch import fetch_day
+    from icechat.ice.rawstore import keep_originals, raw_day_dir
+    from icechat.store import layout_key, workspace
 
     began = time.monotonic()
     with actionable("fetch"):
         settings = load_settings()
-        with open_site() as site:
-            result = fetch_day(site, settings.remote_dir, site.firm, day, data_dir(settings))
-    return {**result.to_dict(), "seconds": time.monotonic() - began}
+        store = data_store(settings)  # a store that cannot lock is refused before fetching
+        with workspace(store, inputs=[layout_key(raw_day_dir(Path(), day))]) as root:
+            with open_site() as site:
+                result = fetch_day(site, settings.remote_dir, site.firm, day, root)
+            retention = settings.raw_retention
+            lock = retention.lock(datetime.now(UTC)) if retention else None
+            raw = keep_originals(store, root, day, lock)
+            fetched = _stored_files(result.to_dict(), raw, store, root)
+    return {**fetched, "seconds": time.monotonic() - began}
 
 
 def decrypt_and_unpack(day: date, fetched: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Decrypt (when encrypted) and unpack each part under ``work/{day}/`` (owner-only)."""
+    """Decrypt (when encrypted) and unpack each part under ``work/{day}/`` (owner-only); an
+    original whose bytes changed since it was fetched is refused."""
+    from icechat.ice.rawstore import check_unchanged
+    from icechat.store import layout_key, portable, workspace
     from icechat.workdir import parts_dir, plain_parts
 
     with actionable("decrypt"):
-        work = parts_dir(data_dir(load_settings()), day)
+        store = data_store(load_settings())
         files = fetched["files"]
-        xmls = plain_parts([Path(f["path"]) for f in files], work, pgp_key())
-    return [
-        {
-            "name": entry["name"],
-            "raw": entry["path"],
-            "xml": str(xml),
-            "items_expected": entry.get("items_expected"),
-        }
-        for entry, xml in zip(files, xmls, strict=True)
-    ]
+        out = layout_key(parts_dir(Path(), day))
+        with workspace(store, inputs=[f["path"] for f in files], outputs=[out]) as root:
+            originals = [root / f["path"] for f in files]
+            for entry, original in zip(files, originals, strict=True):
+                check_unchanged(original, entry["sha256"])
+            xmls = plain_parts(originals, root / out, pgp_key())
+            return [
+                {
+                    "name": entry["name"],
+                    "raw": entry["path"],
+                    "xml": portable(store, xml, root),
+                    "items_expected": entry.get("items_expected"),
+                }
+                for entry, xml in zip(files, xmls, strict=True)
+            ]
 
 
 def parse_and_render(day: date, parts: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Parse every part and write its mail items (one line each) under ``work/{day}/items``."""
     from icechat.render.day import render_day
-    from icechat.workdir import items_dir
+    from icechat.store import layout_key, portable, workspace
+    from icechat.workdir import items_dir, parts_dir
 
     began = time.monotonic()
     with actionable("parse and render"):
         settings = load_settings()
-        out = items_dir(data_dir(settings), day)
-        summary = render_day(parts, out, mode=settings.item_mode, profile=settings.profile)
+        store = data_store(settings)
+        out = layout_key(items_dir(Path(), day))
+        inputs = [layout_key(parts_dir(Path(), day))]
+        with workspace(store, inputs=inputs, outputs=[out]) as root:
+            local: list[Mapping[str, Any]] = [{**p, "xml": str(root / p["xml"])} for p in parts]
+            summary = render_day(
+                local, root / out, mode=settings.item_mode, profile=settings.profile
+            )
+            summary["part_dirs"] = [portable(store, Path(d), root) for d in summary["part_dirs"]]
     log.info(
         "%d chat items in %d conversations rendered as %d mail items",
         summary["items"],
@@ -167,22 +221,30 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     from icechat.mapping.graph_directory import GraphDirectory
     from icechat.mapping.plan import fallback_mailbox, plan_day, record_plan
     from icechat.mapping.rules import Resolver
+    from icechat.store import layout_key, portable, workspace
+    from icechat.workdir import items_dir
     from icechat.workdir import plan_dir as day_plan_dir
 
     began = time.monotonic()
     run_id, attempt = str(context["run_id"]), attempt_of(context)
     with actionable("map participants"):
         settings = load_settings()
-        table = mapping_table(settings)
-        plan_dir = day_plan_dir(data_dir(settings), day)
-        with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
+        table, store = mapping_table(settings), data_store(settings)
+        out = layout_key(day_plan_dir(Path(), day))
+        inputs = [layout_key(items_dir(Path(), day))]
+        with (
+            workspace(store, inputs=inputs, outputs=[out]) as root,
+            GraphClient(graph_settings()) as client,
+            Ledger(ledger_url(settings)) as ledger,
+        ):
             leases = MailboxLeases(ledger, f"map {run_id} attempt {attempt}")
             directory = GraphDirectory(client, leases)
             resolver = Resolver(table, directory, auto_mapping=settings.auto_mapping)
             fallback = fallback_mailbox(directory, settings.unmapped_mailbox)
-            parts = [Path(p) for p in rendered["part_dirs"]]
-            summary = plan_day(parts, resolver, plan_dir, fallback=fallback)
-            record_plan(ledger, day, plan_dir, parts, run_id, attempt=attempt)
+            parts = [root / p for p in rendered["part_dirs"]]
+            summary = plan_day(parts, resolver, root / out, fallback=fallback)
+            record_plan(ledger, day, root / out, parts, run_id, attempt=attempt)
+            summary.shards = [portable(store, Path(p), root) for p in summary.shards]
     return {**summary.to_json(), "seconds": time.monotonic() - began}
 
 
@@ -191,17 +253,22 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
     from icechat import importer
     from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
+    from icechat.store import layout_key, workspace
     from icechat.workdir import items_dir
 
     with actionable("import"):
         settings = load_settings()
-        items = items_dir(data_dir(settings), day)
-        with GraphClient(graph_settings()) as client, Ledger(ledger_url(settings)) as ledger:
+        items = layout_key(items_dir(Path(), day))
+        with (
+            workspace(data_store(settings), inputs=[shard, items]) as root,
+            GraphClient(graph_settings()) as client,
+            Ledger(ledger_url(settings)) as ledger,
+        ):
             summary = importer.import_shard(
                 client,
                 ledger,
-                Path(shard),
-                items,
+                root / shard,
+                root / items,
                 day,
                 run_id=str(context["run_id"]),
                 attempt=attempt_of(context),
@@ -234,13 +301,12 @@ def reconcile(
     """
     from icechat import report
     from icechat.ledger import Ledger
-    from icechat.workdir import remove_plaintext
+    from icechat.workdir import remove_stored_plaintext
 
     _waited, fetched, _parts, rendered, planned = _results(upstream)
     with actionable("reconcile"):
         settings = load_settings()
-        reports = report.reports_dir(data_dir(settings))
-        run_id = str(context["run_id"])
+        store, run_id = data_store(settings), str(context["run_id"])
         day_report = report.day_report(
             day,
             fetched=fetched,
@@ -250,9 +316,9 @@ def reconcile(
             item_mode=settings.item_mode,
             run_id=run_id,
             attempt=attempt_of(context),
-            history=report.volume_history(report.ReportShelf(reports), day),
+            history=report.stored_history(store, day),
         )
-        json_path, html_path = report.write_report(day_report, reports)
+        json_path, html_path = report.store_report(store, day_report)
         with Ledger(ledger_url(settings)) as ledger:
             report.record_run(ledger, run_id, day, day_report)
     log.info("%s", report.summary_line(day_report))
@@ -264,5 +330,5 @@ def reconcile(
             f"in {html_path}, fix the cause, then clear this run's import_shard tasks and "
             "reconcile (copies already imported are skipped)"
         )
-    remove_plaintext(data_dir(settings), day)
+    remove_stored_plaintext(store, day)
     return report.outcome(day_report)

@@ -178,6 +178,15 @@ def sightings(others: Iterable[RemoteFile], firm: str, day: date) -> tuple[Sight
     return tuple(sorted(found, key=lambda s: (_KINDS.index(s.kind), s.name)))
 
 
+def firm_codes(names: Iterable[str]) -> dict[str, int]:
+    """How many files named like an ICE Chat export each firm code (as spelled) has."""
+    counts: dict[str, int] = {}
+    for name in names:
+        if match := _LOOKS_LIKE_EXPORT.fullmatch(name):
+            counts[match.group("firm")] = counts.get(match.group("firm"), 0) + 1
+    return counts
+
+
 def describe_sightings(found: Sequence[Sighting], others: int, *, shown: int = 5) -> str:
     """What the directory holds besides the day's files (``others`` of them), grouped, capped."""
     clauses = []

@@ -14,13 +14,14 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from icechat.exceptions import UnsafePathError
+from icechat.exceptions import OriginalChangedError, UnsafePathError
 from icechat.files import partial_path, write_atomic
+from icechat.store import DataStore, Lock, key_of
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class StoredFile:
     sha256: str
     remote_mtime: int
     fetched_at: str
+    #: The retention lock on the stored object (``compliance``/``governance``), if any.
+    lock_mode: str | None = None
+    retain_until: str | None = None
 
 
 class RawStore:
@@ -94,19 +98,27 @@ class RawStore:
         """Where a stored copy lives."""
         return self.dir / record.stored
 
-    def remember_mtime(self, record: StoredFile, remote_mtime: int) -> StoredFile:
-        """Note that the site re-touched a file without changing its bytes."""
-        updated = StoredFile(
-            record.name,
-            record.stored,
-            record.size,
-            record.sha256,
-            remote_mtime,
-            record.fetched_at,
-        )
+    @property
+    def records(self) -> list[StoredFile]:
+        """Every stored copy, in the order fetched."""
+        return list(self._records)
+
+    def _replace(self, record: StoredFile, updated: StoredFile) -> StoredFile:
         self._records[self._records.index(record)] = updated
         self._save()
         return updated
+
+    def remember_mtime(self, record: StoredFile, remote_mtime: int) -> StoredFile:
+        """Note that the site re-touched a file without changing its bytes."""
+        return self._replace(record, replace(record, remote_mtime=remote_mtime))
+
+    def remember_lock(self, record: StoredFile, lock: Lock) -> StoredFile:
+        """Note the retention lock the stored object carries."""
+        shown = lock.to_json()
+        return self._replace(
+            record,
+            replace(record, lock_mode=shown["lock_mode"], retain_until=shown["retain_until"]),
+        )
 
     @contextmanager
     def receive(self, name: str) -> Iterator[tuple[BinaryIO, hashlib._Hash]]:
@@ -158,3 +170,40 @@ class RawStore:
         self._save()
         log.info("stored %s as %s (%d bytes, sha256 %s)", name, stored, size, sha256)
         return record
+
+
+def keep_originals(store: DataStore, root: Path, day: date, lock: Lock | None) -> RawStore:
+    """Put the day's originals (fetched under ``root``) in ``store``, each only if absent,
+    locked with ``lock``; note each one's lock in the manifest, then store the manifest.
+
+    An original already in the store is never written again: its lock is read back. With a
+    local store ``root`` is the store, and without a lock there is nothing to do.
+    """
+    raw = RawStore(raw_day_dir(root, day))
+    for record in raw.records:
+        if record.lock_mode is not None:
+            continue
+        key = key_of(raw.path(record), root)
+        if store.create(raw.path(record), key, lock=lock):
+            if lock is not None:
+                raw.remember_lock(record, lock)
+                log.info("%s locked (%s) until %s", key, lock.mode.lower(), lock.until)
+        elif lock is not None and (held := store.lock_of(key)) is not None:
+            raw.remember_lock(record, held)
+    store.upload(raw.dir / MANIFEST, key_of(raw.dir / MANIFEST, root))
+    return raw
+
+
+def check_unchanged(path: Path, sha256: str) -> None:
+    """Refuse an original whose bytes are no longer those the manifest recorded."""
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != sha256:
+        raise OriginalChangedError(
+            f"{path.name}: its SHA-256 is {digest.hexdigest()}, but raw/ recorded {sha256} when "
+            "it was fetched. The original was altered after it was stored: it is not decrypted. "
+            "Restore it from the store's earlier version (or fetch it again from ICE) and "
+            "investigate who changed it"
+        )

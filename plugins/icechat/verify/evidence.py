@@ -91,8 +91,9 @@ class Evidence:
 def copy_participants(expected: Expected, resolver: Resolver) -> dict[tuple[str, str], list[str]]:
     """(mailbox, item key) -> the ImIds of the item's participants whose copy goes there.
 
-    The mapping rule is applied as it stands now (the mapping file and the directory of
-    today), which is what a mapping of the day would give unless it changed since.
+    Only for days archived before the ledger recorded routes: the mapping rule is applied
+    as it stands now (the mapping file and the directory of today), which is what a mapping
+    of the day would give unless it changed since.
     """
     people = {p for item in expected.items.values() for p in item.participants}
     resolver.prefetch(a for p in people for a in resolver.addresses_for(*p))
@@ -145,10 +146,13 @@ def export_evidence(
         ORIGINAL_FIELDS,
         ([getattr(o, name) for name in ORIGINAL_FIELDS] for o in checked.originals),
     )
+    who = ledger.routes(day)
+    recorded = bool(who)
     try:
         expected = expected_items(job, checked.run_paths, pgp_key)
         chat_ids = expected.chat_ids() if expected is not None else {}
-        who = copy_participants(expected, resolver) if expected and resolver else {}
+        if not recorded and expected and resolver:
+            who = copy_participants(expected, resolver)
     finally:
         remove_plaintext(verify_work_dir(job.data_dir, day))
     upns = _upns(verify_json)
@@ -157,7 +161,7 @@ def export_evidence(
         LEDGER_FIELDS,
         (_ledger_row(row, chat_ids, who, upns) for row in ledger.copies(day)),
     )
-    (out_dir / "README.txt").write_text(_readme(day), encoding="utf-8")
+    (out_dir / "README.txt").write_text(_readme(day, recorded), encoding="utf-8")
     files = {
         path.name: _sha256(path)
         for path in sorted(out_dir.iterdir())
@@ -190,7 +194,7 @@ def _ledger_row(
         row.reason,
         row.graph_id,
         row.run_id,
-        getattr(row, "attempt", None),  # filled once the ledger records import attempts
+        row.attempt,
         row.created_at.isoformat() if row.created_at else "",
         row.updated_at.isoformat(),
     ]
@@ -206,7 +210,13 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _readme(day: date) -> str:
+def _readme(day: date, routes_recorded: bool) -> str:
+    source = (
+        "as the day's mapping recorded it in the ledger"
+        if routes_recorded
+        else "by the mapping rule as it stands at export (the day was archived before the "
+        "ledger recorded each copy's participant)"
+    )
     return f"""ICE Chat archive evidence for {day} (UTC), written by icechat evidence.
 
 {day}.json, {day}.html
@@ -216,7 +226,8 @@ verify-{day}.json, verify-{day}.html
     copy accounted for; what differed and what to do
 ledger-{day}.csv
     one row per copy in the import ledger: item key, the chat's MessageID, the
-    participant's ImId, mailbox, state, reason, Graph id, run, attempt, times (UTC)
+    participant's ImId ({source}), mailbox, state, reason, Graph id, run, attempt,
+    times (UTC)
 originals-{day}.csv
     the files as ICE delivered them: name, size, SHA-256 recorded at fetch and now, retention
 {MANIFEST}

@@ -1,0 +1,50 @@
+"""Run as a script: upload and download one large file through the store, print peak RSS.
+
+A separate process, so the peak is the store's alone: ``python -m tests.support.store_memory
+ENDPOINT BUCKET MIB`` prints ``{"baseline": bytes, "peak": bytes}``.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+import s3fs
+
+from icechat.dev.s3server import ACCESS_KEY, REGION, SECRET_KEY
+from icechat.store import ObjectStore
+
+
+def peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main(endpoint: str, bucket: str, mib: int) -> None:
+    fs = s3fs.S3FileSystem(
+        key=ACCESS_KEY,
+        secret=SECRET_KEY,
+        endpoint_url=endpoint,
+        client_kwargs={"region_name": REGION},
+    )
+    store = ObjectStore(fs, f"{bucket}/mem", f"s3://{bucket}/mem")
+    with tempfile.TemporaryDirectory() as tmp:
+        small, big, back = Path(tmp, "small"), Path(tmp, "big"), Path(tmp, "back")
+        small.write_bytes(b"x" * 1024)
+        store.upload(small, "warm")  # clients, connection pools and imports are warm
+        store.download("warm", back)
+        with big.open("wb") as out:
+            block = bytes(range(256)) * 4096  # 1 MiB, not all zeros
+            for _ in range(mib):
+                out.write(block)
+        baseline = peak_rss()
+        store.upload(big, "big")
+        store.download("big", back)
+        assert back.stat().st_size == big.stat().st_size
+    print(json.dumps({"baseline": baseline, "peak": peak_rss()}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,0 +1,171 @@
+"""The data directory in object storage: files go up and come back whole, large ones in parts
+and in bounded memory, each task works in its own scratch folder, originals can be locked.
+
+Against a real S3 server on loopback (moto's), never a mocked client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from icechat.exceptions import StoreError
+from icechat.store import PART, LocalStore, Lock, workspace
+from tests.support.paths import REPO
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_files_go_up_and_come_back_whole(s3_bucket, tmp_path):
+    store = s3_bucket.store()
+    src = write(tmp_path / "a.xml", b"<FileDump/>")
+    store.upload(src, "raw/2026-11-26/a.xml")
+    store.write_bytes("reports/2026-11-26.json", b"{}")
+    assert store.exists("raw/2026-11-26/a.xml")
+    assert not store.exists("raw/2026-11-26/b.xml")
+    assert store.files("raw") == ["raw/2026-11-26/a.xml"]
+    assert store.files("raw/2026-11-26/a.xml") == ["raw/2026-11-26/a.xml"]
+    assert store.files("nothing") == []
+    store.download("raw/2026-11-26/a.xml", tmp_path / "back" / "a.xml")
+    assert (tmp_path / "back" / "a.xml").read_bytes() == b"<FileDump/>"
+    assert store.read_bytes("reports/2026-11-26.json") == b"{}"
+    assert store.read_bytes("reports/absent.json") is None
+    assert store.remove("raw") == 1
+    assert store.files("raw") == []
+
+
+def test_a_large_file_goes_up_in_parts_of_8_mib(s3_bucket, tmp_path):
+    data = os.urandom(2 * PART + 1000)
+    src = write(tmp_path / "big.zip.pgp", data)
+    store = s3_bucket.store()
+    store.upload(src, "raw/big.zip.pgp")
+    head = s3_bucket.client().head_object(Bucket=s3_bucket.name, Key="icechat/raw/big.zip.pgp")
+    assert head["ETag"].strip('"').endswith("-3"), "three parts: 8 MiB, 8 MiB, the rest"
+    store.download("raw/big.zip.pgp", tmp_path / "back")
+    assert (
+        hashlib.sha256((tmp_path / "back").read_bytes()).digest() == hashlib.sha256(data).digest()
+    )
+
+
+def _peak(s3_bucket, mib: int) -> int:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.store_memory",
+            s3_bucket.server.endpoint,
+            s3_bucket.name,
+            str(mib),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rss = json.loads(done.stdout.strip().splitlines()[-1])
+    return int(rss["peak"] - rss["baseline"])
+
+
+def test_a_large_file_never_sits_in_memory(s3_bucket):
+    """Up and down through the store, the peak grows by a few parts whatever the file's size:
+    96 MiB costs no more than 16 MiB (a store holding the file would grow by 80 MiB more)."""
+    small = _peak(s3_bucket, 16)
+    large = _peak(s3_bucket, 96)
+    assert large < 56 * 2**20, f"peak RSS grew by {large / 2**20:.0f} MiB"
+    assert large - small < 24 * 2**20, (
+        f"a 96 MiB file costs {(large - small) / 2**20:.0f} MiB more than a 16 MiB one"
+    )
+
+
+def test_create_writes_only_where_nothing_is(s3_bucket, tmp_path):
+    store = s3_bucket.store()
+    assert store.create(write(tmp_path / "a", b"first"), "raw/a") is True
+    assert store.create(write(tmp_path / "b", b"second"), "raw/a") is False
+    assert store.read_bytes("raw/a") == b"first"
+
+
+def test_a_task_works_in_its_own_folder_and_stores_what_it_wrote(s3_bucket, tmp_path):
+    store = s3_bucket.store()
+    store.write_bytes("work/d/parts/p.xml", b"<p/>")
+    store.write_bytes("raw/d/manifest.json", b"{}")
+    with workspace(store, inputs=["work/d/parts"], outputs=["work/d/items"], scratch=tmp_path) as w:
+        assert w.parent == tmp_path
+        assert (w / "work/d/parts/p.xml").read_bytes() == b"<p/>"
+        assert not (w / "raw").exists(), "only the inputs are copied"
+        write(w / "work/d/items/p/index.jsonl", b"{}\n")
+        write(w / "work/d/items/p/.index.jsonl.123.partial", b"half")
+        write(w / "work/d/other.txt", b"not an output")
+    assert not w.exists()
+    assert store.files("work/d") == ["work/d/items/p/index.jsonl", "work/d/parts/p.xml"]
+
+
+def test_a_failed_task_stores_nothing_and_leaves_no_folder(s3_bucket, tmp_path):
+    store = s3_bucket.store()
+    with pytest.raises(RuntimeError), workspace(store, outputs=["work"], scratch=tmp_path) as w:
+        write(w / "work/half.jsonl", b"{")
+        raise RuntimeError("parse failed")
+    assert list(tmp_path.iterdir()) == []
+    assert store.files("work") == []
+
+
+def test_a_local_folder_is_its_own_workspace(tmp_path):
+    store = LocalStore(tmp_path / "data")
+    with workspace(store, inputs=["raw"], outputs=["work"]) as w:
+        assert w == tmp_path / "data"
+
+
+def test_removed_plaintext_leaves_no_earlier_version(s3_bucket, tmp_path):
+    store = s3_bucket.store()
+    store.write_bytes("work/d/items/a.jsonl", b"v1")
+    store.write_bytes("work/d/items/a.jsonl", b"v2")
+    assert store.remove("work/d") == 1
+    listed = s3_bucket.client().list_object_versions(Bucket=s3_bucket.name, Prefix="icechat/work")
+    assert listed.get("Versions", []) == [] and listed.get("DeleteMarkers", []) == []
+
+
+def test_a_locked_original_cannot_be_deleted_or_overwritten_before_its_date(s3_bucket, tmp_path):
+    store = s3_bucket.store()
+    store.check_locking()
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    assert store.create(write(tmp_path / "a", b"original"), "raw/a", lock=Lock("COMPLIANCE", until))
+    lock = store.lock_of("raw/a")
+    assert lock is not None and (lock.mode, lock.until) == ("COMPLIANCE", until)
+    client, key = s3_bucket.client(), "icechat/raw/a"
+    (version,) = client.list_object_versions(Bucket=s3_bucket.name, Prefix=key)["Versions"]
+    with pytest.raises(client.exceptions.ClientError, match="AccessDenied"):
+        client.delete_object(Bucket=s3_bucket.name, Key=key, VersionId=version["VersionId"])
+    with pytest.raises(client.exceptions.ClientError, match="AccessDenied"):
+        client.delete_object(
+            Bucket=s3_bucket.name,
+            Key=key,
+            VersionId=version["VersionId"],
+            BypassGovernanceRetention=True,
+        )
+    # A write under the same name is a new version; the locked one stays, byte for byte.
+    client.put_object(Bucket=s3_bucket.name, Key=key, Body=b"forged")
+    kept = client.get_object(Bucket=s3_bucket.name, Key=key, VersionId=version["VersionId"])
+    assert kept["Body"].read() == b"original"
+    assert store.create(write(tmp_path / "b", b"again"), "raw/a") is False
+
+
+def test_a_bucket_without_object_lock_is_refused_saying_what_to_do(s3_plain_bucket):
+    with pytest.raises(StoreError, match="does not have Object Lock enabled|has no Object Lock"):
+        s3_plain_bucket.store().check_locking()
+
+
+def test_a_local_folder_cannot_lock(tmp_path):
+    with pytest.raises(StoreError, match="icechat_raw_retention"):
+        LocalStore(tmp_path).check_locking()
