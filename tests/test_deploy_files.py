@@ -13,9 +13,11 @@ import pytest
 import yaml
 
 from icechat import settings
+from tests.support.airflow_stack import CELERY, service_env
 from tests.support.paths import REPO
 
 COMPOSE = REPO / "docker-compose.yaml"
+REQUIREMENTS = REPO / "requirements.txt"
 COMPOSE_S3 = REPO / "docker-compose.s3.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -95,6 +97,34 @@ def test_airflow_service_shares_data_volume_and_executor(
     assert service["env_file"] == ["${ICECHAT_ENV_FILE:-.env}"]
     assert service["build"] == "."
     assert "icechat-data" in compose["volumes"]
+
+
+def test_compose_configures_celery_as_the_celery_system_test_runs_it(
+    compose: dict[str, Any],
+) -> None:
+    tested = service_env({}, "airflow", 8080, executor=CELERY)
+    env = environment(compose["services"]["airflow-worker"])
+    names = {n for n in tested if n.startswith("AIRFLOW__CELERY__")}
+    assert names == {"AIRFLOW__CELERY__BROKER_URL", "AIRFLOW__CELERY__RESULT_BACKEND"}
+    assert names <= set(env)
+    assert env["AIRFLOW__CORE__EXECUTOR"] == tested["AIRFLOW__CORE__EXECUTOR"] == CELERY
+    for url in (env, tested):
+        assert url["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        assert url["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+
+
+def test_image_pins_the_celery_stack_the_test_runs() -> None:
+    """The Dockerfile installs requirements.txt over the image's own Celery: the same pins.
+
+    celery 5.7 removed ``celery.backends.database.retry``, which the provider imports.
+    """
+    pins = dict(
+        line.split("==", 1)
+        for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    assert pins["apache-airflow-providers-celery"] == "3.26.0"
+    assert pins["celery[redis]"].startswith("5.6.")
 
 
 def test_init_creates_the_graph_pool_the_tasks_are_told_to_use_and_admin(

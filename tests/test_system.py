@@ -167,16 +167,7 @@ def runs(stack: AirflowStack, dag: str = DAG, **params: Any) -> list[dict[str, A
 
 def succeeded(stack: AirflowStack, run_id: str, dag: str = DAG) -> dict[str, Any]:
     """Wait for a run; it must succeed (else: its task states and failed tasks' logs)."""
-    run = stack.wait_for_run(dag, run_id)
-    if run["state"] != "success":
-        states = stack.task_states(dag, run_id)
-        logs = [
-            f"--- {task}\n{stack.task_log(dag, run_id, task)[-3000:]}"
-            for task, state in states.items()
-            if state == "failed" and "[" not in task
-        ]
-        raise AssertionError(f"run {run_id} {run['state']}: {states}\n" + "\n".join(logs))
-    return run
+    return stack.succeeded(dag, run_id)
 
 
 def report(data: Path, day: date, site: Site) -> dict[str, Any]:
