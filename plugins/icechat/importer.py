@@ -33,6 +33,7 @@ from the day's items files, counted per mailbox for the report.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -658,15 +659,18 @@ def by_weight(planned: Sequence[PlannedCopy]) -> list[PlannedCopy]:
     mailbox fills its first lane first, and every mailbox's lanes keep coming at its share,
     so none runs dry while the stream waits for lanes to finish.
     """
-    counts = Counter(c.user_id for c in planned)
-    seen: Counter[str] = Counter()
-    keyed: list[tuple[float, int, str, int, PlannedCopy]] = []
-    for index, copy in enumerate(planned):
-        n = seen[copy.user_id]
-        seen[copy.user_id] += 1
-        keyed.append((n / counts[copy.user_id], -counts[copy.user_id], copy.user_id, index, copy))
-    keyed.sort(key=lambda k: k[:4])
-    return [k[4] for k in keyed]
+    by_mailbox: dict[str, list[PlannedCopy]] = defaultdict(list)
+    for copy in planned:
+        by_mailbox[copy.user_id].append(copy)
+
+    def spread(
+        mailbox: str, own: list[PlannedCopy]
+    ) -> Iterator[tuple[float, int, str, PlannedCopy]]:
+        return ((n / len(own), -len(own), mailbox, c) for n, c in enumerate(own))
+
+    # A merge, not a sort of keyed copies: a shard may hold millions (memory stays flat).
+    merged = heapq.merge(*(spread(m, own) for m, own in by_mailbox.items()))
+    return [copy for *_, copy in merged]
 
 
 def _planned_copies(
