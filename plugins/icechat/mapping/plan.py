@@ -24,7 +24,7 @@ from icechat.exceptions import SettingsError
 from icechat.ledger import Ledger, Mark, Route
 from icechat.mapping.directory import Directory, DirectoryEntry, Verdict
 from icechat.mapping.rules import Reason, Resolver
-from icechat.mapping.shards import balance
+from icechat.mapping.shards import MAX_SHARDS, balance
 from icechat.render.itemsfile import IndexEntry, read_index
 from icechat.settings import UNMAPPED_MAILBOX
 
@@ -123,7 +123,7 @@ def plan_day(
     resolver: Resolver,
     out_dir: Path,
     *,
-    shards: int = 8,
+    shards: int = MAX_SHARDS,
     fallback: DirectoryEntry | None = None,
 ) -> PlanSummary:
     """Resolve every participant of every rendered item and write the shards to ``out_dir``.

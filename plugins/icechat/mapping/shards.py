@@ -12,6 +12,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping
 
+MAX_SHARDS = 8  # import tasks of a day (the DAG runs as many Graph import tasks at once)
+
 
 def balance(weights: Mapping[str, int], shards: int) -> dict[str, int]:
     """The shard number (0 to ``shards`` - 1) of each mailbox; only as many shards as mailboxes.
