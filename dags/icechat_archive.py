@@ -22,10 +22,13 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TriggerRule, dag, task
 
 from icechat.glue.limits import graph_task_limits
 from icechat.glue.sensor import IceChatDeliverySensor
+from icechat.mapping.shards import MAX_SHARDS
 
 DAG_ID = "icechat_archive"
 DAYS_AT_ONCE = 8  # runs in progress at once (scheduled, manual, catch-up); backfills count apart
-IMPORT_TASKS = 8  # import tasks at once across all runs, unless icechat_graph_pool names a pool
+# Import tasks at once across all runs (a day's shards, all at once), unless
+# icechat_graph_pool names a pool.
+IMPORT_TASKS = MAX_SHARDS
 
 
 @dag(
@@ -88,7 +91,7 @@ def icechat_archive() -> None:
     def shards(plan: dict) -> list:
         return plan["shards"]
 
-    @task(retries=5, max_active_tis_per_dagrun=8, **graph_task_limits(IMPORT_TASKS))
+    @task(retries=5, max_active_tis_per_dagrun=MAX_SHARDS, **graph_task_limits(IMPORT_TASKS))
     def import_shard(shard: str, day: str, **context: object) -> dict:
         from icechat.glue import tasks
 

@@ -16,7 +16,14 @@ from icechat.dev.graph_payloads import DAY, archived_message, chat_time
 from icechat.graph.auth import access_token
 from icechat.graph.client import GraphClient
 from icechat.graph.mailbox import create_request, ensure_folder
-from icechat.importer import Copy, Importer, Status, import_shard
+from icechat.importer import (
+    Copy,
+    Importer,
+    Status,
+    by_weight,
+    import_shard,
+    workers_for,
+)
 from icechat.ledger import CopyState, Ledger, Mark
 from icechat.mapping.plan import PlannedCopy
 from icechat.render import message_id_for
@@ -355,3 +362,26 @@ def test_progress_is_logged_once_30_seconds_have_passed(
         "import progress: 10 of 20 copies (50%), 0.3 copies/s, about 31s left, "
         f"throttled {waits} time(s), {waits}s of Retry-After"
     )
+
+
+def test_the_heaviest_mailbox_comes_first_and_every_mailbox_keeps_its_share() -> None:
+    planned = [PlannedCopy("light", "l@x", f"l{n}", "p", n) for n in range(10)] + [
+        PlannedCopy("heavy", "h@x", f"h{n}", "p", n) for n in range(100)
+    ]
+    ordered = by_weight(planned)
+    assert sorted(ordered, key=lambda c: c.key) == sorted(planned, key=lambda c: c.key)
+    assert ordered[0].user_id == "heavy"
+    for mailbox in ("light", "heavy"):
+        own = [c.offset for c in ordered if c.user_id == mailbox]
+        assert own == sorted(own), "a mailbox's copies keep their order"
+    # Any stretch of the stream holds each mailbox's copies in proportion to its weight.
+    first_half = ordered[: len(ordered) // 2]
+    assert sum(c.user_id == "light" for c in first_half) == 5
+
+
+def test_the_pool_is_sized_from_the_shards_weights() -> None:
+    zipf = {f"m{k}": 2000 // k for k in range(1, 301)}
+    assert workers_for(zipf) == 4 * 7  # copies are 6.3 times the heaviest's
+    assert workers_for({f"m{k}": 50 for k in range(300)}) == 64  # equal mailboxes: the most
+    assert workers_for({"a": 10, "b": 1}) == 2  # never more than the mailboxes
+    assert workers_for({}) == 1

@@ -67,3 +67,32 @@ def test_join_looks_at_the_clock_while_a_lane_waits_for_its_mailbox():
         lanes.submit("busy", [1])
         lanes.join(tick=tick, every=0.01)
     assert ticks >= 3
+
+
+def test_a_mailboxs_lanes_run_in_turn_on_one_thread_and_it_is_let_go_once():
+    first_running = threading.Event()
+    release_first = threading.Event()
+    threads: dict[str, set[int]] = {}
+    ran: list[tuple[str, int]] = []
+    idle: list[str] = []
+
+    def work(mailbox: str, lane: list[int]) -> bool:
+        threads.setdefault(mailbox, set()).add(threading.get_ident())
+        if lane == [0]:
+            first_running.set()
+            release_first.wait(5)
+        ran.append((mailbox, lane[0]))
+        return True
+
+    with ThreadPoolExecutor(4) as pool:
+        lanes: LaneRunner[int] = LaneRunner(pool, work, limit=8, retry=0.01, idle=idle.append)
+        lanes.submit("heavy", [0])
+        first_running.wait(5)
+        for n in (1, 2, 3):
+            lanes.submit("Heavy", [n])  # the same mailbox, in another case
+        lanes.submit("light", [9])
+        release_first.set()
+        lanes.join()
+    assert [n for m, n in ran if m != "light"] == [0, 1, 2, 3]
+    assert sorted(threads) == ["heavy", "light"] and len(threads["heavy"]) == 1
+    assert sorted(idle) == ["heavy", "light"]

@@ -63,8 +63,11 @@ def test_renewing_keeps_a_lease_and_a_lost_one_is_logged(ledger: Ledger, caplog)
     working.release(["bob@x.test"])
     clock.advance(60)  # stalled past the lease: the other day takes it over
     assert other.acquire(["alice@x.test"]) == {"alice@x.test"}
+    assert working.holds("alice@x.test")
     working.renew()
     assert "lease of mailbox alice@x.test ran out and was taken over" in caplog.text
+    assert "bob@x.test" not in caplog.text, "a released lease is not a lost one"
+    assert not working.holds("alice@x.test"), "the next lane must take the lease again"
     assert other.holders(["alice@x.test"])["alice@x.test"].holder == other.holder
 
 

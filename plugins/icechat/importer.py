@@ -7,13 +7,21 @@ it is created again, and so is a create that failed in a way that may hide a suc
 5xx, a dropped connection). Killing the process between any two steps loses nothing and
 duplicates nothing.
 
-Mailboxes run in parallel on a thread pool, one lane per mailbox; a lane sends its copies in
-groups of up to 20 whose ``$batch`` stays within Graph's 4 MB (measured in bytes of the
-UTF-8 JSON sent), as one ``$batch`` or as single requests, and the client keeps at most
-4 requests in flight per mailbox. A lane holds its mailbox's lease (:mod:`icechat.leases`)
-while it works, so another day's import never sends to that mailbox at the same time; a
-lane whose mailbox is leased elsewhere waits while the other mailboxes go ahead. An item
-whose JSON alone is over the limit fails with that reason without being sent.
+Mailboxes run in parallel on a thread pool, a mailbox's lanes (up to 100 copies each) one
+after another on one thread (:mod:`icechat.lanes`); a lane sends its copies in groups of up
+to 20 whose ``$batch`` stays within Graph's 4 MB (measured in bytes of the UTF-8 JSON
+sent), as one ``$batch`` or as single requests, and the client keeps at most 4 requests in
+flight per mailbox and paces it to its request rate. A mailbox's lease
+(:mod:`icechat.leases`) is taken by its first lane and kept while more of its lanes are
+queued, so another day's import never sends to that mailbox at the same time and a busy
+mailbox never waits to take it again; a lane whose mailbox is leased elsewhere waits while
+the other mailboxes go ahead. An item whose JSON alone is over the limit fails with that
+reason without being sent.
+
+The day ends when its heaviest mailbox does (each mailbox has its own rate), so
+:func:`import_shard` feeds the copies so that the heaviest mailboxes' lanes come first and
+every mailbox's lanes keep coming at its share of the stream (:func:`by_weight`), and sizes
+the pool from the shard (:func:`workers_for`).
 
 Each copy is credited to the run attempt that created it: ``imported`` only when the
 ledger's done row is this run's and this attempt's (a task retry inside the attempt finds
@@ -25,6 +33,7 @@ from the day's items files, counted per mailbox for the report.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -71,6 +80,8 @@ from icechat.settings import DEFAULT_FOLDER
 log = logging.getLogger(__name__)
 
 LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
+MAX_WORKERS = 64  # threads of one import task: mailboxes worked on at once, at most
+MIN_WORKERS = 8
 FAILURES_LOGGED = 20  # failed copies named in the task log (the report lists them all)
 LEASE_RETRY = 2.0  # seconds before a lane whose mailbox is leased elsewhere tries again
 WAIT_LOGGED_EVERY = 60.0  # seconds between log lines about one mailbox still being waited for
@@ -196,7 +207,6 @@ class Importer:
         self._progress_every = progress_every
         self._progress: Progress | None = None
         self._folders: dict[str, str] = {}
-        self._lanes: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._lock = threading.Lock()
         self._result = ImportResult()
         self._singles: ThreadPoolExecutor | None = None  # while run() runs, unbatched only
@@ -241,7 +251,11 @@ class Importer:
                 ThreadPoolExecutor(self.workers, thread_name_prefix="icechat-import")
             )
             lanes: LaneRunner[Copy] = LaneRunner(
-                pool, self._lane, limit=self.workers * 2, retry=self.lease_retry
+                pool,
+                self._lane,
+                limit=self.workers * 2,
+                retry=self.lease_retry,
+                idle=self._let_go,
             )
             stack.callback(lanes.stop)
             for copy in copies:
@@ -282,18 +296,19 @@ class Importer:
     # One mailbox lane
 
     def _lane(self, mailbox: str, copies: list[Copy]) -> bool:
-        """Import one lane under its mailbox's lease; ``False`` when another process holds it."""
+        """Import one lane under its mailbox's lease; ``False`` when another process holds it.
+
+        The lease stays held after the lane: the runner calls :meth:`_let_go` when the
+        mailbox has no more lanes queued.
+        """
         settled: dict[str, CopyOutcome] = {}
-        with self._lanes[mailbox.casefold()]:
-            if not self.leases.acquire([mailbox]):
-                self._log_wait(mailbox)
-                return False
-            try:
-                self._import_lane(mailbox, copies, settled)
-            except GraphError as exc:
-                self._fail_rest(mailbox, copies, settled, str(exc))
-            finally:
-                self.leases.release([mailbox])
+        if not self.leases.holds(mailbox) and not self.leases.acquire([mailbox]):
+            self._log_wait(mailbox)
+            return False
+        try:
+            self._import_lane(mailbox, copies, settled)
+        except GraphError as exc:
+            self._fail_rest(mailbox, copies, settled, str(exc))
         first: set[str] = set()
         for copy in copies:
             outcome = settled[copy.key]
@@ -311,6 +326,10 @@ class Importer:
             first.add(copy.key)
             self._record(outcome)
         return True
+
+    def _let_go(self, mailbox: str) -> None:
+        """The mailbox has no lane left here: give its lease up for other runs."""
+        self.leases.release([mailbox])
 
     def _log_wait(self, mailbox: str) -> None:
         """Say who holds the mailbox we wait for (once a minute per mailbox)."""
@@ -583,9 +602,16 @@ def import_shard(
 
     ``attempt`` is the run's attempt (Airflow's clear number), credited with what it creates.
     """
-    planned = read_shard(shard)
+    planned = by_weight(read_shard(shard))
     upn_of = {c.user_id: c.upn for c in planned}
-    importer = Importer(client, ledger, run_id=run_id, attempt=attempt, folder_name=folder_name)
+    importer = Importer(
+        client,
+        ledger,
+        run_id=run_id,
+        attempt=attempt,
+        folder_name=folder_name,
+        workers=workers_for(Counter(c.user_id for c in planned)),
+    )
     with closing(_planned_copies(planned, items_dir, day)) as stream:
         result = importer.run(stream, total=len(planned))
     failures = [
@@ -607,6 +633,44 @@ def import_shard(
         for mailbox, counts in result.by_mailbox.items()
     }
     return ShardSummary(result, per_mailbox, failures, importer.credit)
+
+
+def workers_for(weights: Mapping[str, int]) -> int:
+    """Threads for a shard: enough that the heaviest mailboxes keep one each from start to end
+    while the others take turns on the rest, and no more (every thread started at once is
+    CPU the heaviest mailbox's requests wait behind).
+
+    The day lasts as long as its heaviest mailbox; the copies of all of them are ``total /
+    heaviest`` times that, so four times as many threads leave the light mailboxes room to
+    finish well within it. A day of equal mailboxes gets a thread per mailbox.
+    """
+    if not weights:
+        return 1
+    heaviest = max(weights.values())
+    wanted = 4 * -(-sum(weights.values()) // heaviest)
+    return max(1, min(len(weights), MAX_WORKERS, max(MIN_WORKERS, wanted)))
+
+
+def by_weight(planned: Sequence[PlannedCopy]) -> list[PlannedCopy]:
+    """The copies in the order that keeps the heaviest mailboxes busy from start to end.
+
+    Each mailbox's copies keep their order and are spread evenly over the stream (its n-th
+    of N copies at n/N of the way), the heavier mailbox first where two meet: the heaviest
+    mailbox fills its first lane first, and every mailbox's lanes keep coming at its share,
+    so none runs dry while the stream waits for lanes to finish.
+    """
+    by_mailbox: dict[str, list[PlannedCopy]] = defaultdict(list)
+    for copy in planned:
+        by_mailbox[copy.user_id].append(copy)
+
+    def spread(
+        mailbox: str, own: list[PlannedCopy]
+    ) -> Iterator[tuple[float, int, str, PlannedCopy]]:
+        return ((n / len(own), -len(own), mailbox, c) for n, c in enumerate(own))
+
+    # A merge, not a sort of keyed copies: a shard may hold millions (memory stays flat).
+    merged = heapq.merge(*(spread(m, own) for m, own in by_mailbox.items()))
+    return [copy for *_, copy in merged]
 
 
 def _planned_copies(

@@ -82,6 +82,11 @@ class MailboxLeases:
             self._held -= keys
         self.ledger.release_leases(keys, self.holder)
 
+    def holds(self, mailbox: str) -> bool:
+        """Whether this holder has the mailbox's lease (as far as its last renewal knows)."""
+        with self._lock:
+            return mailbox.casefold() in self._held
+
     def holders(self, mailboxes: Iterable[str]) -> dict[str, LeaseRecord]:
         """Who holds each mailbox's lease (by case-folded mailbox), to say why we wait."""
         return self.ledger.leases(m.casefold() for m in mailboxes)
@@ -91,7 +96,10 @@ class MailboxLeases:
         with self._lock:
             held = set(self._held)
         kept = self.ledger.renew_leases(held, self.holder, until=self._until())
-        for mailbox in sorted(held - kept):
+        with self._lock:
+            lost = (held - kept) & self._held  # not released meanwhile: taken over
+            self._held -= lost
+        for mailbox in sorted(lost):
             log.warning(
                 "lease of mailbox %s ran out and was taken over (this worker stalled over %.0fs)",
                 mailbox,

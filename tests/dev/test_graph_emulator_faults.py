@@ -72,6 +72,24 @@ def test_window_limit_throttles_and_recovers(graph_emulator: GraphEmulatorHandle
     assert _post(graph_emulator, folder_id, "w3").status_code == 201
 
 
+def test_window_slides_so_no_stretch_of_it_holds_more(
+    graph_emulator: GraphEmulatorHandle,
+) -> None:
+    folder_id = make_folder(graph_emulator)
+    graph_emulator.set_faults(window_requests=2, window_seconds=1)
+    assert _post(graph_emulator, folder_id, "s0").status_code == 201
+    time.sleep(0.6)
+    assert _post(graph_emulator, folder_id, "s1").status_code == 201
+    time.sleep(0.6)
+    # A window counted from the first request would have restarted and taken two more; the
+    # last second holds s1, so only one more fits.
+    assert _post(graph_emulator, folder_id, "s2").status_code == 201
+    refused = _post(graph_emulator, folder_id, "s3")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
+    assert graph_emulator.message_count(ALICE) == 3
+
+
 def test_503_fault_stores_nothing(graph_emulator: GraphEmulatorHandle) -> None:
     folder_id = make_folder(graph_emulator)
     graph_emulator.set_faults(rate_503=1.0)

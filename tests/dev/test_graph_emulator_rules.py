@@ -17,6 +17,7 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from icechat.dev.graph_emulator.faults import FaultConfig, Limiter
 from icechat.dev.graph_emulator.tls import AppCertificate, thumbprints
 from icechat.graph.properties import MESSAGE_FLAGS
 from tests.support.emulator_calls import chat_message, make_folder
@@ -580,6 +581,21 @@ def test_bad_emulator_settings_are_refused(
         )
     assert (response.status_code, _code(response)) == (400, "BadRequest")
     assert graph_emulator.set_faults()["rate_503"] == 0.0
+
+
+def test_latency_spreads_between_its_least_and_most(graph_emulator: GraphEmulatorHandle) -> None:
+    config = FaultConfig(latency_ms=100, latency_max_ms=300, seed=4)
+    limiter = Limiter(config)
+    delays = [limiter.latency() for _ in range(200)]
+    assert all(0.1 <= d <= 0.3 for d in delays)
+    assert max(delays) - min(delays) > 0.15
+    assert Limiter(FaultConfig(latency_ms=100)).latency() == 0.1
+    with pytest.raises(ValueError, match="latency_max_ms"):
+        FaultConfig().updated({"latency_ms": 200, "latency_max_ms": 100})
+    graph_emulator.set_faults(latency_ms=200, latency_max_ms=250)
+    started = time.monotonic()
+    assert graph_emulator.graph("GET", f"/users/{BOB}/mailFolders").status_code == 200
+    assert time.monotonic() - started >= 0.2
 
 
 def test_latency_delays_each_answer(graph_emulator: GraphEmulatorHandle) -> None:

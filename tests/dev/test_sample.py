@@ -445,3 +445,23 @@ def test_any_content_round_trips_through_write_and_parse(
     assert reader.stats.firm == firm
     with read_part(target) as reader:
         assert list(reader.items()) == [i for s in slices for i in s.items]
+
+
+def test_a_trading_floor_day_gives_a_few_people_most_copies() -> None:
+    def copies_per_person(sample: SampleDay) -> list[int]:
+        counts: dict[str, int] = {}
+        for conversation in sample.slices():
+            for item in conversation.items:
+                for who in item.participants:
+                    counts[who.im_id] = counts.get(who.im_id, 0) + 1
+        return sorted(counts.values(), reverse=True)
+
+    day = date(2026, 3, 2)
+    flat = copies_per_person(SampleDay("ACME01", day, 3000, people=200))
+    floor = copies_per_person(SampleDay("ACME01", day, 3000, people=200, zipf=1.2))
+    median = floor[len(floor) // 2]
+    assert floor[0] >= 10 * median, "the busiest trader gets many times the median's copies"
+    assert sum(floor[:10]) > 0.6 * sum(floor), "ten people take most copies"
+    assert flat[0] < 5 * flat[len(flat) // 2] and sum(flat[:10]) < 0.4 * sum(flat)
+    with pytest.raises(SampleError, match="--people"):
+        SampleDay("ACME01", day, 10, people=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from airflow.sdk._shared.secrets_masker import redact
@@ -70,6 +71,22 @@ def test_scope_extra_reaches_the_settings(monkeypatch: pytest.MonkeyPatch) -> No
     }
     monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_GRAPH", json.dumps(conn))
     assert graph_settings().token_scope == "https://graph.microsoft.us/.default"
+
+
+def test_mailbox_rate_extras_reach_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = {"conn_type": "generic", "login": "app", "password": "secret!"}
+    extra: dict[str, Any] = {"tenant_id": "t"}
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_GRAPH", json.dumps({**conn, "extra": extra}))
+    default = graph_settings()
+    assert (default.mailbox_requests, default.mailbox_window_seconds) == (10_000, 600.0)
+    extra.update(mailbox_requests="600", mailbox_window_seconds=60)
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_GRAPH", json.dumps({**conn, "extra": extra}))
+    scaled = graph_settings()
+    assert (scaled.mailbox_requests, scaled.mailbox_window_seconds) == (600, 60.0)
+    extra.update(mailbox_requests="lots")
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_GRAPH", json.dumps({**conn, "extra": extra}))
+    with pytest.raises(GraphSettingsError, match="mailbox_requests is 'lots'"):
+        graph_settings()
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ from icechat.graph.client import (
     GraphClient,
     GraphRequest,
     GraphResponse,
+    MailboxGate,
+    RequestWindow,
     batch_bytes,
     user_path,
 )
@@ -346,3 +348,93 @@ def test_a_request_graph_finds_too_large_fails_at_once_saying_so(
     assert caught.value.status == status
     assert str(caught.value).startswith(f"Graph rejected POST {request.path}")
     assert [r["status"] for r in graph_emulator.requests_log()[before:]] == [status]
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_mailbox_gets_at_most_its_requests_in_any_window() -> None:
+    fake = FakeTime()
+    gate = MailboxGate(4, fake.clock, fake.sleep, RequestWindow(5, 10.0))
+    sent: list[float] = []
+    for _ in range(12):
+        with gate.slot():
+            sent.append(fake.now)
+            fake.now += 0.5  # the answer comes back half a second later
+    assert fake.sleeps, "the sixth request must wait for the first to age out"
+    for start in sent:
+        assert sum(start <= t < start + 10.0 for t in sent) <= 5
+    # A request counts until a window after its answer: the sixth goes at 0.5 + 10.
+    assert sent[5] == pytest.approx(10.5)
+
+
+def test_a_batch_takes_a_turn_per_part() -> None:
+    fake = FakeTime()
+    gate = MailboxGate(4, fake.clock, fake.sleep, RequestWindow(30, 60.0))
+    with gate.slot(cost=4, turns=20):
+        pass
+    with gate.slot(cost=4, turns=20):  # 20 + 20 > 30: waits for the first batch to age out
+        assert fake.now == pytest.approx(60.0)
+    assert fake.sleeps == [pytest.approx(60.0)]
+
+
+def test_turns_in_flight_count_until_answered() -> None:
+    window = RequestWindow(2, 10.0)
+    assert window.reserve(2, 0.0) == 0.0
+    assert window.reserve(1, 1.0) is None  # only an answer can free a turn
+    window.answered(2, 3.0)
+    assert window.reserve(1, 4.0) == pytest.approx(9.0)
+    assert window.reserve(1, 13.0) == 0.0
+
+
+def test_client_paced_to_the_window_gets_no_429(graph_emulator: Any) -> None:
+    graph_emulator.set_faults(window_requests=4, window_seconds=1.0)
+    settings = replace(
+        emulator_settings(graph_emulator), mailbox_requests=4, mailbox_window_seconds=1.0
+    )
+    path = f"{user_path(ALICE)}/mailFolders/msgfolderroot/childFolders"
+    with GraphClient(settings) as client:
+        threads = [
+            threading.Thread(
+                target=client.send, args=(GraphRequest.get(path, {}),), kwargs={"mailbox": ALICE}
+            )
+            for _ in range(10)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    statuses = [r["status"] for r in graph_emulator.requests_log() if "childFolders" in r["path"]]
+    assert statuses == [200] * 10
+    assert graph_emulator.violations() == []
+
+
+def test_a_token_shorter_than_the_wait_is_taken_when_the_request_goes(graph_emulator: Any) -> None:
+    # Tokens live 2 s; the pace makes requests wait about 2.5 s: a token taken before the
+    # wait would have expired when it reached Graph.
+    graph_emulator.set_faults(token_lifetime_s=2, window_requests=3, window_seconds=2.5)
+    settings = replace(
+        emulator_settings(graph_emulator), mailbox_requests=3, mailbox_window_seconds=2.5
+    )
+    with GraphClient(settings) as client:
+        folder = ensure_folder(client, ALICE, DEFAULT_FOLDER)
+        for n in range(5):
+            payload = archived_message(f"short-token-{n}", n)
+            assert client.send(create_request(ALICE, folder, payload), mailbox=ALICE).ok
+    graph = [r for r in graph_emulator.requests_log() if r["path"].startswith("/v1.0/users")]
+    assert len(graph) >= 7
+    assert graph[-1]["time"] - graph[0]["time"] > 4.0, "the import must outlive tokens"
+    assert {r["status"] for r in graph} <= {200, 201}
+    assert graph_emulator.message_count(ALICE) == 5

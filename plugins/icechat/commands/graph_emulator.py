@@ -16,6 +16,7 @@ from icechat.exceptions import GraphEmulatorError
 ENV_FAULTS = "ICECHAT_GRAPH_EMULATOR_FAULTS"
 _FAULT_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("--latency-ms", int, "delay before each Graph answer"),
+    ("--latency-max-ms", int, "if above --latency-ms, delays are drawn evenly up to it"),
     ("--max-concurrent", int, "requests in flight per app and mailbox; 0 = no limit"),
     ("--window-requests", int, "requests per window per app and mailbox"),
     ("--window-seconds", float, "length of that window"),

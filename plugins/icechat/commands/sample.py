@@ -32,6 +32,18 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", required=True, type=Path, help="directory to write to")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--parts", type=int, default=1, help="split the day into K parts")
+    parser.add_argument(
+        "--people",
+        type=int,
+        help="people in the firm's chat world (default 120 + messages / 5000)",
+    )
+    parser.add_argument(
+        "--zipf",
+        type=float,
+        default=0.0,
+        help="shape like a trading floor: person k takes part in proportion to 1 / k ** ZIPF "
+        "(1.0: a few people get most copies; default 0, everyone alike)",
+    )
     packaging = parser.add_mutually_exclusive_group()
     packaging.add_argument(
         "--zip", action="store_true", help="zip parts with an attachments/ folder"
@@ -71,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         packaging=packaging,
         encrypt_to=args.encrypt_to,
         marker=args.marker,
+        people=args.people,
+        zipf=args.zipf,
     )
     for path in day.paths:
         print(path)

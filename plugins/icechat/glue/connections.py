@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from icechat.exceptions import (
+    GraphSettingsError,
     HostKeyError,
     IceChatError,
     PgpKeyError,
@@ -361,7 +362,25 @@ def graph_settings(conn_id: str = GRAPH_CONN_ID) -> GraphSettings:
         graph_url=extra.get("graph_url") or GRAPH_URL,
         ca_bundle=extra.get("ca_bundle") or None,
         scope=extra.get("scope") or None,
+        **_mailbox_rate(conn_id, extra),
     )
+
+
+def _mailbox_rate(conn_id: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The extras ``mailbox_requests`` and ``mailbox_window_seconds``, when given."""
+    rate: dict[str, Any] = {}
+    for name, kind in (("mailbox_requests", int), ("mailbox_window_seconds", float)):
+        value = extra.get(name)
+        if value is None or value == "":
+            continue
+        try:
+            rate[name] = kind(value)
+        except (TypeError, ValueError):
+            raise GraphSettingsError(
+                f"connection {conn_id}: extra {name} is {value!r}; give a number, or remove "
+                "it for Outlook's limit (10000 requests per 600 seconds per mailbox)"
+            ) from None
+    return rate
 
 
 class IceChatGraphHook(BaseHook):

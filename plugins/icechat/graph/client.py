@@ -3,9 +3,10 @@
 Every call has a timeout. Connection errors, 429, 500, 502, 503 and 504 are retried within
 the policy's time budget, obeying ``Retry-After`` for the whole mailbox (every thread waits,
 not just the one that was told). At most ``per_mailbox`` requests are in flight per mailbox,
-as Exchange allows. A POST is retried only through ``recover``: before re-sending, the
-caller gets to look up whether the first attempt took effect (Graph can answer 429 to a
-request it carried out).
+as Exchange allows, and each mailbox is paced to its request rate (:class:`RequestWindow`)
+so the client waits its turn instead of bursting into 429s. A POST is retried only through
+``recover``: before re-sending, the caller gets to look up whether the first attempt took
+effect (Graph can answer 429 to a request it carried out).
 
 Every request, and every part of a ``$batch``, carries ``Prefer: IdType="ImmutableId"``:
 the header applies only to the request it is on, and a batch part is a request of its own.
@@ -19,6 +20,15 @@ part after a failure comes back 424 and must be sent again). So a batch is paral
 holds 4 of its mailbox's slots (fewer if it has fewer parts) for its whole round trip; only
 when ``per_mailbox`` is below 4 is it sequential, holding one slot.
 
+Pacing. Outlook admits 10,000 requests per 10 minutes per application and mailbox, each
+``$batch`` part counted on its own (https://learn.microsoft.com/graph/throttling-limits
+#outlook-service-limits). Microsoft does not say how the window is measured, so the client
+keeps the strictest reading: in any ``window`` seconds at most ``requests`` turns reach a
+mailbox. It counts a request from when it is sent until ``window`` seconds after its answer
+came back (the server counted it somewhere in between), so no stretch of ``window`` seconds
+on the server's clock can see more. The token goes on a request only once it may be sent,
+so a long wait for the pace or a ``Retry-After`` never sends an expired token.
+
 The 4 MB limit is on the bytes sent: bodies go out as UTF-8 JSON (:func:`encoded`), and a
 batch is measured the same way (:func:`batch_bytes`) before it is sent.
 """
@@ -31,6 +41,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,7 +59,7 @@ from icechat.exceptions import (
 )
 from icechat.graph.auth import access_token
 from icechat.graph.retry import RetryPolicy, parse_retry_after
-from icechat.graph.settings import GraphSettings
+from icechat.graph.settings import MAILBOX_REQUESTS, MAILBOX_WINDOW, GraphSettings
 from icechat.graph.tls import VerifyingSession
 
 log = logging.getLogger(__name__)
@@ -188,13 +199,67 @@ def error_for(
     return kind(message, status=status, code=code, request_id=response.request_id, mailbox=mailbox)
 
 
+class RequestWindow:
+    """A mailbox's request budget: at most ``requests`` turns in any ``seconds``.
+
+    Not thread-safe on its own: :class:`MailboxGate` calls it under its lock. A turn counts
+    from :meth:`reserve` (sent) until ``seconds`` after :meth:`answered`; one entry per
+    request (a ``$batch`` is one entry of as many turns as parts) keeps it small.
+    """
+
+    def __init__(self, requests: int, seconds: float) -> None:
+        self.requests = requests
+        self.seconds = seconds
+        self._answered: deque[tuple[float, int]] = deque()
+        self._counted = 0  # turns answered within the last ``seconds``
+        self._in_flight = 0
+
+    def _expire(self, now: float) -> None:
+        while self._answered and self._answered[0][0] <= now - self.seconds:
+            self._counted -= self._answered.popleft()[1]
+
+    def reserve(self, turns: int, now: float) -> float | None:
+        """Take ``turns`` now and answer 0, or say how long until they may be taken.
+
+        ``None``: only answers to requests still in flight can free enough turns.
+        """
+        turns = min(turns, self.requests)
+        self._expire(now)
+        free = self.requests - self._counted - self._in_flight
+        if turns <= free:
+            self._in_flight += turns
+            return 0.0
+        need = turns - free
+        for when, n in self._answered:
+            need -= n
+            if need <= 0:
+                return when + self.seconds - now
+        return None
+
+    def answered(self, turns: int, now: float) -> None:
+        """Turns taken by :meth:`reserve` got their answer at ``now``."""
+        turns = min(turns, self.requests)
+        self._in_flight -= turns
+        self._answered.append((now, turns))
+        self._counted += turns
+
+
 class MailboxGate:
-    """Caps requests in flight for one mailbox and holds them all while ``Retry-After`` runs."""
+    """One mailbox's limits on our side: requests in flight, the request rate, ``Retry-After``.
+
+    A request first takes ``cost`` of the ``limit`` slots, then waits while a ``Retry-After``
+    runs or the :class:`RequestWindow` has no turns for it; only then does it go.
+    """
 
     def __init__(
-        self, limit: int, clock: Callable[[], float], sleep: Callable[[float], None]
+        self,
+        limit: int,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        window: RequestWindow | None = None,
     ) -> None:
         self.limit = limit
+        self.window = window or RequestWindow(MAILBOX_REQUESTS, MAILBOX_WINDOW)
         self._clock = clock
         self._sleep = sleep
         self._cond = threading.Condition()
@@ -202,24 +267,43 @@ class MailboxGate:
         self._not_before = 0.0
 
     @contextmanager
-    def slot(self, cost: int = 1) -> Iterator[None]:
-        """Hold ``cost`` of the mailbox's slots for one request, once no ``Retry-After`` runs."""
+    def slot(self, cost: int = 1, turns: int = 1) -> Iterator[None]:
+        """Hold ``cost`` slots and ``turns`` of the rate for one request, once it may go."""
         cost = min(cost, self.limit)
         with self._cond:
             while self._in_flight + cost > self.limit:
                 self._cond.wait()
             self._in_flight += cost
         try:
-            while (wait := self.wait_left()) > 0:
-                self._sleep(wait)
-            yield
+            self._await_turns(turns)
+            try:
+                yield
+            finally:
+                with self._cond:
+                    self.window.answered(turns, self._clock())
+                    self._cond.notify_all()
         finally:
             with self._cond:
                 self._in_flight -= cost
                 self._cond.notify_all()
 
+    def _await_turns(self, turns: int) -> None:
+        """Wait out any ``Retry-After``, then until the window has ``turns`` free; take them."""
+        while True:
+            with self._cond:
+                now = self._clock()
+                wait: float | None = self._not_before - now
+                if wait is not None and wait <= 0:
+                    wait = self.window.reserve(turns, now)
+                    if wait is not None and wait <= 0:
+                        return
+                if wait is None:
+                    self._cond.wait()  # an answer in flight will free turns
+                    continue
+            self._sleep(wait)
+
     def wait_left(self) -> float:
-        """Seconds until the mailbox may be called again."""
+        """Seconds until the mailbox may be called again (``Retry-After``)."""
         with self._cond:
             return self._not_before - self._clock()
 
@@ -298,7 +382,12 @@ class GraphClient:
         with self._gates_lock:
             gate = self._gates.get(key)
             if gate is None:
-                gate = self._gates[key] = MailboxGate(self.per_mailbox, self._clock, self._sleep)
+                window = RequestWindow(
+                    self.settings.mailbox_requests, self.settings.mailbox_window_seconds
+                )
+                gate = self._gates[key] = MailboxGate(
+                    self.per_mailbox, self._clock, self._sleep, window
+                )
         return gate
 
     # Public calls
@@ -438,13 +527,15 @@ class GraphClient:
         mailbox: str,
         cost: int,
         *,
+        turns: int = 1,
         batch: bool = False,
     ) -> GraphResponse | requests.RequestException:
-        headers = self._headers()
-        if data is not None:
-            headers["Content-Type"] = "application/json"
         gate = self.gate(mailbox)
-        with gate.slot(cost):
+        with gate.slot(cost, turns):
+            # The token is taken now that the request may go, not before its wait.
+            headers = self._headers()
+            if data is not None:
+                headers["Content-Type"] = "application/json"
             try:
                 raw = self._session.request(
                     method, self._base + path, data=data, headers=headers, timeout=self._timeout
@@ -493,7 +584,9 @@ class GraphClient:
                 f"Graph accepts {REQUEST_LIMIT}: size groups with batch_bytes()"
             )
         cost = min(len(requests_), BATCH_PARALLELISM) if parallel else 1
-        answer = self._http("POST", "/$batch", data, mailbox, cost, batch=True)
+        answer = self._http(
+            "POST", "/$batch", data, mailbox, cost, turns=len(requests_), batch=True
+        )
         if isinstance(answer, Exception) or not answer.ok:
             return [answer] * len(requests_)
         by_id: dict[str, GraphResponse] = {}

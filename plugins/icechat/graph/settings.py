@@ -10,6 +10,10 @@ from icechat.exceptions import GraphSettingsError
 MICROSOFT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# Outlook's limit per application and mailbox: 10,000 requests per 10 minutes, each $batch
+# part counted (https://learn.microsoft.com/graph/throttling-limits#outlook-service-limits).
+MAILBOX_REQUESTS = 10_000
+MAILBOX_WINDOW = 600.0
 # Hosts of Microsoft Graph in each cloud (global, US Gov L4, US Gov L5 (DoD), China): a
 # token for one of them must name that cloud's Graph as its resource.
 GRAPH_HOSTS = frozenset(
@@ -37,7 +41,9 @@ class GraphSettings:
 
     ``scope`` (the connection's extra) overrides what tokens are asked for; without it
     they are for Graph itself (:func:`graph_scope`), since a gateway, proxy or test server
-    in ``graph_url`` still takes tokens for Microsoft Graph. Secrets are excluded from
+    in ``graph_url`` still takes tokens for Microsoft Graph. ``mailbox_requests`` per
+    ``mailbox_window_seconds`` is the rate each mailbox is paced to (Outlook's limit unless a
+    tenant has another, or a test server is scaled down). Secrets are excluded from
     ``repr`` so that logging a settings object cannot leak them.
     """
 
@@ -50,6 +56,8 @@ class GraphSettings:
     graph_url: str = GRAPH_URL
     ca_bundle: str | None = None
     scope: str | None = None
+    mailbox_requests: int = MAILBOX_REQUESTS
+    mailbox_window_seconds: float = MAILBOX_WINDOW
 
     def __post_init__(self) -> None:
         if not self.client_id or not self.tenant_id:
@@ -73,6 +81,13 @@ class GraphSettings:
                 raise GraphSettingsError(
                     f"Graph connection for app {self.client_id}: {name} must be an https URL"
                 )
+        if self.mailbox_requests < 1 or self.mailbox_window_seconds <= 0:
+            raise GraphSettingsError(
+                f"Graph connection for app {self.client_id}: extras mailbox_requests "
+                f"({self.mailbox_requests}) and mailbox_window_seconds "
+                f"({self.mailbox_window_seconds}) must be positive; leave them out for "
+                f"Outlook's {MAILBOX_REQUESTS} requests per {MAILBOX_WINDOW:.0f} s"
+            )
         if self.scope and not self.scope.endswith("/.default"):
             raise GraphSettingsError(
                 f"Graph connection for app {self.client_id}: extra scope {self.scope!r} is not "

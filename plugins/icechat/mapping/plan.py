@@ -3,7 +3,8 @@
 Every copy (one per item and participant) is accounted for here already: planned for a
 mailbox, ``already_present`` when another participant of the same item maps to the same
 mailbox, or ``not_mapped`` with its reason. The planned copies are written as shards, one
-line per copy, grouped by mailbox so an import task owns whole mailboxes; every copy's route
+line per copy, grouped by mailbox so an import task owns whole mailboxes, and balanced by
+copies (:mod:`icechat.mapping.shards`: heaviest mailbox first); every copy's route
 (participant -> mailbox, or why none) goes to ``routes.jsonl``. :func:`record_plan` puts the
 plan in the ledger, the copies that go nowhere included, so it accounts for every copy.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from icechat.exceptions import SettingsError
 from icechat.ledger import Ledger, Mark, Route
 from icechat.mapping.directory import Directory, DirectoryEntry, Verdict
 from icechat.mapping.rules import Reason, Resolver
+from icechat.mapping.shards import MAX_SHARDS, balance
 from icechat.render.itemsfile import IndexEntry, read_index
 from icechat.settings import UNMAPPED_MAILBOX
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_LISTED = 1000
 ROUTES = "routes.jsonl"
+PLANNED = "planned.jsonl"  # every planned copy, before it is dealt into the shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ def plan_day(
     resolver: Resolver,
     out_dir: Path,
     *,
-    shards: int = 8,
+    shards: int = MAX_SHARDS,
     fallback: DirectoryEntry | None = None,
 ) -> PlanSummary:
     """Resolve every participant of every rendered item and write the shards to ``out_dir``.
@@ -140,31 +142,36 @@ def plan_day(
     resolver.prefetch(wanted)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("shard-*.jsonl"):  # an earlier try's split of the day
+        stale.unlink()
     summary = PlanSummary()
-    files = [(out_dir / f"shard-{n:03d}.jsonl").open("w", encoding="utf-8") for n in range(shards)]
-    routes = (out_dir / ROUTES).open("w", encoding="utf-8")
-    used: set[int] = set()
-    try:
+    weights: Counter[str] = Counter()
+    planned_file = out_dir / PLANNED
+    with (
+        planned_file.open("w", encoding="utf-8") as planned,
+        (out_dir / ROUTES).open("w", encoding="utf-8") as routes,
+    ):
         for part in parts:
             for entry in read_index(part):
                 targets = _plan_item(entry, resolver, summary, fallback, routes)
                 for user_id, upn in targets.items():
-                    shard = zlib.crc32(user_id.encode()) % shards
-                    files[shard].write(
+                    planned.write(
                         PlannedCopy(user_id, upn, entry.key, part.name, entry.offset).to_line()
                     )
-                    used.add(shard)
+                    weights[user_id] += 1
                     summary.per_mailbox[upn] += 1
+    shard_of = balance(weights, shards)
+    paths = [out_dir / f"shard-{n:03d}.jsonl" for n in range(len(set(shard_of.values())))]
+    files = [path.open("w", encoding="utf-8") for path in paths]
+    try:
+        with planned_file.open(encoding="utf-8") as planned:
+            for line in planned:
+                files[shard_of[json.loads(line)[0]]].write(line)
     finally:
-        routes.close()
         for fh in files:
             fh.close()
-    for n in range(shards):
-        path = out_dir / f"shard-{n:03d}.jsonl"
-        if n in used:
-            summary.shards.append(str(path))
-        else:
-            path.unlink()
+    planned_file.unlink()
+    summary.shards = [str(path) for path in paths]
     log.info(
         "%d copies: %d to import, %d already covered by another participant, not mapped: %s",
         summary.copies,

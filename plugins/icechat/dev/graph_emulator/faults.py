@@ -2,14 +2,18 @@
 
 Per (app, mailbox), as Outlook counts them (https://learn.microsoft.com/en-us/graph/
 throttling-limits#outlook-service-limits): at most ``max_concurrent`` requests in flight,
-``window_requests`` per ``window_seconds`` and ``upload_bytes`` of PATCH/POST/PUT bodies
-per ``upload_seconds`` (150 MB per 5 minutes); beyond that, 429 ``ApplicationThrottled``
-with ``Retry-After``. At random (seeded): 500s, 502s and 503s (statuses Graph answers,
-https://learn.microsoft.com/en-us/microsoft-cloud/dev/dev-proxy/technical-reference/
+``window_requests`` in any ``window_seconds`` (a sliding window: Microsoft does not say how
+its window is measured, and a sliding one is the strictest reading) and ``upload_bytes``
+of PATCH/POST/PUT bodies per ``upload_seconds`` (150 MB per 5 minutes); beyond that,
+429 ``ApplicationThrottled`` with ``Retry-After``. At random (seeded): 500s, 502s and 503s
+(statuses Graph answers, https://learn.microsoft.com/en-us/microsoft-cloud/dev/dev-proxy/technical-reference/
 graphrandomerrorplugin), and 429s for creates that were in fact stored.
 
 The peak of requests in flight per (app, mailbox) is kept, counting refused ones too, so a
 test can show a client never asked for more than Exchange admits.
+
+Each answer waits ``latency_ms``, or a delay drawn evenly between ``latency_ms`` and
+``latency_max_ms`` when that is larger (Graph's answers vary; the bench uses 100-300 ms).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class FaultConfig:
     """Emulator limits and fault rates; every field can be changed at run time."""
 
     latency_ms: int = 0
+    latency_max_ms: int = 0
     max_concurrent: int | None = 4
     window_requests: int | None = None
     window_seconds: float = 1.0
@@ -55,6 +60,11 @@ class FaultConfig:
                 raise ValueError(f"a rate must be between 0 and 1, got {rate}")
         if new.retry_after < 0 or new.latency_ms < 0:
             raise ValueError("retry_after and latency_ms must not be negative")
+        if new.latency_max_ms and new.latency_max_ms < new.latency_ms:
+            raise ValueError(
+                f"latency_max_ms ({new.latency_max_ms}) must be 0 (no spread) or at least "
+                f"latency_ms ({new.latency_ms})"
+            )
         return new
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,7 +101,7 @@ class Limiter:
     def __init__(self, config: FaultConfig) -> None:
         self._lock = threading.Lock()
         self._in_flight: dict[tuple[str, str], int] = {}
-        self._windows: dict[tuple[str, str], tuple[float, int]] = {}
+        self._windows: dict[tuple[str, str], deque[float]] = {}
         self._uploads: dict[tuple[str, str], deque[tuple[float, int]]] = {}
         self._peaks: dict[tuple[str, str], int] = {}
         self.configure(config)
@@ -101,6 +111,7 @@ class Limiter:
         with self._lock:
             self.config = config
             self._random = random.Random(config.seed)
+            self._latency_random = random.Random(config.seed)
             self._windows.clear()
             self._uploads.clear()
 
@@ -113,6 +124,15 @@ class Limiter:
         """The most requests ever in flight at once per (app, mailbox), refused ones included."""
         with self._lock:
             return dict(self._peaks)
+
+    def latency(self) -> float:
+        """Seconds the next answer waits: ``latency_ms``, or drawn up to ``latency_max_ms``."""
+        config = self.config
+        low = config.latency_ms / 1000
+        if config.latency_max_ms <= config.latency_ms:
+            return low
+        with self._lock:
+            return self._latency_random.uniform(low, config.latency_max_ms / 1000)
 
     def enter(self, key: tuple[str, str], upload: int = 0) -> Throttle | None:
         """Admit a request (``upload``: its body bytes if it writes), or say why not.
@@ -134,18 +154,20 @@ class Limiter:
                 )
             if config.window_requests is not None:
                 now = time.monotonic()
-                start, count = self._windows.get(key, (now, 0))
-                if now - start >= config.window_seconds:
-                    start, count = now, 0
-                if count >= config.window_requests:
-                    wait = max(1, math.ceil(start + config.window_seconds - now))
+                admitted = self._windows.setdefault(key, deque())
+                while admitted and admitted[0] <= now - config.window_seconds:
+                    admitted.popleft()
+                if len(admitted) >= config.window_requests:
+                    # Until enough of the window's requests age out for one more.
+                    oldest = admitted[len(admitted) - config.window_requests]
+                    wait = max(1, math.ceil(oldest + config.window_seconds - now))
                     return Throttle(
                         429,
                         "ApplicationThrottled",
                         "Application is over its MailboxRequests limit.",
                         wait,
                     )
-                self._windows[key] = (start, count + 1)
+                admitted.append(now)
             if upload and config.upload_bytes is not None:
                 refused = self._over_upload(key, upload, config)
                 if refused is not None:

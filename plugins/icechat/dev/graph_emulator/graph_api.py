@@ -154,9 +154,9 @@ class GraphApi:
         return _not_found_segment(request, segments[2])
 
     def _pause(self, request: Request) -> None:
-        latency = self.limiter.config.latency_ms
+        latency = self.limiter.latency()
         if latency:
-            time.sleep(latency / 1000)
+            time.sleep(latency)
 
     def _mailbox_call(
         self, request: Request, user_key: str, handler: MailHandler, args: list[str], writes: bool

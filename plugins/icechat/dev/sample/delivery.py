@@ -125,9 +125,15 @@ def write_day(
     packaging: Packaging = "xml",
     encrypt_to: Path | None = None,
     marker: bool = False,
+    people: int | None = None,
+    zipf: float = 0.0,
 ) -> WrittenDay:
-    """Write a sample day's parts (and marker) into ``out_dir``; return what was written."""
-    sample = SampleDay(firm, day, messages, seed)
+    """Write a sample day's parts (and marker) into ``out_dir``; return what was written.
+
+    ``people`` and ``zipf`` shape the day (see :class:`SampleDay`): how many people, and
+    how unevenly they take part.
+    """
+    sample = SampleDay(firm, day, messages, seed, people=people, zipf=zipf)
     runs = sample.split(parts)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -104,7 +104,16 @@ class _Presence:
 class SampleDay:
     """One sample day of a firm: its plan, its conversations and its attachment bytes."""
 
-    def __init__(self, firm: str, day: date, messages: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        firm: str,
+        day: date,
+        messages: int,
+        seed: int = 0,
+        *,
+        people: int | None = None,
+        zipf: float = 0.0,
+    ) -> None:
         if messages < 0:
             raise SampleError(f"--messages must be 0 or more, got {messages}")
         if not (firm.isascii() and firm.isalnum()):
@@ -114,7 +123,17 @@ class SampleDay:
         self.messages = messages
         self.seed = seed
         self.start = datetime.combine(day, time(), tzinfo=UTC)
-        self._people = [person(firm, seed, i, day) for i in range(120 + messages // 5000)]
+        if people is not None and people < 10:
+            raise SampleError(f"--people must be 10 or more, got {people}")
+        if zipf < 0:
+            raise SampleError(f"--zipf must be 0 (everyone alike) or more, got {zipf}")
+        count = people if people is not None else 120 + messages // 5000
+        self._people = [person(firm, seed, i, day) for i in range(count)]
+        # A trading floor: person i is in conversations in proportion to 1 / (i + 1) ** zipf,
+        # so a few people (and their mailboxes) get most copies; 0 draws everyone alike.
+        self._cum_weights = (
+            list(itertools.accumulate(1 / (i + 1) ** zipf for i in range(count))) if zipf else None
+        )
         self._absent: set[str] = set()
         self.plan: tuple[ConversationPlan, ...] = tuple(self._build_plan())
 
@@ -148,9 +167,23 @@ class SampleDay:
             yield ConversationPlan(index, room_type, size, seq, mine, pair, room_number)
             index, seq, remaining = index + 1, seq + size, remaining - size
 
+    def _pick(self, rng: random.Random, k: int) -> list[int]:
+        """``k`` different people's indexes, drawn by the day's shape."""
+        if self._cum_weights is None:
+            return rng.sample(range(len(self._people)), k)
+        chosen: dict[int, None] = {}
+        while len(chosen) < k:
+            chosen[rng.choices(range(len(self._people)), cum_weights=self._cum_weights)[0]] = None
+        return list(chosen)
+
+    def _members(self, rng: random.Random, k: int) -> list[Participant]:
+        if self._cum_weights is None:
+            return rng.sample(self._people, k)
+        return [self._people[i] for i in self._pick(rng, k)]
+
     def _new_pair(self, rng: random.Random, used: set[tuple[int, int]]) -> tuple[int, int]:
         while True:
-            a, b = sorted(rng.sample(range(len(self._people)), 2))
+            a, b = sorted(self._pick(rng, 2))
             if (a, b) not in used:
                 used.add((a, b))
                 return a, b
@@ -218,7 +251,7 @@ class SampleDay:
         if plan.room_type is RoomType.PERSISTENT:
             assert plan.room_number is not None
             room_id, name = persistent_room(self.firm, self.seed, plan.room_number)
-            members = rng.sample(self._people, min(len(self._people), rng.randint(3, 10)))
+            members = self._members(rng, min(len(self._people), rng.randint(3, 10)))
             start, end = self.start, day_end
         else:
             longest = 4 * 3_600_000 if plan.room_type is RoomType.GROUP else 2 * 3_600_000
@@ -228,7 +261,7 @@ class SampleDay:
             if plan.room_type is RoomType.GROUP:
                 room_id = f"GCHAT-{short_hash(self.firm, self.seed, self.day, plan.index)}"
                 name = rng.choice(v.GROUP_ROOM_NAMES) if rng.random() < 0.75 else None
-                members = rng.sample(self._people, rng.randint(3, 6))
+                members = self._members(rng, rng.randint(3, 6))
             else:
                 assert plan.pair is not None
                 a, b = plan.pair
