@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv test lint demo airflow clean
+.PHONY: venv test lint bench demo airflow clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,6 +20,11 @@ lint: venv
 
 test: venv lint
 	$(PY) -m pytest -q
+
+# The benchmarks (minutes; never part of test), one table: bench/run.py. BENCH picks some and
+# gives arguments, e.g. make bench BENCH='pipeline_day --with pipeline_day="100000 1000000"'.
+bench: venv
+	$(PY) bench/run.py $(BENCH)
 
 # The demo: sshd, the Graph emulator and encrypted sample days under demo/ (see README).
 demo: venv

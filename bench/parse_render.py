@@ -1,9 +1,10 @@
 """Parse and render throughput against raw ``iterparse``, side by side on one generated file.
 
-Run: ``python bench/parse_render.py [MESSAGES]`` (default 200000; the memory target is for
-1000000). Writes one sample day (plain XML), then runs each case in a fresh process so its
-peak resident memory is its own, and prints a table (seconds are CPU seconds of that
-process, so other load on the machine does not skew the shares):
+Run: ``python bench/parse_render.py [MESSAGES] [--rows]`` (default 200000; the memory target
+is for 1000000; ``--rows`` for ``bench/run.py``). Writes one sample day (plain XML), then
+runs each case in a fresh process so its peak resident memory is its own, and prints a
+table (seconds are CPU seconds of that process, so other load on the machine does not skew
+the shares):
 
 - raw: ``lxml.etree.iterparse`` counting ``Message`` elements (the ceiling),
 - parse: the project's parser, items only,
@@ -23,6 +24,8 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from rows import Row, emit_rows
 
 CASES = ("raw", "parse", "json", "eml")
 TARGETS = {"json": 0.25, "eml": 0.10}
@@ -61,6 +64,8 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--case"]:
         print(json.dumps(run_case(argv[1], argv[2])))
         return
+    as_rows = "--rows" in argv
+    argv = [a for a in argv if a != "--rows"]
     messages = int(argv[0]) if argv else 200_000
     plugins = str(Path(__file__).resolve().parents[1] / "plugins")
     sys.path.insert(0, plugins)
@@ -81,6 +86,22 @@ def main(argv: list[str]) -> None:
             )
             results[case] = json.loads(done.stdout)
     raw_rate = results["raw"]["items"] / results["raw"]["seconds"]
+    if as_rows:
+        emit_rows(
+            [
+                Row(
+                    "parse_render",
+                    f"{case}, {messages:,} items ({size / 1e6:.0f} MB)",
+                    f"{rate / raw_rate:.0%} of raw, {rate:,.0f} items/s CPU, "
+                    f"{results[case]['peak_mb']:.0f} MB peak",
+                    f">= {TARGETS[case]:.0%}" if case in TARGETS else "",
+                    rate / raw_rate >= TARGETS[case] if case in TARGETS else None,
+                )
+                for case in CASES
+                for rate in [results[case]["items"] / results[case]["seconds"]]
+            ]
+        )
+        return
     print(f"{messages} messages, {size / 1e6:.0f} MB of XML\n")
     print(
         f"{'case':<7}{'items':>10}{'seconds':>10}{'items/s':>12}{'% of raw':>10}"

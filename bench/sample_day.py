@@ -1,6 +1,7 @@
 """Speed and memory of the sample generator: writes days of several sizes, prints a table.
 
-Run: ``python bench/sample_day.py [MESSAGES ...]`` (default 10000 100000). Each case runs in
+Run: ``python bench/sample_day.py [MESSAGES ...] [--rows]`` (default 10000 100000; ``--rows``
+for ``bench/run.py``). Each case runs in
 a fresh process so its peak resident memory is its own.
 """
 
@@ -17,6 +18,8 @@ from pathlib import Path
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 sys.path.insert(0, str(PLUGINS))
+
+from rows import Row, emit_rows  # noqa: E402
 
 from icechat.ice.delivery import PACKAGINGS  # noqa: E402
 
@@ -38,10 +41,12 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--one"]:
         print(json.dumps(one(int(argv[1]), argv[2])))
         return
-    sizes = [int(a) for a in argv] or [10_000, 100_000]
+    as_rows = "--rows" in argv
+    sizes = [int(a) for a in argv if a != "--rows"] or [10_000, 100_000]
     heads = ("messages", "packaging", "seconds", "items/s", "MB out", "peak RSS MB")
     widths = (10, 9, 8, 9, 8, 11)
-    print(" ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
+    if not as_rows:
+        print(" ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
     for n in sizes:
         for packaging in PACKAGINGS:
             run = subprocess.run(
@@ -52,6 +57,10 @@ def main(argv: list[str]) -> None:
                 env={"PYTHONPATH": str(PLUGINS)},
             )
             r = json.loads(run.stdout)
+            if as_rows:
+                reading = f"{n / r['seconds']:,.0f} items/s, {r['peak_mb']:.0f} MB peak"
+                emit_rows([Row("sample_day", f"{n:,} messages, {packaging}", reading)])
+                continue
             print(
                 f"{n:>10} {packaging:>9} {r['seconds']:>8.2f} {n / r['seconds']:>9.0f} "
                 f"{r['mb']:>8.1f} {r['peak_mb']:>11.0f}"

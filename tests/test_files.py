@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from icechat.files import PRIVATE, replacing, write_atomic, written_as
+from icechat.files import PRIVATE, StagedFolder, replacing, write_atomic, written_as
 
 
 def test_a_file_replaces_the_old_one_whole(tmp_path: Path) -> None:
@@ -40,3 +40,52 @@ def test_a_named_writer_that_fails_leaves_no_plaintext(tmp_path: Path) -> None:
         tmp.write_bytes(b"plaintext")
         raise RuntimeError("gpg failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_staged_folder_appears_only_when_complete(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    with StagedFolder(target, PRIVATE) as folder:
+        folder.write("a.eml", b"first")
+        folder.write("b.eml", b"second")
+        assert not target.exists()
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == {
+        "a.eml": b"first",
+        "b.eml": b"second",
+    }
+    assert stat.S_IMODE((target / "a.eml").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["eml"]
+
+
+def test_a_failed_staged_folder_leaves_the_old_one_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    target.mkdir()
+    (target / "a.eml").write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="parse failed"), StagedFolder(target) as folder:
+        folder.write("a.eml", b"new")
+        raise RuntimeError("parse failed")
+    assert [(p.name, p.read_bytes()) for p in target.iterdir()] == [("a.eml", b"old")]
+    assert [p.name for p in tmp_path.iterdir()] == ["eml"]
+
+
+def test_a_rerun_into_a_folder_replaces_its_files_and_keeps_the_rest(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    target.mkdir()
+    (target / "a.eml").write_bytes(b"old")
+    (target / "notes.txt").write_bytes(b"mine")
+    (tmp_path / "eml.partial").mkdir()  # a crashed run's leftovers
+    (tmp_path / "eml.partial" / "stale.eml").write_bytes(b"half")
+    with StagedFolder(target) as folder:
+        folder.write("a.eml", b"new")
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == {
+        "a.eml": b"new",
+        "notes.txt": b"mine",
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["eml"]
+
+
+def test_a_staged_folder_over_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    target.write_bytes(b"a file")
+    with pytest.raises(NotADirectoryError):
+        StagedFolder(target).open()
+    assert target.read_bytes() == b"a file"

@@ -91,6 +91,18 @@ def test_broken_part_exits_1_naming_the_file(tmp_path):
     assert "ACME01_ICECHAT_20261126.xml:" in result.stderr
 
 
+def test_a_failed_run_leaves_the_earlier_output_as_it_was(tmp_path):
+    out = tmp_path / "out"
+    assert icechat("render", str(SPEC), "--eml", str(out), "--mode", "transcript").returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    broken = tmp_path / "ACME01_ICECHAT_20261126_02.xml"
+    broken.write_text(SPEC.read_text()[:1500])
+    result = icechat("render", str(SPEC), str(broken), "--eml", str(out))
+    assert result.returncode == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [broken.name, "out"]
+
+
 def test_usage_error_exits_2(tmp_path):
     result = icechat("render", str(SPEC), "--eml", str(tmp_path), "--mode", "daily")
     assert result.returncode == 2

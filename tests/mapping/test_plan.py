@@ -10,6 +10,7 @@ import pytest
 from icechat.exceptions import SettingsError
 from icechat.graph.client import GraphClient
 from icechat.ledger import CopyState, Ledger
+from icechat.mapping import plan
 from icechat.mapping.graph_directory import GraphDirectory
 from icechat.mapping.plan import fallback_mailbox, plan_day, record_plan
 from icechat.mapping.rules import Resolver
@@ -38,7 +39,11 @@ def test_the_fallback_mailbox_must_be_a_valid_one(directory):
     )
 
 
-def test_copies_that_go_nowhere_are_in_the_ledger_with_their_reason(directory, tmp_path):
+@pytest.mark.parametrize("held", [plan.MARKS_HELD, 1], ids=["one-batch", "a-batch-each"])
+def test_copies_that_go_nowhere_are_in_the_ledger_with_their_reason(
+    directory, tmp_path, monkeypatch, held
+):
+    monkeypatch.setattr(plan, "MARKS_HELD", held)  # a large day goes to the ledger in batches
     part = tmp_path / "items" / "001"
     with ItemsWriter(part) as writer:
         writer.add("k1", [("a", ALICE), ("x", OUTSIDER), ("n", None)], "{}")

@@ -4,6 +4,10 @@ The mail items are those of the DAG's parse+render (:func:`icechat.render.day.ma
 each file is what the Graph import would create (same ``Message-ID`` as its
 ``internetMessageId``), named ``{dedupe key}.eml``, so a re-run rewrites the same files, and
 a room-day that spans two parts gives two files, as it gives two items in the mailbox.
+
+The files are written once each, plainly, into ``DIR.partial/``, which becomes ``DIR`` when
+every part is done (:class:`icechat.files.StagedFolder`): a failed run leaves ``DIR`` as it
+was, and the disk's pace, not a rename per file, bounds the run.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 from pathlib import Path
 
 from icechat.exceptions import RenderOutputError
-from icechat.files import PRIVATE, write_atomic
+from icechat.files import PRIVATE, StagedFolder
 from icechat.ice.parser import read_part
 from icechat.render import MESSAGE, MODES, to_eml
 from icechat.render.day import mail_items
@@ -45,38 +49,40 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.eml
+    seen: set[str] = set()  # transcript keys, across the parts given
+    written = continued = absent = items = 0
+    folder = StagedFolder(out, PRIVATE)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        folder.open()
     except OSError as exc:
         raise RenderOutputError(
             f"{out}: cannot create the output folder ({exc.strerror}); choose a writable folder"
         ) from exc
-    seen: set[str] = set()  # transcript keys, across the parts given
-    written = continued = absent = items = 0
-    for name in args.files:
-        with read_part(name) as part:
-            for rendered in mail_items(part, part.attachments, args.mode, seen):
-                mail = rendered.mail
-                if rendered.continued:
-                    continued += 1
-                    log.info(
-                        "%s: room %s on %s began in an earlier part; this slice is its own .eml",
-                        name,
-                        mail.room.room_id,
-                        mail.day,
-                    )
-                target = out / f"{mail.key}.eml"
-                try:
-                    write_atomic(target, to_eml(mail), PRIVATE)
-                except OSError as exc:
-                    raise RenderOutputError(
-                        f"{target}: cannot write ({exc.strerror}); {written} .eml files were "
-                        "written before this one"
-                    ) from exc
-                written += 1
-                items += mail.item_count
-                absent += len(mail.absent_files)
-        log.info("%s: rendered, %d .eml files so far", name, written)
+    with folder:
+        for name in args.files:
+            with read_part(name) as part:
+                for rendered in mail_items(part, part.attachments, args.mode, seen):
+                    mail = rendered.mail
+                    if rendered.continued:
+                        continued += 1
+                        log.info(
+                            "%s: room %s on %s began in an earlier part; this slice is its own"
+                            " .eml",
+                            name,
+                            mail.room.room_id,
+                            mail.day,
+                        )
+                    try:
+                        folder.write(f"{mail.key}.eml", to_eml(mail))
+                    except OSError as exc:
+                        raise RenderOutputError(
+                            f"{folder.staging / mail.key}.eml: cannot write ({exc.strerror}); "
+                            f"nothing was written to {out}: free space or choose another folder"
+                        ) from exc
+                    written += 1
+                    items += mail.item_count
+                    absent += len(mail.absent_files)
+            log.info("%s: rendered, %d .eml files so far", name, written)
     summary = {
         "mode": args.mode,
         "files": len(args.files),

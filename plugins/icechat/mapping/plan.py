@@ -31,6 +31,7 @@ from icechat.settings import UNMAPPED_MAILBOX
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 1000
+MARKS_HELD = 20_000  # not-mapped copies held before they go to the ledger: memory stays flat
 ROUTES = "routes.jsonl"
 PLANNED = "planned.jsonl"  # every planned copy, before it is dealt into the shards
 
@@ -262,6 +263,14 @@ def unmapped_mailbox(im_id: str) -> str:
     return f"unmapped:{im_id}"
 
 
+def _mark_not_mapped(
+    ledger: Ledger, nowhere: dict[str, list[Mark]], run_id: str, attempt: int | None
+) -> None:
+    for im_id, marks in nowhere.items():
+        ledger.mark_not_mapped(unmapped_mailbox(im_id), marks, run_id, attempt=attempt)
+    nowhere.clear()
+
+
 def record_plan(
     ledger: Ledger,
     day: date,
@@ -273,11 +282,15 @@ def record_plan(
 ) -> None:
     """Put the plan in the ledger: not-mapped copies (of this run ``attempt``), every route,
     every item's MessageIDs."""
-    nowhere: dict[str, list[Mark]] = defaultdict(list)
+    nowhere: dict[str, list[Mark]] = defaultdict(list)  # at most MARKS_HELD at a time
+    held = 0
     for im_id, key, reason in read_not_mapped(out_dir):
         nowhere[im_id].append(Mark(key, day, reason=reason))
-    for im_id, marks in nowhere.items():
-        ledger.mark_not_mapped(unmapped_mailbox(im_id), marks, run_id, attempt=attempt)
+        held += 1
+        if held >= MARKS_HELD:
+            _mark_not_mapped(ledger, nowhere, run_id, attempt)
+            held = 0
+    _mark_not_mapped(ledger, nowhere, run_id, attempt)
     ledger.record_routes(
         day,
         (

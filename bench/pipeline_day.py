@@ -1,0 +1,309 @@
+"""A whole day through the DAG's tasks: wall time and peak resident memory of each task.
+
+Run: ``python bench/pipeline_day.py [MESSAGES ...]`` (default 100000; the memory target is
+for 1000000: every task under 300 MB, and within 1.5x of its value at 100000). Add
+``--rows`` for the JSON rows ``bench/run.py`` prints as one table, ``--shards K`` to import
+only the K smallest shards (when the whole import would not finish in the time there is;
+the row says how many shards and copies were imported; reconcile then reports the rest
+missing, and is measured all the same).
+
+Each task is the DAG's own task function (``icechat.glue.tasks``: fetch, decrypt,
+parse_render, map_participants, one import_shard per shard, reconcile) run in a fresh
+process, so its peak RSS is its own (``ru_maxrss`` of the process and of what it waited
+for, such as gpg). Around them, as in production: the real sshd serving the encrypted day
+(``icechat.dev.sftpd``), real gpg, the Graph emulator with no latency, a SQLite ledger.
+
+The day (a sample day: zip parts with attachments, PGP-encrypted, with its marker) is
+written once and kept under the bench cache (``$ICECHAT_BENCH_CACHE``, default
+``bench/.cache``): a 1,000,000-item day takes minutes to generate.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rows import Row, bench_cache, emit_rows, print_table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))
+
+DAY = date(2026, 11, 26)
+SEED = 7
+FIRM = "BENCH01"
+CLIENT_ID = "0d3e6a1c-5a11-4c0e-9d3e-00000000be0c"
+RUN_ID = "bench__pipeline"
+RSS_LIMIT_MB = 300
+GROWTH_LIMIT = 1.5
+MB = 1024  # ru_maxrss is in KiB on Linux
+
+
+def parts_for(messages: int) -> int:
+    """Parts per day as ICE splits a large day: about one per 250,000 items."""
+    return max(1, messages // 250_000)
+
+
+# -- the cached day ------------------------------------------------------------------------
+
+
+def prepare_day(messages: int) -> Path:
+    """The encrypted day and its keys under the bench cache, written on the first use."""
+    from icechat.dev.sample import marker_name, own_people, write_day
+    from icechat.ice.keys import make_pgp_keypair, new_passphrase
+
+    home = bench_cache() / f"day-{messages}"
+    site = home / "site"
+    if (site / marker_name(FIRM, DAY)).exists() and (home / "people.json").exists():
+        return home
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    passphrase = new_passphrase()
+    pair = make_pgp_keypair("bench", "bench@bench01.example", passphrase, algo="ed25519")
+    (home / "public.asc").write_text(pair.public_armored)
+    (home / "secret.asc").write_text(pair.secret_armored)
+    (home / "passphrase").write_text(passphrase)
+    began = time.monotonic()
+    write_day(
+        site,
+        FIRM,
+        DAY,
+        messages,
+        SEED,
+        parts=parts_for(messages),
+        packaging="zip",
+        encrypt_to=home / "public.asc",
+        marker=True,
+    )
+    print(f"day of {messages} items written in {time.monotonic() - began:.0f} s", file=sys.stderr)
+    (home / "people.json").write_text(json.dumps(own_people(FIRM, [DAY], messages, SEED)))
+    return home
+
+
+# -- one task in its own process ------------------------------------------------------------
+
+
+def _task(name: str, args: dict[str, Any]) -> Any:
+    from icechat.glue import tasks
+
+    day = DAY
+    context = {"run_id": RUN_ID, "dag_run": None}
+    steps: dict[str, Callable[[], Any]] = {
+        "fetch": lambda: tasks.fetch(day),
+        "decrypt": lambda: tasks.decrypt_and_unpack(day, args["fetched"]),
+        "parse_render": lambda: tasks.parse_and_render(day, args["parts"]),
+        "map_participants": lambda: tasks.plan(day, args["rendered"], context),
+        "import_shard": lambda: tasks.import_shard(day, args["shard"], context),
+        "reconcile": lambda: tasks.reconcile(day, args["upstream"], args["shards"], context),
+    }
+    return steps[name]()
+
+
+def task_main(name: str, args_file: str) -> None:
+    """In the task's process: run it, then print its result and peak RSS as JSON."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        result = _task(name, json.loads(Path(args_file).read_text()))
+    except AirflowFailException as exc:  # reconcile after a partial import: measured anyway
+        result = {"failed": str(exc)}
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(json.dumps({"result": result, "peak_mb": own / MB, "children_peak_mb": waited / MB}))
+
+
+def run_task(name: str, args: dict[str, Any], env: dict[str, str], work: Path) -> dict[str, Any]:
+    """Run one task in a fresh process; its result, wall seconds and peak RSS."""
+    args_file = work / f"{name}.args.json"
+    args_file.write_text(json.dumps(args))
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, __file__, "--task", name, str(args_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    seconds = time.monotonic() - began
+    (work / f"{name}.log").write_text(done.stderr)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise SystemExit(f"task {name} failed (exit {done.returncode}):\n{tail}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**out, "seconds": seconds}
+
+
+# -- the servers and the run ----------------------------------------------------------------
+
+
+@contextmanager
+def servers(home: Path, work: Path) -> Iterator[dict[str, str]]:
+    """sshd serving the cached day and the Graph emulator; the tasks' environment."""
+    from icechat.dev.airflow import airflow_env
+    from icechat.dev.graph_emulator import GraphEmulator
+    from icechat.dev.sample.population import directory_users
+    from icechat.dev.sftpd import LocalSftpServer
+    from icechat.ice.keys import pgp_connection
+
+    secret = "bench-secret-value"
+    directory = {
+        "users": directory_users(json.loads((home / "people.json").read_text())),
+        "apps": [
+            {
+                "client_id": CLIENT_ID,
+                "secret": secret,
+                "permissions": ["Mail.ReadWrite", "User.Read.All"],
+            }
+        ],
+    }
+    sftpd = LocalSftpServer(work / "sftp", served=home / "site")
+    sftpd.start()
+    emulator = GraphEmulator(work / "graph", directory=directory).start()
+    try:
+        connections = {
+            "icechat_sftp": sftpd.connection(firm_code=FIRM),
+            "icechat_pgp": pgp_connection(
+                passphrase=(home / "passphrase").read_text(),
+                secret_armored=(home / "secret.asc").read_text(),
+            ),
+            "icechat_graph": emulator.connection(CLIENT_ID, secret),
+        }
+        variables = {
+            "icechat_data_dir": str(work / "data"),
+            "icechat_remote_dir": sftpd.remote_dir,
+        }
+        yield airflow_env(work / "airflow", ROOT, connections, variables)
+    finally:
+        emulator.stop()
+        sftpd.stop()
+
+
+def run_day(messages: int, shard_limit: int | None) -> list[dict[str, Any]]:
+    """Every task of one day in DAG order; one measurement per task (imports summed)."""
+    home = prepare_day(messages)
+    work = Path(tempfile.mkdtemp(prefix=f"run-{messages}-", dir=bench_cache()))
+    measured: list[dict[str, Any]] = []
+
+    def step(name: str, args: dict[str, Any]) -> Any:
+        out = run_task(name, args, env, work)
+        measured.append(
+            {
+                "task": name,
+                "seconds": out["seconds"],
+                "peak_mb": out["peak_mb"],
+                "children_peak_mb": out["children_peak_mb"],
+            }
+        )
+        print(
+            f"  {messages} {name}: {out['seconds']:.1f} s, {out['peak_mb']:.0f} MB",
+            file=sys.stderr,
+        )
+        return out["result"]
+
+    try:
+        with servers(home, work) as env:
+            fetched = step("fetch", {})
+            parts = step("decrypt", {"fetched": fetched})
+            rendered = step("parse_render", {"parts": parts})
+            planned = step("map_participants", {"rendered": rendered})
+            shards = smallest(planned["shards"])
+            chosen = shards if shard_limit is None else shards[:shard_limit]
+            copies = sum(_lines(Path(s)) for s in chosen)
+            results = [step("import_shard", {"shard": s}) for s in chosen]
+            upstream = {
+                "wait_for_export": {},
+                "fetch": fetched,
+                "decrypt": parts,
+                "parse_render": rendered,
+                "map_participants": planned,
+            }
+            outcome = step("reconcile", {"upstream": upstream, "shards": results})
+            if len(chosen) == len(shards) and "failed" in outcome:
+                raise SystemExit(f"reconcile failed: {outcome['failed']}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [
+        *[m for m in measured if m["task"] != "import_shard"],
+        *_imports(measured, len(shards), copies),
+    ]
+
+
+def smallest(shards: list[str]) -> list[str]:
+    """The plan's shard files, smallest first (the fewest copies)."""
+    return sorted(shards, key=lambda s: Path(s).stat().st_size)
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def _imports(measured: list[dict[str, Any]], total: int, copies: int) -> list[Any]:
+    runs = [m for m in measured if m["task"] == "import_shard"]
+    if not runs:
+        return []
+    return [
+        {
+            "task": f"import_shard ({len(runs)} of {total} shards, {copies:,} copies)",
+            "seconds": sum(m["seconds"] for m in runs),
+            "peak_mb": max(m["peak_mb"] for m in runs),
+            "children_peak_mb": max(m["children_peak_mb"] for m in runs),
+        }
+    ]
+
+
+def rows_of(results: dict[int, list[dict[str, Any]]]) -> list[Row]:
+    """One row per task and size; the memory targets where the largest size is 1M."""
+    sizes = sorted(results)
+    out: list[Row] = []
+    for n in sizes:
+        base = results[sizes[0]]
+        for m in results[n]:
+            name = m["task"].split(" (")[0]
+            first = next((b for b in base if b["task"].split(" (")[0] == name), None)
+            growth = m["peak_mb"] / first["peak_mb"] if first and n != sizes[0] else None
+            met = m["peak_mb"] < RSS_LIMIT_MB and (growth is None or growth <= GROWTH_LIMIT)
+            note = f"x{growth:.2f} of {sizes[0]:,}" if growth is not None else ""
+            out.append(
+                Row(
+                    bench="pipeline_day",
+                    measure=f"{m['task']}, {n:,} items",
+                    reading=f"{m['seconds']:.0f} s wall, {m['peak_mb']:.0f} MB peak"
+                    + (f" ({note})" if note else ""),
+                    target=f"< {RSS_LIMIT_MB} MB, <= {GROWTH_LIMIT}x of 100,000",
+                    met=met,
+                )
+            )
+    return out
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--task"]:
+        task_main(argv[1], argv[2])
+        return
+    if argv[:1] == ["--prepare"]:
+        for n in argv[1:]:
+            print(prepare_day(int(n)))
+        return
+    as_rows = "--rows" in argv
+    shard_limit = None
+    if "--shards" in argv:
+        shard_limit = int(argv[argv.index("--shards") + 1])
+        del argv[argv.index("--shards") : argv.index("--shards") + 2]
+    sizes = [int(a) for a in argv if not a.startswith("--")] or [100_000]
+    results = {n: run_day(n, shard_limit) for n in sizes}
+    rows = rows_of(results)
+    emit_rows(rows) if as_rows else print_table(rows)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

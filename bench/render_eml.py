@@ -1,0 +1,183 @@
+"""``icechat render --eml`` and ``icechat inspect`` against their ceilings, side by side.
+
+Run: ``python bench/render_eml.py [MESSAGES] [--rounds R] [--rows]`` (default 100000 items,
+2 rounds). On one plain sample day (kept under the bench cache), each case runs in a fresh
+process, round after round, and the best round of each counts:
+
+- raw: ``lxml.etree.iterparse`` over the part, counting chat items (the parse ceiling),
+- create: plain file creation (open, write, close) of as many files, of the same mean size,
+  as render writes (the disk's ceiling),
+- render: ``icechat render PART --eml DIR``, the command as a user runs it,
+- inspect: ``icechat inspect PART``.
+
+Targets (issue 12): render >= 60% of the rate of raw and create in series (one item parsed
+and one file written each); inspect >= 40% of raw. Shares are of CPU seconds (user + system
+of the process: other load on a shared machine does not skew them); wall seconds are shown
+too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rows import Row, bench_cache, emit_rows, print_table
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = ROOT / "plugins"
+RENDER_TARGET = 0.60
+INSPECT_TARGET = 0.40
+CASES = ("render", "raw", "create", "inspect")
+
+
+def sample_part(messages: int) -> Path:
+    """A plain one-part sample day of ``messages`` items, written once into the cache."""
+    home = bench_cache() / f"plain-{messages}"
+    done = home / "done"
+    if not done.exists():
+        sys.path.insert(0, str(PLUGINS))
+        from icechat.dev.sample import write_day
+
+        shutil.rmtree(home, ignore_errors=True)
+        day = write_day(home / "site", "BENCH01", date(2026, 11, 26), messages, 7)
+        done.write_text(str(day.parts[0].path))
+    return Path(done.read_text())
+
+
+def raw(part: str) -> int:
+    """The parse ceiling: lxml's iterparse, counting chat items and freeing each."""
+    from lxml import etree
+
+    count = 0
+    for _, elem in etree.iterparse(part, tag=("Message", "FileTransfer")):
+        count += 1
+        elem.clear()
+    return count
+
+
+def create(folder: str, files: int, size: int) -> int:
+    """The disk's ceiling: ``files`` plain files of ``size`` bytes, 64-character names."""
+    os.mkdir(folder, 0o700)
+    data = b"x" * size
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    for n in range(files):
+        fd = os.open(f"{folder}/{n:064x}.eml", flags, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+    return files
+
+
+def measure(command: list[str]) -> dict[str, Any]:
+    """Wall and CPU seconds (user + system) of one process; its stdout is kept."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(PLUGINS)},
+    )
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": wall, "cpu": cpu, "stdout": done.stdout}
+
+
+def one_round(part: Path, scratch: Path) -> dict[str, dict[str, Any]]:
+    """Every case once, each in a fresh process."""
+    out = scratch / "eml"
+    for leftover in (out, scratch / "plain"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    icechat = [sys.executable, "-m", "icechat"]
+    got: dict[str, dict[str, Any]] = {}
+    got["render"] = measure([*icechat, "render", str(part), "--eml", str(out)])
+    files = json.loads(str(got["render"]["stdout"]))["eml_written"]
+    size = sum(e.stat().st_size for e in os.scandir(out)) // max(files, 1)
+    shutil.rmtree(out)
+    me = [sys.executable, __file__]
+    got["raw"] = measure([*me, "--raw", str(part)])
+    got["create"] = measure([*me, "--create", str(scratch / "plain"), str(files), str(size)])
+    shutil.rmtree(scratch / "plain")
+    got["inspect"] = measure([*icechat, "inspect", str(part)])
+    for case in got.values():
+        case.pop("stdout", None)
+    got["render"]["files"] = files
+    got["render"]["size"] = size
+    return got
+
+
+def rows_of(messages: int, best: dict[str, dict[str, float]]) -> list[Row]:
+    """The readings and the two targets as rows."""
+    files = int(best["render"]["files"])
+    out: list[Row] = []
+    for case in CASES:
+        b = best[case]
+        rate = messages / b["cpu"]
+        out.append(
+            Row(
+                "render_eml",
+                f"{case}, {messages:,} items",
+                f"{b['cpu']:.1f} s CPU ({rate:,.0f} items/s), {b['wall']:.1f} s wall",
+            )
+        )
+    for clock in ("cpu", "wall"):
+        ceiling = best["raw"][clock] + best["create"][clock]
+        render_share = ceiling / best["render"][clock]
+        inspect_share = best["raw"][clock] / best["inspect"][clock]
+        judged = clock == "cpu"
+        out += [
+            Row(
+                "render_eml",
+                f"render --eml / (raw + create), {clock}",
+                f"{render_share:.0%} ({files:,} files of {int(best['render']['size']):,} B)",
+                f">= {RENDER_TARGET:.0%}" if judged else "",
+                render_share >= RENDER_TARGET if judged else None,
+            ),
+            Row(
+                "render_eml",
+                f"inspect / raw, {clock}",
+                f"{inspect_share:.0%}",
+                f">= {INSPECT_TARGET:.0%}" if judged else "",
+                inspect_share >= INSPECT_TARGET if judged else None,
+            ),
+        ]
+    return out
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--raw"]:
+        print(raw(argv[1]))
+        return
+    if argv[:1] == ["--create"]:
+        print(create(argv[1], int(argv[2]), int(argv[3])))
+        return
+    rounds = 2
+    if "--rounds" in argv:
+        at = argv.index("--rounds")
+        rounds = int(argv[at + 1])
+        del argv[at : at + 2]
+    sizes = [int(a) for a in argv if not a.startswith("--")]
+    messages = sizes[0] if sizes else 100_000
+    part = sample_part(messages)
+    scratch = bench_cache() / f"render-scratch-{os.getpid()}"
+    scratch.mkdir()
+    try:
+        runs = [one_round(part, scratch) for _ in range(rounds)]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    best = {case: min((r[case] for r in runs), key=lambda c: c["cpu"]) for case in CASES}
+    rows = rows_of(messages, best)
+    emit_rows(rows) if "--rows" in argv else print_table(rows)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
