@@ -27,7 +27,8 @@ process), and whether the run was CPU-bound (the two processes' CPU over the wal
 against the cores). The machine is shared: the load average is printed with the figures.
 
 Run: ``python bench/graph_import.py [--mailboxes 300] [--heaviest 2000] [--zipf 1.0]
-[--window-requests 600] [--window-seconds 60]``; ``--quick`` is a small day for a smoke run.
+[--window-requests 600] [--window-seconds 60] [--rows]``; ``--quick`` is a small day for a
+smoke run; ``--rows`` prints the readings as JSON rows for ``bench/run.py`` (``make bench``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plugins"))
+
+from rows import Row, emit_rows  # noqa: E402
 
 from icechat.dev.graph_payloads import DAY, archived_message  # noqa: E402
 from icechat.graph.client import GraphClient  # noqa: E402
@@ -144,7 +147,9 @@ def main() -> None:
     parser.add_argument("--latency-max-ms", type=int, default=300)
     parser.add_argument("--quick", action="store_true", help="a small day (smoke run)")
     parser.add_argument("--dump", type=Path, help="write the emulator's request log here")
+    parser.add_argument("--rows", action="store_true", help="JSON rows for bench/run.py")
     args = parser.parse_args()
+    out = sys.stderr if args.rows else sys.stdout
     if args.quick:
         args.mailboxes, args.heaviest, args.window_requests, args.window_seconds = 40, 200, 40, 4
     day = zipf_day(args.mailboxes, args.heaviest, args.zipf)
@@ -202,7 +207,8 @@ def main() -> None:
         f"{day[heaviest]}; limits per mailbox: {PER_MAILBOX_LIMIT} in flight, "
         f"{args.window_requests} requests per {args.window_seconds:g} s ({rate:g}/s), "
         f"latency {args.latency_min_ms}-{args.latency_max_ms} ms; {cores} CPUs, load "
-        f"{load_before:.1f} before, {load_after:.1f} after"
+        f"{load_before:.1f} before, {load_after:.1f} after",
+        file=out,
     )
     print(
         f"{'seconds':>8} {'bound s':>8} {'achieved/bound':>14} {'requests':>8} {'429s':>5} "
@@ -213,16 +219,19 @@ def main() -> None:
         f"{seconds:>8.1f} {bound:>8.1f} {bound / seconds:>14.0%} {len(mailbox_requests):>8} "
         f"{throttled:>5} {throttled / max(1, len(mailbox_requests)):>6.2%} "
         f"{len(violations):>13} {1000 * importer_cpu / copies:>20.2f} "
-        f"{1000 * emulator_cpu / copies:>20.2f} {busy:>4.2f}/{cores}  {dict(counts)}"
+        f"{1000 * emulator_cpu / copies:>20.2f} {busy:>4.2f}/{cores}  {dict(counts)}",
+        file=out,
     )
     print(
         f"window floor (first window at once): {floor:.0f} s; achieved / floor "
-        f"{floor / seconds:.0%}"
+        f"{floor / seconds:.0%}",
+        file=out,
     )
     print(
         f"CPU-bound: {'yes' if busy > 0.8 * cores else 'no'} (importer + emulator used "
         f"{busy:.2f} of {cores} cores); peak in flight per mailbox: "
-        f"{max(peaks, default=0)}"
+        f"{max(peaks, default=0)}",
+        file=out,
     )
     print(
         f"| import, skewed day ({copies:,} copies, {len(day)} mailboxes, heaviest "
@@ -233,8 +242,35 @@ def main() -> None:
         f"Retry-After violations {len(violations)} | CPU/copy importer "
         f"{1000 * importer_cpu / copies:.2f} ms, emulator {1000 * emulator_cpu / copies:.2f} ms;"
         f" {'CPU-bound' if busy > 0.8 * cores else 'not CPU-bound'} ({busy:.2f} of {cores} "
-        f"cores; load {load_before:.1f}) |"
+        f"cores; load {load_before:.1f}) |",
+        file=out,
     )
+    if args.rows:
+        share = throttled / max(1, len(mailbox_requests))
+        emit_rows(
+            [
+                Row(
+                    "graph_import",
+                    f"import of a skewed day ({copies:,} copies, {len(day)} mailboxes, heaviest "
+                    f"{day[heaviest]:,}) against the bound of the scaled per-mailbox limits",
+                    f"{seconds:.0f} s vs bound {bound:.0f} s = {bound / seconds:.0%} (window "
+                    f"floor {floor / seconds:.0%}); CPU/copy importer "
+                    f"{1000 * importer_cpu / copies:.2f} ms, emulator "
+                    f"{1000 * emulator_cpu / copies:.2f} ms; "
+                    f"{'CPU-bound' if busy > 0.8 * cores else 'not CPU-bound'} (load "
+                    f"{load_before:.1f})",
+                    ">= 85% of the bound",
+                    bound / seconds >= 0.85,
+                ),
+                Row(
+                    "graph_import",
+                    "429s received; Retry-After violations",
+                    f"{throttled} of {len(mailbox_requests)} ({share:.2%}); {len(violations)}",
+                    "< 1%; 0",
+                    share < 0.01 and not violations,
+                ),
+            ]
+        )
 
 
 if __name__ == "__main__":

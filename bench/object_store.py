@@ -1,6 +1,7 @@
 """The day's first four tasks with the data directory on local disk and in S3, side by side.
 
-Run: ``python bench/object_store.py [MESSAGES] [local|s3 ...]`` (default 200000, both).
+Run: ``python bench/object_store.py [MESSAGES] [local|s3 ...] [--rows]`` (default 200000,
+both; ``--rows``: JSON rows for ``bench/run.py``).
 Writes one encrypted sample day (2 zip parts, a marker) on a local sshd, starts the Graph
 emulator (the firm's own people as its users) and moto's S3 server, then runs fetch ->
 decrypt -> parse_render -> map_participants, each task's own glue function in a fresh
@@ -22,6 +23,8 @@ import time
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from rows import Row, emit_rows
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = REPO / "plugins"
@@ -121,13 +124,21 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--task"]:
         print(json.dumps(run_task(argv[1], Path(argv[2]))))
         return
+    rows = "--rows" in argv
+    argv = [a for a in argv if a != "--rows"]
+    out = sys.stderr if rows else sys.stdout
     messages = int(argv[0]) if argv else 200_000
     stores = [a for a in argv[1:] if a in ("local", "s3")] or ["local", "s3"]
+    readings: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="icechat-bench-", dir="/tmp") as tmp:
         root = Path(tmp)
         env, stack = servers(root, messages)
         with stack:
-            print(f"{'store':>6} {'task':>17} {'seconds':>8} {'peak RSS MB':>11}", flush=True)
+            print(
+                f"{'store':>6} {'task':>17} {'seconds':>8} {'peak RSS MB':>11}",
+                file=out,
+                flush=True,
+            )
             for store in stores:
                 state = root / f"state-{store}"
                 state.mkdir()
@@ -157,8 +168,23 @@ def main(argv: list[str]) -> None:
                     r = json.loads(done.stdout.strip().splitlines()[-1])
                     print(
                         f"{store:>6} {task:>17} {r['seconds']:>8.1f} {r['peak_mb']:>11.0f}",
+                        file=out,
                         flush=True,
                     )
+                    shown = f"{store} {r['seconds']:.0f} s, {r['peak_mb']:.0f} MB"
+                    readings.setdefault(task, {})[store] = shown
+    if rows:
+        emit_rows(
+            [
+                Row(
+                    "object_store",
+                    f"{task}, {messages:,} items: data directory on local disk vs in S3 "
+                    "(moto on loopback), wall time and peak RSS",
+                    "; ".join(by_store.values()),
+                )
+                for task, by_store in readings.items()
+            ]
+        )
 
 
 if __name__ == "__main__":
