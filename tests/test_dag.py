@@ -171,7 +171,7 @@ def run_day(
     for name, value in variables.items():
         env[f"AIRFLOW_VAR_ICECHAT_{name.upper()}"] = value
     assert run_airflow(env, "db", "migrate").returncode == 0
-    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=120)
+    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=300)
     (tmp_path / "dags-test.log").write_text(result.stdout + result.stderr)
     return env, data, result
 
