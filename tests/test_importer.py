@@ -368,7 +368,12 @@ def test_the_heaviest_mailbox_comes_first_and_every_mailbox_keeps_its_share() ->
     planned = [PlannedCopy("light", "l@x", f"l{n}", "p", n) for n in range(10)] + [
         PlannedCopy("heavy", "h@x", f"h{n}", "p", n) for n in range(100)
     ]
-    ordered = by_weight(planned)
+    by_mailbox: dict[str, list[PlannedCopy]] = {}
+    for copy in planned:
+        by_mailbox.setdefault(copy.user_id, []).append(copy)
+    pairs = list(by_weight(by_mailbox))
+    assert all(mailbox == c.user_id for mailbox, c in pairs)
+    ordered = [c for _, c in pairs]
     assert sorted(ordered, key=lambda c: c.key) == sorted(planned, key=lambda c: c.key)
     assert ordered[0].user_id == "heavy"
     for mailbox in ("light", "heavy"):

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from icechat.chunks import chunks
 from icechat.exceptions import GraphError
@@ -72,7 +72,7 @@ from icechat.graph.mailbox import (
 from icechat.lanes import LaneRunner
 from icechat.leases import MailboxLeases
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
-from icechat.mapping.plan import PlannedCopy, read_shard
+from icechat.mapping.plan import ShardIndex, index_shard
 from icechat.progress import EVERY, Progress
 from icechat.render.itemsfile import PayloadReader, read_sources
 from icechat.settings import DEFAULT_FOLDER
@@ -598,22 +598,24 @@ def import_shard(
     attempt: int | None = None,
     folder_name: str = DEFAULT_FOLDER,
 ) -> ShardSummary:
-    """Import one planned shard, each payload read from ``items_dir`` as its copy's turn comes.
+    """Import one planned shard, each copy's line and payload read as its turn comes.
 
-    ``attempt`` is the run's attempt (Airflow's clear number), credited with what it creates.
+    Only the shard's index (:func:`icechat.mapping.plan.index_shard`, 8 bytes per copy)
+    stays in memory, so the task's memory does not grow with its shard. ``attempt`` is the
+    run's attempt (Airflow's clear number), credited with what it creates.
     """
-    planned = by_weight(read_shard(shard))
-    upn_of = {c.user_id: c.upn for c in planned}
+    index = index_shard(shard)
+    upn_of: dict[str, str] = {}
     importer = Importer(
         client,
         ledger,
         run_id=run_id,
         attempt=attempt,
         folder_name=folder_name,
-        workers=workers_for(Counter(c.user_id for c in planned)),
+        workers=workers_for(index.weights()),
     )
-    with closing(_planned_copies(planned, items_dir, day)) as stream:
-        result = importer.run(stream, total=len(planned))
+    with closing(_planned_copies(index, items_dir, day, upn_of)) as stream:
+        result = importer.run(stream, total=len(index))
     failures = [
         {
             "mailbox": upn_of.get(f.mailbox, f.mailbox),
@@ -651,47 +653,52 @@ def workers_for(weights: Mapping[str, int]) -> int:
     return max(1, min(len(weights), MAX_WORKERS, max(MIN_WORKERS, wanted)))
 
 
-def by_weight(planned: Sequence[PlannedCopy]) -> list[PlannedCopy]:
-    """The copies in the order that keeps the heaviest mailboxes busy from start to end.
+T = TypeVar("T")
 
-    Each mailbox's copies keep their order and are spread evenly over the stream (its n-th
-    of N copies at n/N of the way), the heavier mailbox first where two meet: the heaviest
-    mailbox fills its first lane first, and every mailbox's lanes keep coming at its share,
-    so none runs dry while the stream waits for lanes to finish.
+
+def by_weight(by_mailbox: Mapping[str, Sequence[T]]) -> Iterator[tuple[str, T]]:
+    """Each mailbox's entries, as (mailbox, entry), in the order that keeps the heaviest
+    mailboxes busy from start to end.
+
+    Each mailbox's entries keep their order and are spread evenly over the stream (its n-th
+    of N at n/N of the way), the heavier mailbox first where two meet: the heaviest mailbox
+    fills its first lane first, and every mailbox's lanes keep coming at its share, so none
+    runs dry while the stream waits for lanes to finish.
     """
-    by_mailbox: dict[str, list[PlannedCopy]] = defaultdict(list)
-    for copy in planned:
-        by_mailbox[copy.user_id].append(copy)
 
-    def spread(
-        mailbox: str, own: list[PlannedCopy]
-    ) -> Iterator[tuple[float, int, str, PlannedCopy]]:
-        return ((n / len(own), -len(own), mailbox, c) for n, c in enumerate(own))
+    def spread(mailbox: str, own: Sequence[T]) -> Iterator[tuple[float, int, str, T]]:
+        return ((n / len(own), -len(own), mailbox, entry) for n, entry in enumerate(own))
 
-    # A merge, not a sort of keyed copies: a shard may hold millions (memory stays flat).
+    # A lazy merge, not a sort of keyed copies: a shard may hold millions (memory stays flat).
+    # Two mailboxes never tie on (share, weight, name), so entries are never compared.
     merged = heapq.merge(*(spread(m, own) for m, own in by_mailbox.items()))
-    return [copy for *_, copy in merged]
+    return ((mailbox, entry) for _, _, mailbox, entry in merged)
 
 
 def _planned_copies(
-    planned: Sequence[PlannedCopy], items_dir: Path, day: date
+    index: ShardIndex, items_dir: Path, day: date, upn_of: dict[str, str]
 ) -> Generator[Copy, None, None]:
-    """The shard's copies with their payloads, one open reader per rendered part."""
+    """The shard's copies heaviest first (:func:`by_weight`), each line read from the shard
+    file and its payload from its part (one open reader per part) as its turn comes; fills
+    ``upn_of`` (user id -> UPN) on the way."""
     readers: dict[str, PayloadReader] = {}
     sources: dict[str, dict[str, dict[str, str]]] = {}
     try:
-        for c in planned:
-            reader = readers.get(c.part)
-            if reader is None:
-                reader = readers[c.part] = PayloadReader(items_dir / c.part)
-                sources[c.part] = read_sources(items_dir / c.part)
-            yield Copy(
-                mailbox=c.user_id,
-                key=c.key,
-                payload=reader.at(c.offset),
-                day=day,
-                attachment_sources=sources[c.part].get(c.key, {}),
-            )
+        with index.path.open("rb") as shard:
+            for _, offset in by_weight(index.offsets):
+                c = index.copy_at(shard, offset)
+                upn_of.setdefault(c.user_id, c.upn)
+                reader = readers.get(c.part)
+                if reader is None:
+                    reader = readers[c.part] = PayloadReader(items_dir / c.part)
+                    sources[c.part] = read_sources(items_dir / c.part)
+                yield Copy(
+                    mailbox=c.user_id,
+                    key=c.key,
+                    payload=reader.at(c.offset),
+                    day=day,
+                    attachment_sources=sources[c.part].get(c.key, {}),
+                )
     finally:
         for reader in readers.values():
             reader.close()

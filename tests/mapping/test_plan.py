@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +14,7 @@ from icechat.graph.client import GraphClient
 from icechat.ledger import CopyState, Ledger
 from icechat.mapping import plan
 from icechat.mapping.graph_directory import GraphDirectory
-from icechat.mapping.plan import fallback_mailbox, plan_day, record_plan
+from icechat.mapping.plan import PlannedCopy, fallback_mailbox, index_shard, plan_day, record_plan
 from icechat.mapping.rules import Resolver
 from icechat.render.itemsfile import ItemsWriter
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE
@@ -63,3 +65,27 @@ def test_copies_that_go_nowhere_are_in_the_ledger_with_their_reason(
     }
     assert (nobody.reason, nobody.run_id) == ("no_address", "run-1")
     assert mailboxless.reason == "no_mailbox"
+
+
+def test_a_shards_index_keeps_a_few_bytes_per_copy_and_reads_every_copy_back(
+    tmp_path: Path,
+) -> None:
+    copies = [
+        PlannedCopy(f"user-{n % 50}", f"u{n % 50}@x", f"item-{n:06}", "001", n * 300)
+        for n in range(20_000)
+    ]
+    shard = tmp_path / "shard-000.jsonl"
+    shard.write_text("".join(c.to_line() for c in copies), encoding="utf-8")
+    tracemalloc.start()
+    try:
+        index = index_shard(shard)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The copies as objects cost hundreds of bytes each; the index holds an offset per copy.
+    assert held / len(copies) < 16
+    assert len(index) == len(copies)
+    assert index.weights() == {f"user-{m}": 400 for m in range(50)}
+    with shard.open("rb") as fh:
+        back = {m: [index.copy_at(fh, o) for o in own] for m, own in index.offsets.items()}
+    assert back == {m: [c for c in copies if c.user_id == m] for m in index.offsets}

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from icechat.exceptions import SettingsError
 from icechat.ledger import Ledger, Mark, Route
@@ -253,9 +254,51 @@ def read_not_mapped(out_dir: Path) -> Iterator[tuple[str, str, str]]:
 
 
 def read_shard(path: Path) -> list[PlannedCopy]:
-    """The copies of one shard (a shard holds whole mailboxes; it fits in memory)."""
+    """The copies of one shard, all at once (for a look at a shard; an import task, whose
+    shard may hold 100,000 copies and more, uses :func:`index_shard`)."""
     with path.open(encoding="utf-8") as fh:
         return [PlannedCopy.from_line(line) for line in fh]
+
+
+@dataclass
+class ShardIndex:
+    """Where each mailbox's copies are in a shard file: 8 bytes per copy, not the copies.
+
+    A shard of a 1,000,000-item day holds over 100,000 copies; as objects they cost hundreds
+    of bytes each, so the import task keeps only each line's byte offset (``offsets``, per
+    mailbox in file order) and reads a copy's line (:meth:`copy_at`) when its turn comes.
+    """
+
+    path: Path
+    offsets: dict[str, array[int]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return sum(len(own) for own in self.offsets.values())
+
+    def weights(self) -> dict[str, int]:
+        """Copies per mailbox (by user id)."""
+        return {mailbox: len(own) for mailbox, own in self.offsets.items()}
+
+    @staticmethod
+    def copy_at(fh: BinaryIO, offset: int) -> PlannedCopy:
+        """The copy whose line starts at ``offset`` of the shard file open in ``fh``."""
+        fh.seek(offset)
+        return PlannedCopy.from_line(fh.readline().decode("utf-8"))
+
+
+def index_shard(path: Path) -> ShardIndex:
+    """The byte offset of every copy's line in a shard file, grouped by mailbox."""
+    index = ShardIndex(path)
+    offset = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            user_id = json.loads(line)[0]
+            own = index.offsets.get(user_id)
+            if own is None:
+                own = index.offsets[user_id] = array("q")
+            own.append(offset)
+            offset += len(line)
+    return index
 
 
 def unmapped_mailbox(im_id: str) -> str:
