@@ -18,8 +18,10 @@ lint: venv
 	$(VENV)/bin/ruff format --check plugins tests dags bench
 	$(VENV)/bin/mypy
 
+# Two workers, a test file each at a time (module fixtures start once), longest files first.
+TEST_WORKERS ?= 2
 test: venv lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The benchmarks (minutes; never part of test), one table: bench/run.py. BENCH picks some and
 # gives arguments, e.g. make bench BENCH='pipeline_day --with pipeline_day="100000 1000000"'.
