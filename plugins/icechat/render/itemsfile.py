@@ -91,7 +91,7 @@ def read_index(directory: Path) -> Iterator[IndexEntry]:
                 key, offset, participants, message_ids, length = json.loads(line)
             except ValueError as exc:
                 raise ItemsFileError(
-                    f"{directory / INDEX}: a line is not [key, offset, participants, message "
+                    f"{directory.name}/{INDEX}: a line is not [key, offset, participants, message "
                     f"ids, length] ({exc}); the items were rendered by an earlier version or "
                     "damaged: clear the day's parse_render task and the tasks after it"
                 ) from exc

@@ -123,8 +123,8 @@ def export_evidence(
     verify_json, verify_html = report_paths(reports, day.isoformat())
     if not verify_json.exists():
         raise EvidenceError(
-            f"{verify_json} does not exist: run `icechat verify {day}` first, so the evidence "
-            "holds a verification"
+            f"{job.where(verify_json)} does not exist: run `icechat verify {day}` first, so "
+            "the evidence holds a verification"
         )
     if out_dir.exists() and any(out_dir.iterdir()):
         raise EvidenceError(

@@ -26,6 +26,7 @@ from icechat.ledger import CopyRecord, Ledger
 from icechat.render import MESSAGE
 from icechat.report import reports_dir
 from icechat.settings import DEFAULT_FOLDER
+from icechat.store import key_of
 from icechat.verify.accounting import UNMAPPED, account
 from icechat.verify.checkpoint import Checkpoint, fingerprint
 from icechat.verify.expected import Expected, derive, remove_plaintext
@@ -45,7 +46,11 @@ def _now() -> datetime:
 
 @dataclass(frozen=True)
 class VerifyJob:
-    """What to verify and with which settings (those the day was archived with)."""
+    """What to verify and with which settings (those the day was archived with).
+
+    ``data_url`` is where users find the data directory when ``data_dir`` is only a scratch
+    copy of it (an object store's URL): messages and the report name files there.
+    """
 
     day: date
     data_dir: Path
@@ -54,15 +59,24 @@ class VerifyJob:
     profile: Profile = DEFAULT_PROFILE
     run: str = "icechat verify"
     workers: int = 8
+    data_url: str | None = None
+
+    def where(self, path: Path) -> str:
+        """``path`` (in ``data_dir``) as users reach it: itself, or its URL in the store."""
+        if self.data_url is None:
+            return str(path)
+        key = key_of(path, self.data_dir)
+        return self.data_url if key == "." else f"{self.data_url}/{key}"
 
 
 @dataclass(frozen=True)
 class VerifyOutcome:
-    """The written report, and whether checking again later may clear a Graph outage."""
+    """The written report (where users reach it: a path, or a URL in the store), and whether
+    checking again later may clear a Graph outage."""
 
     report: dict[str, Any]
-    json_path: Path
-    html_path: Path
+    json_at: str
+    html_at: str
     retry_later: bool
 
     @property
@@ -132,6 +146,7 @@ def verify_day(
         finished_at=clock(),
         graph_app=client.settings.client_id,
         run=job.run,
+        data_dir=job.where(job.data_dir),
         folder_name=job.folder_name,
         originals=originals,
         mailboxes=results,
@@ -145,7 +160,7 @@ def verify_day(
     if not retry_later:
         Checkpoint(work, started).clear()
     log.info("%s", summary_line(report))
-    return VerifyOutcome(report, json_path, html_path, retry_later)
+    return VerifyOutcome(report, job.where(json_path), job.where(html_path), retry_later)
 
 
 def expected_items(
