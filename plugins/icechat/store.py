@@ -394,7 +394,7 @@ def workspace(
         fetched = [key for prefix in inputs for key in store.files(prefix)]
         for key in fetched:
             store.download(key, folder / key)
-        log.info("copied %d files from %s into this task's scratch folder", len(fetched), store.url)
+        log.info("copied %d files from %s into %s", len(fetched), store.url, folder)
         yield folder
         sent = upload_tree(store, folder, outputs)
         gone = [k for k in fetched if _under(k, outputs) and not (folder / k).exists()]

@@ -86,7 +86,7 @@ def _day_job(settings: Settings, day: date, run: str) -> Iterator[VerifyJob]:
             item_mode=settings.item_mode,
             profile=settings.profile,
             run=run,
-            data_url=None if store.local_root is not None else store.url,
+            store=None if store.local_root is not None else store,
         )
 
 

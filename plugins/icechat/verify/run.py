@@ -26,13 +26,20 @@ from icechat.ledger import CopyRecord, Ledger
 from icechat.render import MESSAGE
 from icechat.report import reports_dir
 from icechat.settings import DEFAULT_FOLDER
-from icechat.store import key_of
+from icechat.store import DataStore, key_of
 from icechat.verify.accounting import UNMAPPED, account
 from icechat.verify.checkpoint import Checkpoint, fingerprint
 from icechat.verify.expected import Expected, derive, remove_plaintext
 from icechat.verify.findings import Finding, Kind
 from icechat.verify.mailboxes import MailboxChecker, MailboxResult
-from icechat.verify.originals import check_originals, day_report, report_files
+from icechat.verify.originals import (
+    Protection,
+    check_originals,
+    day_report,
+    local_protection,
+    report_files,
+    store_protection,
+)
 from icechat.verify.repair import repair_missing
 from icechat.verify.report import build_report, summary_line, write_report
 from icechat.workdir import verify_work_dir
@@ -40,7 +47,8 @@ from icechat.workdir import verify_work_dir
 log = logging.getLogger(__name__)
 
 
-def _now() -> datetime:
+def now_utc() -> datetime:
+    """The verification's clock (tests give their own)."""
     return datetime.now(UTC)
 
 
@@ -48,8 +56,8 @@ def _now() -> datetime:
 class VerifyJob:
     """What to verify and with which settings (those the day was archived with).
 
-    ``data_url`` is where users find the data directory when ``data_dir`` is only a scratch
-    copy of it (an object store's URL): messages and the report name files there.
+    ``store`` is the data directory when ``data_dir`` is only a scratch copy of it (an object
+    store): messages and the report name files by its URL, and its locks protect originals.
     """
 
     day: date
@@ -59,14 +67,20 @@ class VerifyJob:
     profile: Profile = DEFAULT_PROFILE
     run: str = "icechat verify"
     workers: int = 8
-    data_url: str | None = None
+    store: DataStore | None = None
 
     def where(self, path: Path) -> str:
         """``path`` (in ``data_dir``) as users reach it: itself, or its URL in the store."""
-        if self.data_url is None:
+        if self.store is None:
             return str(path)
         key = key_of(path, self.data_dir)
-        return self.data_url if key == "." else f"{self.data_url}/{key}"
+        return self.store.url if key == "." else f"{self.store.url}/{key}"
+
+    def protection(self, now: datetime) -> Protection:
+        """What protects the originals at ``now``: file modes, or the store's locks."""
+        if self.store is None:
+            return local_protection
+        return store_protection(self.store, self.data_dir, now)
 
 
 @dataclass(frozen=True)
@@ -95,7 +109,7 @@ def verify_day(
     client: GraphClient,
     pgp_key: PgpKey | None,
     repair: bool = False,
-    clock: Callable[[], datetime] = _now,
+    clock: Callable[[], datetime] = now_utc,
 ) -> VerifyOutcome:
     """Check the day, write ``reports/verify-{day}.json`` and ``.html``; never raises on a
     difference (the outcome says), only when the ledger or the data directory fail."""
@@ -113,6 +127,7 @@ def verify_day(
         raw_day_dir(job.data_dir, job.day),
         report_files(report_of_day),
         list(runs[-1].files) if runs else None,
+        job.protection(started),
     )
     findings.extend(originals.findings)
     try:
