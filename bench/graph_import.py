@@ -58,7 +58,8 @@ from icechat.graph.settings import GraphSettings  # noqa: E402
 from icechat.importer import import_shard  # noqa: E402
 from icechat.ledger import Ledger  # noqa: E402
 from icechat.mapping.plan import PlannedCopy  # noqa: E402
-from icechat.render.itemsfile import ItemsWriter, read_index  # noqa: E402
+from icechat.render.itemsfile import ItemsWriter, StoredPayloads, read_index  # noqa: E402
+from icechat.store import LocalStore  # noqa: E402
 
 CLIENT_ID = "6b3c0f7e-0000-4000-8000-00000000be0c"
 SECRET = "bench-secret-value"
@@ -85,7 +86,8 @@ def write_day(work: Path, day: dict[str, int]) -> tuple[Path, Path]:
                 writer.add(key, [(key, mailbox)], json.dumps(archived_message(key, n)))
     for entry in read_index(items / "001"):
         ((_, mailbox),) = entry.participants
-        lines.append(PlannedCopy(mailbox, mailbox, entry.key, "001", entry.offset).to_line())
+        copy = PlannedCopy(mailbox, mailbox, entry.key, "001", entry.offset, entry.length)
+        lines.append(copy.to_line())
     shard = work / "shard-000.jsonl"
     shard.write_text("".join(lines), encoding="utf-8")
     return items, shard
@@ -183,7 +185,8 @@ def main() -> None:
             emulator_cpu, importer_cpu = _cpu(emulator), _cpu(importer)
             started, wall_start = time.perf_counter(), time.time()
             with GraphClient(settings) as client, Ledger(f"sqlite:///{work / 'l.db'}") as ledger:
-                summary = import_shard(client, ledger, shard, items, DAY, run_id="bench")
+                payloads = StoredPayloads(LocalStore(items.parent), items.name)
+                summary = import_shard(client, ledger, shard, payloads, DAY, run_id="bench")
             seconds = time.perf_counter() - started
             importer_cpu = _cpu(importer) - importer_cpu
             emulator_cpu = _cpu(emulator) - emulator_cpu

@@ -27,7 +27,8 @@ from icechat.importer import (
 from icechat.ledger import CopyState, Ledger, Mark
 from icechat.mapping.plan import PlannedCopy
 from icechat.render import message_id_for
-from icechat.render.itemsfile import ItemsWriter, read_index
+from icechat.render.itemsfile import ItemsWriter, StoredPayloads, read_index
+from icechat.store import LocalStore
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE, ERIN
 from tests.support.graph_import_helpers import assert_exactly_once, copies, emulator_settings
 
@@ -294,12 +295,13 @@ def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
     shard = tmp_path / "shard-000.jsonl"
     shard.write_text(
         "".join(
-            PlannedCopy(ids[upn], upn, entry.key, "001", entry.offset).to_line()
+            PlannedCopy(ids[upn], upn, entry.key, "001", entry.offset, entry.length).to_line()
             for entry in read_index(items / "001")
             for upn in (ALICE, DAVE)
         )
     )
-    summary = import_shard(client, ledger, shard, items, DAY, run_id="r1").to_json()
+    payloads = StoredPayloads(LocalStore(tmp_path), "items")
+    summary = import_shard(client, ledger, shard, payloads, DAY, run_id="r1").to_json()
     assert (summary["imported"], summary["already_present"], summary["failed"]) == (3, 0, 3)
     assert summary["per_mailbox"] == {ALICE: {"imported": 3}, DAVE: {"failed": 3}}
     assert {(f["mailbox"], f["key"]) for f in summary["failures"]} == {
@@ -307,7 +309,7 @@ def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
     }
     assert all("clear this import task" in f["action"] for f in summary["failures"])
     assert_exactly_once(graph_emulator, {ALICE: 3})
-    again = import_shard(client, ledger, shard, items, DAY, run_id="r2").to_json()
+    again = import_shard(client, ledger, shard, payloads, DAY, run_id="r2").to_json()
     assert again["per_mailbox"][ALICE] == {"already_present": 3}
 
 
@@ -365,8 +367,8 @@ def test_progress_is_logged_once_30_seconds_have_passed(
 
 
 def test_the_heaviest_mailbox_comes_first_and_every_mailbox_keeps_its_share() -> None:
-    planned = [PlannedCopy("light", "l@x", f"l{n}", "p", n) for n in range(10)] + [
-        PlannedCopy("heavy", "h@x", f"h{n}", "p", n) for n in range(100)
+    planned = [PlannedCopy("light", "l@x", f"l{n}", "p", n, 1) for n in range(10)] + [
+        PlannedCopy("heavy", "h@x", f"h{n}", "p", n, 1) for n in range(100)
     ]
     by_mailbox: dict[str, list[PlannedCopy]] = {}
     for copy in planned:

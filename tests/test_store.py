@@ -195,3 +195,23 @@ def test_what_a_task_deleted_under_its_outputs_is_deleted_from_the_store(s3_buck
         (w / "raw/d/a.xml").unlink()  # not an output: the store keeps it
     assert store.files("work") == []
     assert store.files("raw") == ["raw/d/a.xml"]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_pieces_of_files_are_read_where_they_are_and_a_missing_file_is_named(
+    where, s3_bucket, tmp_path
+):
+    store = s3_bucket.store() if where == "s3" else LocalStore(tmp_path / "data")
+    store.upload(write(tmp_path / "p", b"first\nsecond\nthird\n"), "work/d/items/001/p.jsonl")
+    store.upload(write(tmp_path / "q", b"other\n"), "work/d/items/002/p.jsonl")
+    wanted = [
+        ("work/d/items/001/p.jsonl", 13, 6),
+        ("work/d/items/002/p.jsonl", 0, 6),
+        ("work/d/items/001/p.jsonl", 6, 7),
+    ]
+    assert store.read_ranges(wanted) == [b"third\n", b"other\n", b"second\n"]
+    assert store.read_ranges([]) == []
+    with pytest.raises(StoreError) as err:
+        store.read_ranges([("work/d/items/003/p.jsonl", 0, 6)])
+    assert str(err.value).startswith(f"{store.url}/work/d/items/003/p.jsonl cannot be read")
+    assert "clear the day's parse_render task" in str(err.value)

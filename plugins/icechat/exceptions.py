@@ -128,6 +128,11 @@ class RenderOutputError(RenderError):
     """Rendered emails cannot be written to the folder asked for."""
 
 
+class ItemsFileError(RenderError):
+    """A day's rendered items cannot be read back: damaged, changed since they were mapped,
+    or written by an earlier version."""
+
+
 class MappingFileError(IceChatError):
     """The custom user-mapping CSV has problems (each named with its line)."""
 
@@ -233,7 +238,8 @@ class OriginalChangedError(IceChatError):
 
 
 class StoreError(IceChatError):
-    """The data directory's object store cannot do what the settings ask (lock, ledger)."""
+    """The data directory cannot do what is asked of it: lock originals, hold the ledger,
+    give back a file's bytes."""
 
 
 class VerifyIncompleteError(IceChatError):

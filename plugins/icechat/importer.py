@@ -27,8 +27,9 @@ Each copy is credited to the run attempt that created it: ``imported`` only when
 ledger's done row is this run's and this attempt's (a task retry inside the attempt finds
 its own copies), else ``already_present``.
 
-:func:`import_shard` is one import task: a planned shard's copies, their payloads streamed
-from the day's items files, counted per mailbox for the report.
+:func:`import_shard` is one import task: a planned shard's copies, their payloads read by
+byte range from the day's items files (only those the shard names), counted per mailbox for
+the report.
 """
 
 from __future__ import annotations
@@ -72,9 +73,9 @@ from icechat.graph.mailbox import (
 from icechat.lanes import LaneRunner
 from icechat.leases import MailboxLeases
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
-from icechat.mapping.plan import ShardIndex, index_shard
+from icechat.mapping.plan import PlannedCopy, ShardIndex, index_shard
 from icechat.progress import EVERY, Progress
-from icechat.render.itemsfile import PayloadReader, read_sources
+from icechat.render.itemsfile import StoredPayloads
 from icechat.settings import DEFAULT_FOLDER
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ LEASE_RETRY = 2.0  # seconds before a lane whose mailbox is leased elsewhere tri
 WAIT_LOGGED_EVERY = 60.0  # seconds between log lines about one mailbox still being waited for
 RETRY_ACTION = "see the reason; clear this import task to try the copy again"
 TICK = 5.0  # real seconds between looks at the progress clock while lanes run
+WINDOW = 256  # copies whose payloads are read at once (ranged reads side by side in a store)
+WINDOW_BYTES = 8 * 2**20  # ... and at most this many bytes of payloads: memory stays flat
 
 
 @dataclass(frozen=True)
@@ -591,7 +594,7 @@ def import_shard(
     client: GraphClient,
     ledger: Ledger,
     shard: Path,
-    items_dir: Path,
+    payloads: StoredPayloads,
     day: date,
     *,
     run_id: str,
@@ -601,8 +604,10 @@ def import_shard(
     """Import one planned shard, each copy's line and payload read as its turn comes.
 
     Only the shard's index (:func:`icechat.mapping.plan.index_shard`, 8 bytes per copy)
-    stays in memory, so the task's memory does not grow with its shard. ``attempt`` is the
-    run's attempt (Airflow's clear number), credited with what it creates.
+    stays in memory, so the task's memory does not grow with its shard; of the day's items
+    only the byte ranges of the shard's payloads are read (``payloads``, wherever the data
+    directory is). ``attempt`` is the run's attempt (Airflow's clear number), credited with
+    what it creates.
     """
     index = index_shard(shard)
     upn_of: dict[str, str] = {}
@@ -614,7 +619,7 @@ def import_shard(
         folder_name=folder_name,
         workers=workers_for(index.weights()),
     )
-    with closing(_planned_copies(index, items_dir, day, upn_of)) as stream:
+    with closing(_planned_copies(index, payloads, day, upn_of)) as stream:
         result = importer.run(stream, total=len(index))
     failures = [
         {
@@ -676,29 +681,36 @@ def by_weight(by_mailbox: Mapping[str, Sequence[T]]) -> Iterator[tuple[str, T]]:
 
 
 def _planned_copies(
-    index: ShardIndex, items_dir: Path, day: date, upn_of: dict[str, str]
+    index: ShardIndex, payloads: StoredPayloads, day: date, upn_of: dict[str, str]
 ) -> Generator[Copy, None, None]:
     """The shard's copies heaviest first (:func:`by_weight`), each line read from the shard
-    file and its payload from its part (one open reader per part) as its turn comes; fills
-    ``upn_of`` (user id -> UPN) on the way."""
-    readers: dict[str, PayloadReader] = {}
-    sources: dict[str, dict[str, dict[str, str]]] = {}
-    try:
-        with index.path.open("rb") as shard:
-            for _, offset in by_weight(index.offsets):
-                c = index.copy_at(shard, offset)
-                upn_of.setdefault(c.user_id, c.upn)
-                reader = readers.get(c.part)
-                if reader is None:
-                    reader = readers[c.part] = PayloadReader(items_dir / c.part)
-                    sources[c.part] = read_sources(items_dir / c.part)
-                yield Copy(
-                    mailbox=c.user_id,
-                    key=c.key,
-                    payload=reader.at(c.offset),
-                    day=day,
-                    attachment_sources=sources[c.part].get(c.key, {}),
-                )
-    finally:
-        for reader in readers.values():
-            reader.close()
+    file as its turn comes and the payloads of up to :data:`WINDOW` copies (at most
+    :data:`WINDOW_BYTES`) read together; fills ``upn_of`` (user id -> UPN) on the way."""
+    with index.path.open("rb") as shard:
+        window: list[PlannedCopy] = []
+        size = 0
+        for _, offset in by_weight(index.offsets):
+            c = index.copy_at(shard, offset)
+            upn_of.setdefault(c.user_id, c.upn)
+            if window and (len(window) == WINDOW or size + c.length > WINDOW_BYTES):
+                yield from _with_payloads(window, payloads, day)
+                window, size = [], 0
+            window.append(c)
+            size += c.length
+        yield from _with_payloads(window, payloads, day)
+
+
+def _with_payloads(
+    window: Sequence[PlannedCopy], payloads: StoredPayloads, day: date
+) -> Iterator[Copy]:
+    """The copies of ``window`` with their payloads, each distinct payload read once."""
+    places = list(dict.fromkeys((c.part, c.offset, c.length) for c in window))
+    read = dict(zip(places, payloads.read(places), strict=True))
+    for c in window:
+        yield Copy(
+            mailbox=c.user_id,
+            key=c.key,
+            payload=read[(c.part, c.offset, c.length)],
+            day=day,
+            attachment_sources=payloads.sources(c.part).get(c.key, {}),
+        )

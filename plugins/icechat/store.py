@@ -16,11 +16,11 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from icechat.exceptions import StoreError
 
@@ -102,6 +102,14 @@ class DataStore(ABC):
         """A small file's bytes (a report, a manifest), ``None`` when absent."""
 
     @abstractmethod
+    def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        """The bytes at each ``(key, offset, length)``, in order; fewer at a file's end.
+
+        For a task that needs a few pieces of large files (an import task's payloads): a
+        local store reads them in place, an object store by ranged reads, many at once.
+        """
+
+    @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> None:
         """Store a small file whole."""
 
@@ -172,6 +180,21 @@ class LocalStore(DataStore):
     def read_bytes(self, key: str) -> bytes | None:
         path = self.root / key
         return path.read_bytes() if path.is_file() else None
+
+    def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        out: list[bytes] = []
+        with ExitStack() as stack:
+            opened: dict[str, BinaryIO] = {}
+            for key, offset, length in ranges:
+                if key not in opened:
+                    try:
+                        opened[key] = stack.enter_context((self.root / key).open("rb"))
+                    except OSError as exc:
+                        raise _unreadable(self, key, exc) from exc
+                fh = opened[key]
+                fh.seek(offset)
+                out.append(fh.read(length))
+        return out
 
     def write_bytes(self, key: str, data: bytes) -> None:
         from icechat.files import write_atomic
@@ -301,6 +324,20 @@ class ObjectStore(DataStore):
             return None
         return data
 
+    def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        if not ranges:
+            return []
+        got: list[bytes | BaseException] = self.fs.cat_ranges(
+            [self._path(key) for key, _, _ in ranges],
+            [offset for _, offset, _ in ranges],
+            [offset + length for _, offset, length in ranges],
+            on_error="return",
+        )
+        for (key, _, _), result in zip(ranges, got, strict=True):
+            if isinstance(result, BaseException):
+                raise _unreadable(self, key, result) from result
+        return [bytes(result) for result in got if not isinstance(result, BaseException)]
+
     def write_bytes(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(self._path(key), data)
 
@@ -366,6 +403,14 @@ def workspace(
         log.info("stored %d files in %s, removed %d", sent, store.url, len(gone))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _unreadable(store: DataStore, key: str, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"{store.url}/{key} cannot be read ({type(exc).__name__}: {exc}); if the day's "
+        "plaintext was removed or changed since it was mapped, clear the day's parse_render "
+        "task and the tasks after it"
+    )
 
 
 def _under(key: str, prefixes: Iterable[str]) -> bool:

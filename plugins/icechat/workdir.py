@@ -66,7 +66,7 @@ def unpack_part(path: Path, work_dir: Path, limits: Limits = DEFAULT_LIMITS) -> 
         return path
     dest = work_dir / unpacked_name(path.name)
     xml = unpack(path, dest, limits)
-    log.info("unpacked %s into %s", path.name, dest)
+    log.info("unpacked %s into %s/", path.name, dest.name)
     return xml
 
 
@@ -94,8 +94,9 @@ def remove_stored_plaintext(store: DataStore, day: date) -> int:
     with every earlier version of each file); return how many files."""
     if store.local_root is not None:
         return len(remove_plaintext(store.local_root, day))
-    removed = store.remove(layout_key(work_day_dir(Path(), day)))
-    log.info("removed %d plaintext files under %s", removed, store.url)
+    prefix = layout_key(work_day_dir(Path(), day))
+    removed = store.remove(prefix)
+    log.info("removed %d plaintext files under %s/%s", removed, store.url, prefix)
     return removed
 
 

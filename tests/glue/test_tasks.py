@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from icechat.exceptions import DeliveryError, ExportFormatError
 from icechat.glue import tasks
+from icechat.mapping.plan import PlannedCopy
+from icechat.store import ObjectStore
+from tests.support.airflow_env import graph_connection
+from tests.support.archived_day import DAY, FIRM, busiest, sample_parts
+from tests.support.graph_import_helpers import assert_exactly_once
 
 
 def test_day_is_the_param_else_the_logical_date_never_the_interval():
@@ -165,3 +171,62 @@ def test_parts_go_through_s3_between_decrypt_and_render(
     rendered = tasks.parse_and_render(day, parts)
     assert rendered["items"] == 6
     assert all(store.files(d) for d in rendered["part_dirs"])
+
+
+def test_an_import_task_reads_from_s3_only_the_payloads_its_shard_names(
+    monkeypatch, tmp_path, s3_bucket, graph_emulator
+):
+    """Map copies only the parts' indexes; each import task copies only its shard file and
+    reads, by byte range, exactly the payloads its shard names, each once, never a whole
+    items file; the shards together archive every planned copy exactly once."""
+    day, run = DAY, {"run_id": "manual__2026-11-27T00:00:00+00:00"}
+    store = s3_bucket.store()
+    fetched: dict[str, list[dict[str, str]]] = {"files": []}
+    xmls = sample_parts(tmp_path, messages=60)
+    for path in xmls:
+        store.upload(path, f"raw/{day}/{path.name}")
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        fetched["files"].append(
+            {"name": path.name, "path": f"raw/{day}/{path.name}", "sha256": sha}
+        )
+    graph_emulator.add_users([{"userPrincipalName": e} for e in busiest(xmls, FIRM, 4)])
+    ledger = {"conn_type": "sqlite", "host": f"sqlite:///{tmp_path / 'ledger.sqlite'}"}
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_S3", s3_bucket.server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_GRAPH", json.dumps(graph_connection(graph_emulator)))
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", json.dumps(ledger))
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", s3_bucket.url(conn_id="icechat_s3"))
+    monkeypatch.delenv("AIRFLOW_CONN_ICECHAT_PGP", raising=False)
+    rendered = tasks.parse_and_render(day, tasks.decrypt_and_unpack(day, fetched))
+    downloads: list[str] = []
+    ranges: list[tuple[str, int, int]] = []
+    download, read_ranges = ObjectStore.download, ObjectStore.read_ranges
+
+    def spy_download(self, key, dest):
+        downloads.append(key)
+        download(self, key, dest)
+
+    def spy_read_ranges(self, wanted):
+        ranges.extend(wanted)
+        return read_ranges(self, wanted)
+
+    monkeypatch.setattr(ObjectStore, "download", spy_download)
+    monkeypatch.setattr(ObjectStore, "read_ranges", spy_read_ranges)
+    planned = tasks.plan(day, rendered, run)
+    assert downloads and all(k.endswith("/index.jsonl") for k in downloads), downloads
+    assert len(planned["shards"]) >= 2
+    imported = 0
+    for shard in planned["shards"]:
+        downloads.clear(), ranges.clear()
+        result = tasks.import_shard(day, shard, run)
+        lines = (store.read_bytes(shard) or b"").decode().splitlines(keepends=True)
+        named = {
+            (f"work/{day}/items/{c.part}/payloads.jsonl", c.offset, c.length)
+            for c in map(PlannedCopy.from_line, lines)
+        }
+        assert downloads == [shard], "the task's workspace holds its shard and nothing else"
+        assert sorted(ranges) == sorted(named), "each payload the shard names, read once"
+        assert len(ranges) < rendered["mail_items"], "not every item of the day"
+        assert result["failed"] == 0 and result["already_present"] == 0
+        imported += result["imported"]
+    assert imported == planned["planned"]
+    assert_exactly_once(graph_emulator, planned["per_mailbox"])

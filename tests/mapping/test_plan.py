@@ -71,7 +71,7 @@ def test_a_shards_index_keeps_a_few_bytes_per_copy_and_reads_every_copy_back(
     tmp_path: Path,
 ) -> None:
     copies = [
-        PlannedCopy(f"user-{n % 50}", f"u{n % 50}@x", f"item-{n:06}", "001", n * 300)
+        PlannedCopy(f"user-{n % 50}", f"u{n % 50}@x", f"item-{n:06}", "001", n * 300, 300)
         for n in range(20_000)
     ]
     shard = tmp_path / "shard-000.jsonl"

@@ -392,7 +392,7 @@ def test_the_report_page_escapes_what_came_from_outside(graph_emulator, day):
             mailbox, [Mark(stranger.item_key, DAY, reason="<script>x()</script>")], "r"
         )
     outcome = verify(graph_emulator, day)
-    page = outcome.html_path.read_text()
+    page = Path(outcome.html_at).read_text()
     assert "<script>" not in page and "&lt;script&gt;x()&lt;/script&gt;" in page
     assert "failed_copy" in page and "DIFFERS" in page
 

@@ -56,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {finding['kind']} {finding['subject']} {finding['key']}: {finding['detail']}")
         if outcome.report["differences"] > SHOWN:
             print(f"  ... {outcome.report['differences'] - SHOWN} more in the report")
-        print(f"  report: {outcome.html_path} (and {outcome.json_path.name})", flush=True)
+        print(f"  report: {outcome.html_at} (and {outcome.json_at})", flush=True)
         verified = verified and outcome.verified
     return 0 if verified else 1

@@ -228,8 +228,8 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
     from icechat.mapping.graph_directory import GraphDirectory
     from icechat.mapping.plan import fallback_mailbox, plan_day, record_plan
     from icechat.mapping.rules import Resolver
+    from icechat.render.itemsfile import INDEX
     from icechat.store import layout_key, portable, workspace
-    from icechat.workdir import items_dir
     from icechat.workdir import plan_dir as day_plan_dir
 
     began = time.monotonic()
@@ -238,7 +238,8 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
         settings = load_settings()
         table, store = mapping_table(settings), data_store(settings)
         out = layout_key(day_plan_dir(Path(), day))
-        inputs = [layout_key(items_dir(Path(), day))]
+        # The map reads each part's index, never its payloads.
+        inputs = [f"{part}/{INDEX}" for part in rendered["part_dirs"]]
         with (
             workspace(store, inputs=inputs, outputs=[out]) as root,
             GraphClient(graph_settings()) as client,
@@ -256,18 +257,24 @@ def plan(day: date, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> 
 
 
 def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Import one shard's copies into their mailboxes; every copy ends in one count."""
+    """Import one shard's copies into their mailboxes; every copy ends in one count.
+
+    Only the shard file is copied to the workspace; of the day's items, only the payloads
+    the shard names are read, by byte range, where they are stored.
+    """
     from icechat import importer
     from icechat.graph.client import GraphClient
     from icechat.ledger import Ledger
+    from icechat.render.itemsfile import StoredPayloads
     from icechat.store import layout_key, workspace
     from icechat.workdir import items_dir
 
     with actionable("import"):
         settings = load_settings()
-        items = layout_key(items_dir(Path(), day))
+        store = data_store(settings)
+        payloads = StoredPayloads(store, layout_key(items_dir(Path(), day)))
         with (
-            workspace(data_store(settings), inputs=[shard, items]) as root,
+            workspace(store, inputs=[shard]) as root,
             GraphClient(graph_settings()) as client,
             Ledger(ledger_url(settings)) as ledger,
         ):
@@ -275,7 +282,7 @@ def import_shard(day: date, shard: str, context: Mapping[str, Any]) -> dict[str,
                 client,
                 ledger,
                 root / shard,
-                root / items,
+                payloads,
                 day,
                 run_id=str(context["run_id"]),
                 attempt=attempt_of(context),

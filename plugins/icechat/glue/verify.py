@@ -61,22 +61,11 @@ def days_to_verify(context: Mapping[str, Any]) -> list[str]:
     return [d.isoformat() for d in days]
 
 
-def _job(settings: Settings, day: date, run: str, data: Path) -> VerifyJob:
-    """A day to verify with the settings it was archived with, its data under ``data``."""
-    return VerifyJob(
-        day,
-        data,
-        folder_name=settings.folder_name,
-        item_mode=settings.item_mode,
-        profile=settings.profile,
-        run=run,
-    )
-
-
 @contextmanager
-def _day_workspace(settings: Settings, day: date) -> Iterator[Path]:
-    """The day's originals, reports and verification state in a local folder (the data
-    directory itself, or a scratch copy of the object store's, written back at the end)."""
+def _day_job(settings: Settings, day: date, run: str) -> Iterator[VerifyJob]:
+    """A day to verify with the settings it was archived with: its originals, reports and
+    verification state in a local folder (the data directory itself, or a scratch copy of
+    the object store's, written back at the end, messages naming the store's URLs)."""
     from icechat.ice.rawstore import raw_day_dir
     from icechat.report import report_file, reports_dir
     from icechat.store import layout_key, workspace
@@ -88,8 +77,17 @@ def _day_workspace(settings: Settings, day: date) -> Iterator[Path]:
     outputs = [layout_key(p) for p in written]
     archived = [raw_day_dir(Path(), day), *(report_file(shelf, day, k) for k in ("json", "html"))]
     inputs = [*(layout_key(p) for p in archived), *outputs]
-    with workspace(data_store(settings), inputs=inputs, outputs=outputs) as root:
-        yield root
+    store = data_store(settings)
+    with workspace(store, inputs=inputs, outputs=outputs) as root:
+        yield VerifyJob(
+            day,
+            root,
+            folder_name=settings.folder_name,
+            item_mode=settings.item_mode,
+            profile=settings.profile,
+            run=run,
+            store=None if store.local_root is not None else store,
+        )
 
 
 def run_verify(day: date, run: str, *, repair: bool = False) -> VerifyOutcome:
@@ -101,15 +99,14 @@ def run_verify(day: date, run: str, *, repair: bool = False) -> VerifyOutcome:
 
     settings = load_settings()
     with (
-        _day_workspace(settings, day) as root,
+        _day_job(settings, day, run) as job,
         GraphClient(graph_settings()) as client,
         Ledger(ledger_url(settings)) as ledger,
     ):
-        job = _job(settings, day, run, root)
         outcome = verify_day(job, ledger=ledger, client=client, pgp_key=pgp_key(), repair=repair)
     if outcome.retry_later:
         raise VerifyIncompleteError(
-            f"{outcome.summary}: Graph was unavailable for some mailboxes ({outcome.html_path}); "
+            f"{outcome.summary}: Graph was unavailable for some mailboxes ({outcome.html_at}); "
             "verify the day again later: the mailboxes already checked are not read again"
         )
     return outcome
@@ -121,7 +118,7 @@ def verify_task(day: str, context: Mapping[str, Any]) -> dict[str, Any]:
     with actionable("verify"):
         outcome = run_verify(date.fromisoformat(day), str(context["run_id"]), repair=repair)
     log.info("%s", outcome.summary)
-    log.info("report: %s (and %s)", outcome.json_path, outcome.html_path)
+    log.info("report: %s (and %s)", outcome.json_at, outcome.html_at)
     if not outcome.verified:
         for finding in outcome.report["findings"][:20]:
             log.error(
@@ -133,7 +130,7 @@ def verify_task(day: str, context: Mapping[str, Any]) -> dict[str, Any]:
                 finding["action"],
             )
         raise AirflowFailException(
-            f"{outcome.summary}. Read {outcome.html_path}: each difference says what to do"
+            f"{outcome.summary}. Read {outcome.html_at}: each difference says what to do"
         )
     report = outcome.report
     return {k: report[k] for k in ("day", "verified", "differences", "by_kind")}
@@ -150,12 +147,11 @@ def export_evidence(day: date, out: Path) -> Evidence:
 
     settings = load_settings()
     with (
-        _day_workspace(settings, day) as root,
+        _day_job(settings, day, "icechat evidence") as job,
         GraphClient(graph_settings()) as client,
         Ledger(ledger_url(settings)) as ledger,
     ):
         resolver = Resolver(
             mapping_table(settings), GraphDirectory(client), auto_mapping=settings.auto_mapping
         )
-        job = _job(settings, day, "icechat evidence", root)
         return export(job, ledger, out, pgp_key=pgp_key(), resolver=resolver)

@@ -177,7 +177,7 @@ class GpgSession:
             if not (result.ok and result.returncode == 0 and status.has("DECRYPTION_OKAY")):
                 raise self._failure(path.name, result.status, status)
             os.chmod(tmp, PRIVATE)
-        log.info("decrypted %s to %s", path.name, target)
+        log.info("decrypted %s to %s", path.name, target.name)
         return target
 
     def prove_passphrase(self) -> None:

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from icechat.exceptions import SettingsError
+from icechat.exceptions import ItemsFileError, SettingsError
 from icechat.ledger import Ledger, Mark, Route
 from icechat.mapping.directory import Directory, DirectoryEntry, Verdict
 from icechat.mapping.rules import Reason, Resolver
@@ -56,21 +56,31 @@ class CopyRoute:
 
 @dataclass(frozen=True, slots=True)
 class PlannedCopy:
-    """One line of a shard: a copy for one mailbox, and where its payload is."""
+    """One line of a shard: a copy for one mailbox, and where its payload is (the part's
+    items folder, byte offset and length: all an import task reads of the items)."""
 
     user_id: str
     upn: str
     key: str
     part: str
     offset: int
+    length: int
 
     def to_line(self) -> str:
-        return json.dumps([self.user_id, self.upn, self.key, self.part, self.offset]) + "\n"
+        line = [self.user_id, self.upn, self.key, self.part, self.offset, self.length]
+        return json.dumps(line) + "\n"
 
     @classmethod
     def from_line(cls, line: str) -> PlannedCopy:
-        user_id, upn, key, part, offset = json.loads(line)
-        return cls(user_id, upn, key, part, offset)
+        try:
+            user_id, upn, key, part, offset, length = json.loads(line)
+        except ValueError as exc:
+            raise ItemsFileError(
+                f"a shard line is not [user id, UPN, key, part, offset, length] ({exc}): the "
+                "day was mapped by an earlier version; clear the day's map_participants task "
+                "and the tasks after it"
+            ) from exc
+        return cls(user_id, upn, key, part, offset, length)
 
 
 @dataclass
@@ -157,9 +167,10 @@ def plan_day(
             for entry in read_index(part):
                 targets = _plan_item(entry, resolver, summary, fallback, routes)
                 for user_id, upn in targets.items():
-                    planned.write(
-                        PlannedCopy(user_id, upn, entry.key, part.name, entry.offset).to_line()
+                    copy = PlannedCopy(
+                        user_id, upn, entry.key, part.name, entry.offset, entry.length
                     )
+                    planned.write(copy.to_line())
                     weights[user_id] += 1
                     summary.per_mailbox[upn] += 1
     shard_of = balance(weights, shards)

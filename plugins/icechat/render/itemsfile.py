@@ -2,10 +2,11 @@
 
 Per part two line-delimited files: ``payloads.jsonl`` (one Graph JSON payload per line) and
 ``index.jsonl`` (per item: dedupe key, byte offset of its payload, participants, the ICE
-MessageIDs it holds), and
+MessageIDs it holds, the payload's length in bytes), and
 ``sources.json`` (for items carrying files: where the raw store keeps each file, named in
 the body if Graph cannot take the file). The map stage reads only the small index; the
-import stage seeks straight to the payloads it needs.
+import stage reads only the byte ranges of the payloads its shard needs
+(:class:`StoredPayloads`), from the data directory wherever it is.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from icechat.exceptions import ItemsFileError
+from icechat.store import DataStore
+
 PAYLOADS = "payloads.jsonl"
 INDEX = "index.jsonl"
 SOURCES = "sources.json"
@@ -24,12 +28,14 @@ SOURCES = "sources.json"
 
 @dataclass(frozen=True, slots=True)
 class IndexEntry:
-    """One rendered item: where its payload is, who took part (ImId, email), its MessageIDs."""
+    """One rendered item: where its payload is (offset and length in bytes, newline
+    included), who took part (ImId, email), its MessageIDs."""
 
     key: str
     offset: int
     participants: tuple[tuple[str, str | None], ...]
-    message_ids: tuple[str, ...] = ()
+    message_ids: tuple[str, ...]
+    length: int
 
 
 class ItemsWriter:
@@ -57,8 +63,9 @@ class ItemsWriter:
     ) -> None:
         """Record one item; ``payload`` is its Graph JSON, already serialised."""
         offset = self._payloads.tell()
-        self._payloads.write(payload.encode("utf-8") + b"\n")
-        line = [key, offset, participants, list(message_ids)]
+        data = payload.encode("utf-8") + b"\n"
+        self._payloads.write(data)
+        line = [key, offset, participants, list(message_ids), len(data)]
         self._index.write(json.dumps(line, ensure_ascii=False) + "\n")
         self.count += 1
 
@@ -80,9 +87,16 @@ def read_index(directory: Path) -> Iterator[IndexEntry]:
     """The index of one part's rendered items, in file order."""
     with (directory / INDEX).open(encoding="utf-8") as fh:
         for line in fh:
-            key, offset, participants, *rest = json.loads(line)
-            message_ids = tuple(rest[0]) if rest else ()
-            yield IndexEntry(key, offset, tuple((p[0], p[1]) for p in participants), message_ids)
+            try:
+                key, offset, participants, message_ids, length = json.loads(line)
+            except ValueError as exc:
+                raise ItemsFileError(
+                    f"{directory.name}/{INDEX}: a line is not [key, offset, participants, message "
+                    f"ids, length] ({exc}); the items were rendered by an earlier version or "
+                    "damaged: clear the day's parse_render task and the tasks after it"
+                ) from exc
+            people = tuple((p[0], p[1]) for p in participants)
+            yield IndexEntry(key, offset, people, tuple(message_ids), length)
 
 
 def read_sources(directory: Path) -> dict[str, dict[str, str]]:
@@ -92,6 +106,44 @@ def read_sources(directory: Path) -> dict[str, dict[str, str]]:
         return {}
     sources: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
     return sources
+
+
+class StoredPayloads:
+    """The payloads of a day's items folder (key ``items`` of ``store``), read by byte range.
+
+    An import task reads only the payloads its shard names, where they are: in place in a
+    local folder, by ranged reads from an object store; never a whole part.
+    """
+
+    def __init__(self, store: DataStore, items: str) -> None:
+        self.store = store
+        self.items = items.rstrip("/")
+        self._sources: dict[str, dict[str, dict[str, str]]] = {}
+
+    def read(self, places: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
+        """The payload at each ``(part, offset, length)``, in order."""
+        keys = [f"{self.items}/{part}/{PAYLOADS}" for part, _, _ in places]
+        got = self.store.read_ranges(
+            [(key, offset, length) for key, (_, offset, length) in zip(keys, places, strict=True)]
+        )
+        payloads: list[dict[str, Any]] = []
+        for key, (_, offset, length), data in zip(keys, places, got, strict=True):
+            if len(data) != length or not data.endswith(b"\n"):
+                raise ItemsFileError(
+                    f"{self.store.url}/{key}: the payload at byte {offset} is not the "
+                    f"{length} bytes the plan recorded: the items changed since they were "
+                    "mapped; clear the day's parse_render task and the tasks after it"
+                )
+            payloads.append(json.loads(data))
+        return payloads
+
+    def sources(self, part: str) -> dict[str, dict[str, str]]:
+        """Item key -> {attachment name: place in the raw store}, for one part (kept)."""
+        known = self._sources.get(part)
+        if known is None:
+            data = self.store.read_bytes(f"{self.items}/{part}/{SOURCES}")
+            known = self._sources[part] = json.loads(data) if data else {}
+        return known
 
 
 class PayloadReader:

@@ -14,9 +14,9 @@ import hashlib
 import json
 import shutil
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from icechat.verify.accounting import UNMAPPED
 from icechat.verify.expected import Expected, remove_plaintext
 from icechat.verify.originals import check_originals, day_report, report_files
 from icechat.verify.report import report_paths
-from icechat.verify.run import VerifyJob, expected_items
+from icechat.verify.run import VerifyJob, expected_items, now_utc
 from icechat.workdir import verify_work_dir
 
 MANIFEST = "SHA256SUMS"
@@ -113,6 +113,7 @@ def export_evidence(
     *,
     pgp_key: PgpKey | None,
     resolver: Resolver | None,
+    clock: Callable[[], datetime] = now_utc,
 ) -> Evidence:
     """Write the day's evidence into ``out_dir`` (new or empty); raises EvidenceError.
 
@@ -123,8 +124,8 @@ def export_evidence(
     verify_json, verify_html = report_paths(reports, day.isoformat())
     if not verify_json.exists():
         raise EvidenceError(
-            f"{verify_json} does not exist: run `icechat verify {day}` first, so the evidence "
-            "holds a verification"
+            f"{job.where(verify_json)} does not exist: run `icechat verify {day}` first, so "
+            "the evidence holds a verification"
         )
     if out_dir.exists() and any(out_dir.iterdir()):
         raise EvidenceError(
@@ -140,6 +141,7 @@ def export_evidence(
         raw_day_dir(job.data_dir, day),
         report_files(day_report(reports, day.isoformat())),
         list(runs[-1].files) if runs else None,
+        job.protection(clock()),
     )
     write_csv(
         out_dir / f"originals-{day}.csv",

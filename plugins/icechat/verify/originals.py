@@ -2,8 +2,9 @@
 
 Each file the day's report and the ledger's run row name must be in the raw store's
 manifest with the same size and SHA-256, and must still hash to it; every stored version
-is re-hashed, and a file the manifest does not know is reported. The local file system
-has no retention lock: the check records that, and whether the file is still read-only.
+is re-hashed, and a file the manifest does not know is reported. Each file's protection is
+recorded: in a local folder (which has no retention lock) whether it is still read-only; in
+an object store its retention lock as the store reports it (:func:`store_protection`).
 """
 
 from __future__ import annotations
@@ -11,17 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from icechat.ice.rawstore import MANIFEST, StoredFile
 from icechat.ledger import FileRecord
 from icechat.report import report_file
+from icechat.store import DataStore, key_of
 from icechat.verify.findings import Finding, Kind
 
 NO_LOCK = "none: the local file system has no retention lock"
+NO_OBJECT_LOCK = "none: the stored object has no retention lock"
+GONE = "none: the file is gone"
+
+#: An original's retention (as the report shows it) and whether it cannot be changed now.
+Protection = Callable[[Path], tuple[str, bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +75,30 @@ def _manifest(raw_dir: Path) -> list[StoredFile]:
     return [StoredFile(**row) for row in json.loads(path.read_text(encoding="utf-8"))["files"]]
 
 
-def _protection(path: Path) -> bool:
-    """Whether nobody may write the file (the raw store stores originals 0400)."""
-    return not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+def local_protection(path: Path) -> tuple[str, bool]:
+    """No lock; read-only when nobody may write the file (the raw store stores it 0400)."""
+    return NO_LOCK, not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def store_protection(store: DataStore, root: Path, now: datetime) -> Protection:
+    """For originals copied from ``store`` into ``root``: each object's retention lock as the
+    store reports it, protecting the object while its date is after ``now`` (the scratch
+    copy's file mode says nothing)."""
+
+    def protection(path: Path) -> tuple[str, bool]:
+        lock = store.lock_of(key_of(path, root))
+        if lock is None:
+            return NO_OBJECT_LOCK, False
+        return f"{lock.mode.lower()} until {lock.until.isoformat()}", lock.until > now
+
+    return protection
 
 
 def check_originals(
     raw_dir: Path,
     report_files: Sequence[FileRecord] | None,
     run_files: Sequence[FileRecord] | None,
+    protection: Protection = local_protection,
 ) -> OriginalsCheck:
     """Check the day's raw store against the report's and the run row's file lists."""
     where = f"raw/{raw_dir.name}"
@@ -137,6 +160,7 @@ def check_originals(
                     f"({path.stat().st_size} bytes)",
                 )
             )
+        retention, read_only = protection(path) if now is not None else (GONE, False)
         originals.append(
             Original(
                 name=entry.name,
@@ -145,8 +169,8 @@ def check_originals(
                 sha256=entry.sha256,
                 sha256_now=now,
                 used_by_run=entry.stored in used,
-                retention=NO_LOCK,
-                read_only=now is not None and _protection(path),
+                retention=retention,
+                read_only=read_only,
             )
         )
     known = {entry.stored for entry in manifest} | {MANIFEST}

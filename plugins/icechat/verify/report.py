@@ -36,6 +36,7 @@ def build_report(
     finished_at: datetime,
     graph_app: str,
     run: str,
+    data_dir: str,
     folder_name: str,
     originals: OriginalsCheck,
     mailboxes: Sequence[MailboxResult],
@@ -44,7 +45,8 @@ def build_report(
     findings: Sequence[Finding],
     repairs: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """The report object; ``verified`` is true only when nothing differs."""
+    """The report object; ``verified`` is true only when nothing differs. ``data_dir`` is
+    where the originals and reports were read (the files the findings name are in it)."""
     report: dict[str, Any] = {
         "day": day,
         "verified": not findings,
@@ -53,6 +55,7 @@ def build_report(
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": finished_at.isoformat(timespec="seconds"),
         "checked_by": {"software": SOFTWARE, "graph_app": graph_app, "run": run},
+        "data_dir": data_dir,
         "folder": folder_name,
         "checks": {
             "originals": {

@@ -26,12 +26,20 @@ from icechat.ledger import CopyRecord, Ledger
 from icechat.render import MESSAGE
 from icechat.report import reports_dir
 from icechat.settings import DEFAULT_FOLDER
+from icechat.store import DataStore, key_of
 from icechat.verify.accounting import UNMAPPED, account
 from icechat.verify.checkpoint import Checkpoint, fingerprint
 from icechat.verify.expected import Expected, derive, remove_plaintext
 from icechat.verify.findings import Finding, Kind
 from icechat.verify.mailboxes import MailboxChecker, MailboxResult
-from icechat.verify.originals import check_originals, day_report, report_files
+from icechat.verify.originals import (
+    Protection,
+    check_originals,
+    day_report,
+    local_protection,
+    report_files,
+    store_protection,
+)
 from icechat.verify.repair import repair_missing
 from icechat.verify.report import build_report, summary_line, write_report
 from icechat.workdir import verify_work_dir
@@ -39,13 +47,18 @@ from icechat.workdir import verify_work_dir
 log = logging.getLogger(__name__)
 
 
-def _now() -> datetime:
+def now_utc() -> datetime:
+    """The verification's clock (tests give their own)."""
     return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class VerifyJob:
-    """What to verify and with which settings (those the day was archived with)."""
+    """What to verify and with which settings (those the day was archived with).
+
+    ``store`` is the data directory when ``data_dir`` is only a scratch copy of it (an object
+    store): messages and the report name files by its URL, and its locks protect originals.
+    """
 
     day: date
     data_dir: Path
@@ -54,15 +67,30 @@ class VerifyJob:
     profile: Profile = DEFAULT_PROFILE
     run: str = "icechat verify"
     workers: int = 8
+    store: DataStore | None = None
+
+    def where(self, path: Path) -> str:
+        """``path`` (in ``data_dir``) as users reach it: itself, or its URL in the store."""
+        if self.store is None:
+            return str(path)
+        key = key_of(path, self.data_dir)
+        return self.store.url if key == "." else f"{self.store.url}/{key}"
+
+    def protection(self, now: datetime) -> Protection:
+        """What protects the originals at ``now``: file modes, or the store's locks."""
+        if self.store is None:
+            return local_protection
+        return store_protection(self.store, self.data_dir, now)
 
 
 @dataclass(frozen=True)
 class VerifyOutcome:
-    """The written report, and whether checking again later may clear a Graph outage."""
+    """The written report (where users reach it: a path, or a URL in the store), and whether
+    checking again later may clear a Graph outage."""
 
     report: dict[str, Any]
-    json_path: Path
-    html_path: Path
+    json_at: str
+    html_at: str
     retry_later: bool
 
     @property
@@ -81,7 +109,7 @@ def verify_day(
     client: GraphClient,
     pgp_key: PgpKey | None,
     repair: bool = False,
-    clock: Callable[[], datetime] = _now,
+    clock: Callable[[], datetime] = now_utc,
 ) -> VerifyOutcome:
     """Check the day, write ``reports/verify-{day}.json`` and ``.html``; never raises on a
     difference (the outcome says), only when the ledger or the data directory fail."""
@@ -99,6 +127,7 @@ def verify_day(
         raw_day_dir(job.data_dir, job.day),
         report_files(report_of_day),
         list(runs[-1].files) if runs else None,
+        job.protection(started),
     )
     findings.extend(originals.findings)
     try:
@@ -132,6 +161,7 @@ def verify_day(
         finished_at=clock(),
         graph_app=client.settings.client_id,
         run=job.run,
+        data_dir=job.where(job.data_dir),
         folder_name=job.folder_name,
         originals=originals,
         mailboxes=results,
@@ -145,7 +175,7 @@ def verify_day(
     if not retry_later:
         Checkpoint(work, started).clear()
     log.info("%s", summary_line(report))
-    return VerifyOutcome(report, json_path, html_path, retry_later)
+    return VerifyOutcome(report, job.where(json_path), job.where(html_path), retry_later)
 
 
 def expected_items(
