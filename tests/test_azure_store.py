@@ -3,12 +3,14 @@ loopback, with the store built as a task builds it (an Airflow connection and
 ``ObjectStoragePath`` on ``abfs://`` or ``wasb://``).
 
 Azurite has no immutability policies: the tests prove that retention is refused on a container
-without version-level immutability support, never that a policy holds.
+without version-level immutability support and that a dropped policy is noticed, never that
+a policy holds.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from icechat.azure_store import AzureStore
 from icechat.exceptions import StoreError
 from icechat.retention import parse_retention
-from icechat.store import PART, workspace
+from icechat.store import COMPLIANCE, PART, Lock, workspace
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -160,6 +162,17 @@ def test_retention_on_a_missing_container_is_refused(azure_container):
     azure_container.container().delete_container()
     with pytest.raises(StoreError, match="cannot read the properties of container"):
         azure_container.store(retention=parse_retention("7y", "icechat_raw_retention"))
+
+
+def test_a_policy_the_service_did_not_keep_is_an_error_not_a_silent_unlocked_original(
+    azure_container, tmp_path
+):
+    """Azurite takes the upload and drops the policy headers: the store reads the policy
+    back and says so, rather than letting the manifest record a lock nobody holds."""
+    store = azure_container.store()
+    until = datetime(2099, 12, 31, tzinfo=UTC)
+    with pytest.raises(StoreError, match="holds no Locked immutability policy on it"):
+        store.create(write(tmp_path / "a", b"original"), "raw/a", lock=Lock(COMPLIANCE, until))
 
 
 def test_a_file_without_a_policy_has_no_lock(azure_container, tmp_path):

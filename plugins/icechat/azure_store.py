@@ -9,8 +9,8 @@ go through fsspec as for any store; what fsspec cannot say goes to the blob serv
 - write-if-absent as ``If-None-Match: *`` on the upload (a lost race is ``False``, not an
   overwrite);
 - retention as a version-level immutability policy set with the upload (``Locked`` for
-  compliance, ``Unlocked`` for governance), which needs a container with version-level
-  immutability support: :meth:`AzureStore.check_locking` refuses any other;
+  compliance, ``Unlocked`` for governance) and read back, which needs a container with
+  version-level immutability support: :meth:`AzureStore.check_locking` refuses any other;
 - removal of a file with every earlier version of it (plaintext leaves nothing behind).
 """
 
@@ -63,6 +63,20 @@ class AzureStore(ObjectStore):
             raise FileExistsError(f"{self.url}: {key} already exists") from exc
         finally:
             self.fs.invalidate_cache(self._path(key))
+        if lock is not None:
+            self._check_held(key, lock)
+
+    def _check_held(self, key: str, lock: Lock) -> None:
+        """Raise unless the blob now holds the policy asked for: a service (or emulator) that
+        drops the headers must not leave an original unlocked while the report says locked."""
+        held = self.lock_of(key)
+        if held is None or held.mode != lock.mode:
+            raise StoreError(
+                f"{self.url}: {key} was stored, but Azure holds no {POLICY_MODE[lock.mode]} "
+                "immutability policy on it. Enable version-level immutability support on the "
+                "container (blob versioning on the account), or delete the variable "
+                "icechat_raw_retention"
+            )
 
     async def _upload(
         self,
