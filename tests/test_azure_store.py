@@ -17,8 +17,11 @@ import pytest
 
 from icechat.azure_store import AzureStore
 from icechat.exceptions import StoreError
+from icechat.glue.connections import mapping_table
 from icechat.retention import parse_retention
+from icechat.settings import Settings
 from icechat.store import COMPLIANCE, PART, Lock, workspace
+from tests.support.fixtures.azurite import CONN_ID
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -179,3 +182,13 @@ def test_a_file_without_a_policy_has_no_lock(azure_container, tmp_path):
     store = azure_container.store()
     store.upload(write(tmp_path / "a", b"x"), "raw/a")
     assert store.lock_of("raw/a") is None
+
+
+@pytest.mark.parametrize("scheme", ["abfs", "wasb"])
+def test_the_mapping_file_can_live_in_the_container(azure_container, scheme):
+    azure_container.store()  # the connection, as a deployment has it
+    blob = azure_container.container().get_blob_client("config/mapping.csv")
+    blob.upload_blob(b"ImId,Mailbox\njdoe1,john.doe@acme.example\n")
+    url = f"{scheme}://{CONN_ID}@{azure_container.name}/config/mapping.csv"
+    table = mapping_table(Settings(mapping_csv=url))
+    assert table is not None and table.mailbox_for("jdoe1") == "john.doe@acme.example"

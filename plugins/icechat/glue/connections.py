@@ -150,7 +150,9 @@ def mapping_table(settings: Settings) -> MappingTable | None:
     source = settings.mapping_csv
     try:
         data = (
-            ObjectStoragePath(source).read_bytes() if "://" in source else Path(source).read_bytes()
+            ObjectStoragePath(storage_path_url(source)).read_bytes()
+            if "://" in source
+            else Path(source).read_bytes()
         )
     except OSError as exc:
         raise SettingsError(
