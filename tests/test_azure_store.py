@@ -208,11 +208,13 @@ def test_a_policy_the_service_did_not_keep_is_an_error_not_a_silent_unlocked_ori
     azure_container, tmp_path
 ):
     """Azurite takes the upload and drops the policy headers: the store reads the policy
-    back and says so, rather than letting the manifest record a lock nobody holds."""
+    back and says so, rather than letting the manifest record a lock nobody holds, and
+    removes the unlocked blob (a retry's create would otherwise find it and skip it)."""
     store = azure_container.store()
     until = datetime(2099, 12, 31, tzinfo=UTC)
     with pytest.raises(StoreError, match="holds no Locked immutability policy on it"):
         store.create(write(tmp_path / "a", b"original"), "raw/a", lock=Lock(COMPLIANCE, until))
+    assert names(azure_container) == [], "no unlocked original is left for a retry to skip"
 
 
 def test_a_file_without_a_policy_has_no_lock(azure_container, tmp_path):

@@ -69,9 +69,11 @@ class AzureStore(ObjectStore):
 
     def _check_held(self, key: str, lock: Lock) -> None:
         """Raise unless the blob now holds the policy asked for: a service (or emulator) that
-        drops the headers must not leave an original unlocked while the report says locked."""
+        drops the headers must not leave an original unlocked while the report says locked.
+        The unlocked blob is removed, so that the task's retry writes it again, locked."""
         held = self.lock_of(key)
         if held is None or held.mode != lock.mode:
+            self.remove(key)
             raise StoreError(
                 f"{self.url}: {key} was stored, but Azure holds no {POLICY_MODE[lock.mode]} "
                 "immutability policy on it. Enable version-level immutability support on the "
