@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv test lint bench demo airflow clean
+.PHONY: venv azurite test lint bench demo airflow clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,6 +13,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(VENV)/.installed
 
+# Azurite (Azure Blob on loopback, for the Azure tests), from npm as locked in .ci/azurite;
+# installed once, again only when the lock changes. ICECHAT_AZURITE (set by .ci/run) names
+# one installed elsewhere instead.
+AZURITE := .ci/azurite/node_modules/.bin/azurite-blob
+$(AZURITE): .ci/azurite/package.json .ci/azurite/package-lock.json
+	npm ci --prefix .ci/azurite --no-audit --no-fund --loglevel=error
+	touch $@
+
+azurite: $(AZURITE)
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check plugins tests dags bench
@@ -20,7 +30,7 @@ lint: venv
 
 # Two workers, a test file each at a time (module fixtures start once), longest files first.
 TEST_WORKERS ?= 2
-test: venv lint
+test: venv lint $(if $(ICECHAT_AZURITE),,azurite)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The benchmarks (minutes; never part of test), one table: bench/run.py. BENCH picks some and
@@ -37,4 +47,4 @@ airflow: venv
 	PYTHONPATH=plugins $(PY) -m icechat demo airflow
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .ci/azurite/node_modules

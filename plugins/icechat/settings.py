@@ -61,6 +61,15 @@ _FALSE = {"false", "no", "0", "off"}
 
 
 OBJECT_STORES = ("s3", "abfs", "abfss", "wasb", "wasbs")  # through ObjectStoragePath
+# Airflow's Azure provider registers adlfs for abfs:// and abfss:// only; adlfs reaches the
+# Blob endpoint for both, so wasb:// and wasbs:// are the same stores under Hadoop's names.
+_AIRFLOW_SCHEME = {"wasb": "abfs", "wasbs": "abfss"}
+
+
+def storage_path_url(url: str) -> str:
+    """An object-storage ``icechat_data_dir`` as Airflow's ``ObjectStoragePath`` takes it."""
+    scheme, sep, rest = url.partition("://")
+    return f"{_AIRFLOW_SCHEME.get(scheme, scheme)}{sep}{rest}"
 
 
 def _data_location(value: str) -> tuple[Path, str | None]:

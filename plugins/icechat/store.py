@@ -6,7 +6,8 @@ be on any worker's disk: each task copies the files it reads into its own tempor
 (:func:`workspace`), works there, uploads what it wrote and removes the folder. Large files
 move in parts (:data:`PART` bytes, :data:`PARTS_AT_ONCE` at a time, ranged reads), so a 1 GB
 part never sits in memory. Originals can be written once and locked (:class:`Lock`, S3
-Object Lock); plaintext is removed with every earlier version of it.
+Object Lock; Azure Blob's immutability policies in :mod:`icechat.azure_store`); plaintext is
+removed with every earlier version of it.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ log = logging.getLogger(__name__)
 PART = 8 * 2**20  # bytes per multipart part and per ranged read
 PARTS_AT_ONCE = 2  # parts in flight per file: memory stays near PART * PARTS_AT_ONCE
 COMPLIANCE, GOVERNANCE = "COMPLIANCE", "GOVERNANCE"
+AZURE_PROTOCOLS = frozenset({"abfs", "abfss", "az"})  # adlfs's, for abfs:// and wasb:// URLs
 
 
 @dataclass(frozen=True, slots=True)
 class Lock:
-    """A retention lock on one stored object: S3 Object Lock's mode and retain-until date."""
+    """A retention lock on one stored object: its mode (S3 Object Lock's names) and
+    retain-until date."""
 
     mode: str
     until: datetime
@@ -121,8 +124,8 @@ class DataStore(ABC):
         """Raise :class:`StoreError` unless this store can lock objects."""
         raise StoreError(
             f"{self.url}: this data directory cannot lock files; retention "
-            "(icechat_raw_retention) needs an S3 bucket with Object Lock enabled: use one, "
-            "or delete the variable"
+            "(icechat_raw_retention) needs an S3 bucket with Object Lock enabled or an Azure "
+            "container with version-level immutability support: use one, or delete the variable"
         )
 
 
@@ -217,8 +220,7 @@ class ObjectStore(DataStore):
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url
-        protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
-        self.s3 = bool({"s3", "s3a"} & set(protocol))
+        self.s3 = bool({"s3", "s3a"} & protocols(fs))
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root
@@ -367,6 +369,20 @@ class ObjectStore(DataStore):
                 f"{self.url}: bucket {bucket} does not have Object Lock enabled; enable it, "
                 "or delete the variable icechat_raw_retention"
             )
+
+
+def protocols(fs: Any) -> set[str]:
+    """The names an fsspec file system answers to."""
+    return set(fs.protocol) if isinstance(fs.protocol, tuple | list) else {fs.protocol}
+
+
+def object_store(fs: Any, root: str, url: str) -> ObjectStore:
+    """The store for ``fs``: Azure Blob's own (blocks, immutability policies), else the generic."""
+    if AZURE_PROTOCOLS & protocols(fs):
+        from icechat.azure_store import AzureStore
+
+        return AzureStore(fs, root, url)
+    return ObjectStore(fs, root, url)
 
 
 @contextmanager

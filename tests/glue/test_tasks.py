@@ -140,6 +140,33 @@ def test_fetching_again_into_s3_writes_and_locks_each_original_once(
     assert len(originals) == 3  # two parts and the marker, one version each
 
 
+def test_fetching_again_into_azure_blob_writes_each_original_once(
+    monkeypatch, sftp_server, make_day, azure_container
+):
+    """The fetch task on an abfs:// data directory: the originals land in the container
+    through the task's own glue, and a cleared fetch writes none of them again."""
+    firm, day = sftp_server.username.upper(), date(2026, 11, 26)
+    make_day(Path(sftp_server.remote_dir), firm, day, parts=2)
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_AZURE", azure_container.server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", "postgresql://u:p@127.0.0.1:1/unused")
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_REMOTE_DIR", sftp_server.remote_dir)
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", azure_container.url())
+    monkeypatch.delenv("AIRFLOW_VAR_ICECHAT_RAW_RETENTION", raising=False)
+
+    def originals() -> dict[str, str]:
+        listed = azure_container.container().list_blobs(name_starts_with="icechat/raw/")
+        return {b.name: b.etag for b in listed if not b.name.endswith("manifest.json")}
+
+    first = tasks.fetch(day)
+    written = originals()
+    again = tasks.fetch(day)
+    names = [f"raw/{day}/{firm}_ICECHAT_20261126_0{n}.xml" for n in (1, 2)]
+    assert [f["path"] for f in first["files"]] == [f["path"] for f in again["files"]] == names
+    assert {f"icechat/{n}" for n in names} < set(written)
+    assert originals() == written, "a cleared fetch wrote an original again"
+
+
 @pytest.mark.parametrize("packaging", ["xml", "xml.gz", "zip"])
 def test_parts_go_through_s3_between_decrypt_and_render(
     monkeypatch, tmp_path, make_day, s3_bucket, packaging

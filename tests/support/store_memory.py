@@ -1,7 +1,8 @@
 """Run as a script: upload and download one large file through the store, print peak RSS.
 
 A separate process, so the peak is the store's alone: ``python -m tests.support.store_memory
-ENDPOINT BUCKET MIB`` prints ``{"baseline": bytes, "peak": bytes}``.
+ENDPOINT BUCKET MIB`` (S3) or ``... azure CONNECTION_STRING CONTAINER MIB`` (Azurite) prints
+``{"baseline": bytes, "peak": bytes}``.
 """
 
 from __future__ import annotations
@@ -15,21 +16,31 @@ from pathlib import Path
 import s3fs
 
 from icechat.dev.s3server import ACCESS_KEY, REGION, SECRET_KEY
-from icechat.store import ObjectStore
+from icechat.store import ObjectStore, object_store
 
 
 def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def main(endpoint: str, bucket: str, mib: int) -> None:
+def s3_store(endpoint: str, bucket: str) -> ObjectStore:
     fs = s3fs.S3FileSystem(
         key=ACCESS_KEY,
         secret=SECRET_KEY,
         endpoint_url=endpoint,
         client_kwargs={"region_name": REGION},
     )
-    store = ObjectStore(fs, f"{bucket}/mem", f"s3://{bucket}/mem")
+    return ObjectStore(fs, f"{bucket}/mem", f"s3://{bucket}/mem")
+
+
+def azure_store(connection_string: str, container: str) -> ObjectStore:
+    from adlfs import AzureBlobFileSystem
+
+    fs = AzureBlobFileSystem(connection_string=connection_string)
+    return object_store(fs, f"{container}/mem", f"abfs://{container}/mem")
+
+
+def main(store: ObjectStore, mib: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         small, big, back = Path(tmp, "small"), Path(tmp, "big"), Path(tmp, "back")
         small.write_bytes(b"x" * 1024)
@@ -47,4 +58,7 @@ def main(endpoint: str, bucket: str, mib: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    if sys.argv[1] == "azure":
+        main(azure_store(sys.argv[2], sys.argv[3]), int(sys.argv[4]))
+    else:
+        main(s3_store(sys.argv[1], sys.argv[2]), int(sys.argv[3]))

@@ -48,8 +48,8 @@ from icechat.graph.settings import GRAPH_URL, MICROSOFT_AUTHORITY_HOST, GraphSet
 from icechat.ice.delivery import RemoteFile
 from icechat.ice.pgp import PgpKey
 from icechat.mapping.csvfile import MappingTable, parse_mapping
-from icechat.settings import Settings
-from icechat.store import DataStore, LocalStore, ObjectStore
+from icechat.settings import Settings, storage_path_url
+from icechat.store import DataStore, LocalStore, object_store
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ def data_store(settings: Settings) -> DataStore:
     """The data directory as a store: the local folder, or the object-storage prefix.
 
     An object store is reached through Airflow's ``ObjectStoragePath``: the connection named in
-    the URL (``s3://conn_id@bucket/prefix``), else the provider's default (``aws_default``).
+    the URL (``s3://conn_id@bucket/prefix``, ``abfs://conn_id@container/prefix``), else the
+    provider's default (S3: ``aws_default``; Azure: adlfs's environment variables).
     An object store without the ledger connection, and with ``icechat_raw_retention`` set a
     store that cannot lock originals, are refused here, before anything is fetched.
     """
@@ -85,8 +86,8 @@ def data_store(settings: Settings) -> DataStore:
         from airflow.sdk import ObjectStoragePath
 
         ledger_url(settings)  # SQLite in the data directory cannot be: say so now
-        path = ObjectStoragePath(settings.data_url)
-        store = ObjectStore(path.fs, path.path, settings.data_url)
+        path = ObjectStoragePath(storage_path_url(settings.data_url))
+        store = object_store(path.fs, path.path, settings.data_url)
     if settings.raw_retention is not None:
         store.check_locking()
     return store
@@ -149,7 +150,9 @@ def mapping_table(settings: Settings) -> MappingTable | None:
     source = settings.mapping_csv
     try:
         data = (
-            ObjectStoragePath(source).read_bytes() if "://" in source else Path(source).read_bytes()
+            ObjectStoragePath(storage_path_url(source)).read_bytes()
+            if "://" in source
+            else Path(source).read_bytes()
         )
     except OSError as exc:
         raise SettingsError(

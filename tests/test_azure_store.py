@@ -1,0 +1,233 @@
+"""The data directory in Azure Blob Storage: the same promises as on S3, against Azurite on
+loopback, with the store built as a task builds it (an Airflow connection and
+``ObjectStoragePath`` on ``abfs://`` or ``wasb://``).
+
+Azurite has no immutability policies: the tests prove that retention is refused on a container
+without version-level immutability support and that a dropped policy is noticed, never that
+a policy holds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from icechat.azure_store import AzureStore
+from icechat.exceptions import StoreError
+from icechat.glue.connections import mapping_table
+from icechat.retention import parse_retention
+from icechat.settings import Settings
+from icechat.store import COMPLIANCE, PART, Lock, workspace
+from tests.support.fixtures.azurite import CONN_ID
+from tests.support.paths import REPO
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def names(azure_container) -> list[str]:
+    return sorted(b.name for b in azure_container.container().list_blobs())
+
+
+@pytest.mark.parametrize("scheme", ["abfs", "wasb"])
+def test_files_go_up_and_come_back_whole(azure_container, tmp_path, scheme):
+    store = azure_container.store(scheme=scheme)
+    assert isinstance(store, AzureStore)
+    store.upload(write(tmp_path / "a.xml", b"<FileDump/>"), "raw/2026-11-26/a.xml")
+    store.write_bytes("reports/2026-11-26.json", b"{}")
+    assert names(azure_container) == [
+        "icechat/raw/2026-11-26/a.xml",
+        "icechat/reports/2026-11-26.json",
+    ]
+    assert store.exists("raw/2026-11-26/a.xml")
+    assert not store.exists("raw/2026-11-26/b.xml")
+    assert store.files("raw") == ["raw/2026-11-26/a.xml"]
+    assert store.files("raw/2026-11-26/a.xml") == ["raw/2026-11-26/a.xml"]
+    assert store.files("nothing") == []
+    store.download("raw/2026-11-26/a.xml", tmp_path / "back" / "a.xml")
+    assert (tmp_path / "back" / "a.xml").read_bytes() == b"<FileDump/>"
+    assert store.read_bytes("reports/2026-11-26.json") == b"{}"
+    assert store.read_bytes("reports/absent.json") is None
+    assert store.remove("raw") == 1
+    assert store.files("raw") == []
+    assert names(azure_container) == ["icechat/reports/2026-11-26.json"]
+
+
+def test_a_large_file_goes_up_in_blocks_of_8_mib_and_comes_back_whole(azure_container, tmp_path):
+    data = bytes(range(256)) * ((2 * PART + 1000) // 256) + b"tail"
+    store = azure_container.store()
+    store.upload(write(tmp_path / "big.zip.pgp", data), "raw/big.zip.pgp")
+    blob = azure_container.container().get_blob_client("icechat/raw/big.zip.pgp")
+    committed, _ = blob.get_block_list("committed")
+    assert [b.size for b in committed] == [PART, PART, len(data) - 2 * PART]
+    store.download("raw/big.zip.pgp", tmp_path / "back")
+    assert (tmp_path / "back").read_bytes() == data
+
+
+def _peak(azure_container, mib: int) -> int:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.store_memory",
+            "azure",
+            azure_container.server.connection_string,
+            azure_container.name,
+            str(mib),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rss = json.loads(done.stdout.strip().splitlines()[-1])
+    return int(rss["peak"] - rss["baseline"])
+
+
+def test_a_large_file_never_sits_in_memory(azure_container):
+    """Up and down, the peak grows by a few blocks whatever the file's size (the SDK's and
+    fsspec's defaults grew it by 55 MiB for a 96 MiB download)."""
+    small = _peak(azure_container, 16)
+    large = _peak(azure_container, 96)
+    assert large < 56 * 2**20, f"peak RSS grew by {large / 2**20:.0f} MiB"
+    assert large - small < 24 * 2**20, (
+        f"a 96 MiB file costs {(large - small) / 2**20:.0f} MiB more than a 16 MiB one"
+    )
+
+
+def test_a_changed_file_gets_another_stamp(azure_container, tmp_path):
+    store = azure_container.store()
+    store.write_bytes("work/d/a.jsonl", b"v1")
+    before = store.stamps("work/d")
+    store.write_bytes("work/d/a.jsonl", b"v2")
+    after = store.stamps("work/d")
+    assert list(before) == list(after) == ["work/d/a.jsonl"]
+    assert before != after
+
+
+def test_create_writes_only_where_nothing_is(azure_container, tmp_path):
+    store = azure_container.store()
+    assert store.create(write(tmp_path / "a", b"first"), "raw/a") is True
+    assert store.create(write(tmp_path / "b", b"second"), "raw/a") is False
+    assert store.read_bytes("raw/a") == b"first"
+
+
+def test_create_loses_a_race_without_overwriting(azure_container, tmp_path, monkeypatch):
+    """Another worker wrote the original between our look and our write: If-None-Match: *
+    makes Azure refuse ours, small or in blocks, and the first stays."""
+    store = azure_container.store()
+    store.upload(write(tmp_path / "a", b"first"), "raw/a")
+    monkeypatch.setattr(store, "exists", lambda key: False)
+    assert store.create(write(tmp_path / "b", b"second"), "raw/a") is False
+    assert store.create(write(tmp_path / "c", b"x" * (PART + 1)), "raw/a") is False
+    assert store.read_bytes("raw/a") == b"first"
+
+
+def test_of_two_workers_creating_one_original_exactly_one_wins(azure_container, tmp_path):
+    store = azure_container.store()
+    srcs = [write(tmp_path / f"w{i}", f"worker {i}".encode()) for i in range(2)]
+    results: dict[int, bool] = {}
+    start = threading.Barrier(2)
+
+    def create(i: int) -> None:
+        start.wait()
+        results[i] = store.create(srcs[i], "raw/a")
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results.values()) == [False, True]
+    winner = next(i for i, won in results.items() if won)
+    assert store.read_bytes("raw/a") == f"worker {winner}".encode()
+
+
+def test_a_task_works_in_its_own_folder_and_stores_what_it_wrote(azure_container, tmp_path):
+    store = azure_container.store()
+    store.write_bytes("work/d/parts/p.xml", b"<p/>")
+    store.write_bytes("work/verify/d/checkpoint.jsonl", b"{}\n")
+    store.write_bytes("raw/d/manifest.json", b"{}")
+    with workspace(
+        store,
+        inputs=["work/d/parts", "work/verify/d"],
+        outputs=["work/d/items", "work/verify/d"],
+        scratch=tmp_path,
+    ) as w:
+        assert w.parent == tmp_path
+        assert (w / "work/d/parts/p.xml").read_bytes() == b"<p/>"
+        assert not (w / "raw").exists(), "only the inputs are copied"
+        write(w / "work/d/items/p/index.jsonl", b"{}\n")
+        write(w / "work/d/items/p/.index.jsonl.123.partial", b"half")
+        (w / "work/verify/d/checkpoint.jsonl").unlink()
+    assert not w.exists()
+    assert store.files("work") == ["work/d/items/p/index.jsonl", "work/d/parts/p.xml"]
+    assert store.files("raw") == ["raw/d/manifest.json"]
+
+
+def test_a_failed_task_stores_nothing_and_leaves_no_folder(azure_container, tmp_path):
+    store = azure_container.store()
+    with pytest.raises(RuntimeError), workspace(store, outputs=["work"], scratch=tmp_path) as w:
+        write(w / "work/half.jsonl", b"{")
+        raise RuntimeError("parse failed")
+    assert list(tmp_path.iterdir()) == []
+    assert store.files("work") == []
+
+
+def test_retention_on_a_container_without_version_level_immutability_is_refused(
+    azure_container,
+):
+    """Azurite, like a container nobody enabled it on, has no version-level immutability:
+    the glue refuses before a task fetches anything, saying what to enable."""
+    with pytest.raises(StoreError) as err:
+        azure_container.store(retention=parse_retention("7y", "icechat_raw_retention"))
+    message = str(err.value)
+    assert f"container {azure_container.name} does not have version-level immutability" in message
+    assert "Enable blob versioning" in message and "icechat_raw_retention" in message
+    assert names(azure_container) == []
+
+
+def test_retention_on_a_missing_container_is_refused(azure_container):
+    azure_container.container().delete_container()
+    with pytest.raises(StoreError, match="cannot read the properties of container"):
+        azure_container.store(retention=parse_retention("7y", "icechat_raw_retention"))
+
+
+def test_a_policy_the_service_did_not_keep_is_an_error_not_a_silent_unlocked_original(
+    azure_container, tmp_path
+):
+    """Azurite takes the upload and drops the policy headers: the store reads the policy
+    back and says so, rather than letting the manifest record a lock nobody holds, and
+    removes the unlocked blob (a retry's create would otherwise find it and skip it)."""
+    store = azure_container.store()
+    until = datetime(2099, 12, 31, tzinfo=UTC)
+    with pytest.raises(StoreError, match="holds no Locked immutability policy on it"):
+        store.create(write(tmp_path / "a", b"original"), "raw/a", lock=Lock(COMPLIANCE, until))
+    assert names(azure_container) == [], "no unlocked original is left for a retry to skip"
+
+
+def test_a_file_without_a_policy_has_no_lock(azure_container, tmp_path):
+    store = azure_container.store()
+    store.upload(write(tmp_path / "a", b"x"), "raw/a")
+    assert store.lock_of("raw/a") is None
+
+
+@pytest.mark.parametrize("scheme", ["abfs", "wasb"])
+def test_the_mapping_file_can_live_in_the_container(azure_container, scheme):
+    azure_container.store()  # the connection, as a deployment has it
+    blob = azure_container.container().get_blob_client("config/mapping.csv")
+    blob.upload_blob(b"ImId,Mailbox\njdoe1,john.doe@acme.example\n")
+    url = f"{scheme}://{CONN_ID}@{azure_container.name}/config/mapping.csv"
+    table = mapping_table(Settings(mapping_csv=url))
+    assert table is not None and table.mailbox_for("jdoe1") == "john.doe@acme.example"
