@@ -18,9 +18,10 @@ pytest_plugins = sorted(
 
 # Longest first (pytest --durations on the 2-core machine); every other file keeps its order.
 LONGEST_FIRST = (
-    "tests/test_dag.py",
     "tests/test_browser.py",
     "tests/test_system.py",
+    "tests/test_dag.py",
+    "tests/test_dag_runs.py",
     "tests/test_celery.py",
     "tests/dev/test_demo.py",
     "tests/test_import_crash.py",

@@ -1,4 +1,5 @@
-"""The DAG: it imports cleanly, and ``airflow dags test`` archives a sample day end to end."""
+"""The DAG: it imports cleanly, and ``airflow dags test`` archives a sample day end to end
+(more runs of it: ``test_dag_runs.py``)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,17 @@ import shutil
 import tempfile
 import warnings
 from collections import Counter
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from icechat.dev.sample import own_people, write_day
 from icechat.dev.sample.population import directory_users
 from icechat.ice.delivery import marker_name, part_name
 from icechat.ice.parser import read_part
 from icechat.ledger import CopyState, Ledger, LedgerReader
-from tests.support.airflow_env import (
-    REPO,
-    airflow_env,
-    copies_of,
-    graph_connection,
-    pgp_connection,
-    run_airflow,
-    without_mailbox,
-)
-
-DAY = date(2026, 11, 26)
-MESSAGES, SEED = 120, 5
+from tests.support.airflow_env import REPO, copies_of, run_airflow, without_mailbox
+from tests.support.dags_test import DAY, firm_people
 
 
 def test_dagbag_imports_without_errors_or_warnings():
@@ -122,60 +111,6 @@ def test_reconcile_gets_every_upstream_result_as_an_argument():
     assert dag.get_task("wait_for_export").day.operator.task_id == "resolve_day"
 
 
-@pytest.fixture
-def sample_site(sftp_server, pgp_keypair, tmp_path):
-    """An encrypted two-part sample day with a marker, on the SFTP site.
-
-    The SFTP login is the current user, in lower case as ICE's logins usually are; the files
-    carry the firm code in upper case, as ICE issues it.
-    """
-    firm = sftp_server.username.upper()
-    plain = write_day(tmp_path / "plain", firm, DAY, MESSAGES, SEED, parts=2, packaging="zip")
-    site = Path(sftp_server.remote_dir)
-    key = pgp_keypair.public_file
-    write_day(
-        site, firm, DAY, MESSAGES, SEED, parts=2, packaging="zip", encrypt_to=key, marker=True
-    )
-    return plain
-
-
-def firm_people(sftp_server: Any) -> dict[str, str]:
-    """Email -> name of the firm's own people in the sample day (the tenant's users)."""
-    return own_people(sftp_server.username.upper(), [DAY], MESSAGES, SEED)
-
-
-def run_day(
-    tmp_path: Path,
-    sftp_server: Any,
-    pgp_keypair: Any,
-    graph_emulator: Any,
-    graph: dict[str, Any] | None = None,
-    connections: dict[str, Any] | None = None,
-    **variables: str,
-) -> tuple[dict[str, str], Path, Any]:
-    """``airflow dags test`` of DAY in a fresh Airflow home against the test servers.
-
-    Returns the environment (to run again), the data directory and the first run's result.
-    A ``data_dir`` variable replaces the local data directory (which then stays absent).
-    """
-    data = tmp_path / "data"
-    env = airflow_env(
-        tmp_path / "airflow",
-        data,
-        icechat_sftp=sftp_server.connection(),
-        icechat_pgp=pgp_connection(pgp_keypair),
-        icechat_graph=graph or graph_connection(graph_emulator),
-        **(connections or {}),
-    )
-    env["AIRFLOW_VAR_ICECHAT_REMOTE_DIR"] = sftp_server.remote_dir
-    for name, value in variables.items():
-        env[f"AIRFLOW_VAR_ICECHAT_{name.upper()}"] = value
-    assert run_airflow(env, "db", "migrate").returncode == 0
-    result = run_airflow(env, "dags", "test", "icechat_archive", DAY.isoformat(), timeout=300)
-    (tmp_path / "dags-test.log").write_text(result.stdout + result.stderr)
-    return env, data, result
-
-
 class Archive:
     """Where a test run keeps its data: a local folder, or a bucket of the test S3 server."""
 
@@ -222,7 +157,7 @@ class Archive:
 
 @pytest.mark.parametrize("where", ["local", "s3"])
 def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
-    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path, request, monkeypatch, where
+    sample_site, run_day, sftp_server, graph_emulator, tmp_path, request, monkeypatch, where
 ):
     """Once with a local data directory, once with the data directory in S3: no task finds
     another's file on its disk, originals are locked, plaintext leaves no version behind."""
@@ -239,7 +174,7 @@ def test_dags_test_archives_a_day_and_a_rerun_adds_nothing(
     if where == "s3":
         monkeypatch.setenv("TMPDIR", str(archive.scratch))
         request.addfinalizer(lambda: shutil.rmtree(archive.scratch, ignore_errors=True))
-    env, _data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator, **settings)
+    env, _data, result = run_day(**settings)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = archive.report()
     assert report["firm"] == sftp_server.username.upper() != sftp_server.username
@@ -308,11 +243,9 @@ def assert_locked_in_s3(archive: Archive, report: dict[str, Any], run: Any) -> N
     assert list(archive.scratch.iterdir()) == [], "every task removed its scratch folder"
 
 
-def test_a_day_whose_participants_map_nowhere_is_reported_balanced(
-    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
-):
+def test_a_day_whose_participants_map_nowhere_is_reported_balanced(sample_site, run_day):
     """No mailbox for anyone: no import task runs, and the report still accounts for all."""
-    _env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
+    _env, data, result = run_day()
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
     assert report["copies"] == report["not_mapped"] > 0
@@ -320,55 +253,7 @@ def test_a_day_whose_participants_map_nowhere_is_reported_balanced(
     assert report["balanced"] is True
 
 
-def test_an_app_without_mail_permission_fails_the_day_saying_what_to_grant(
-    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
-):
-    people = firm_people(sftp_server)
-    graph_emulator.add_users([{"userPrincipalName": e} for e in people])
-    graph = graph_connection(
-        graph_emulator,
-        client_id=graph_emulator.nomail_client_id,
-        secret=graph_emulator.nomail_client_secret,
-    )
-    _env, _data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator, graph=graph)
-    log = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "Mail.ReadWrite" in log
-    assert "not retried: fix the cause" in log
-    assert graph_emulator.nomail_client_secret not in log
-    assert pgp_keypair.passphrase not in log
-
-
-def test_transcript_mode_archives_one_item_per_conversation_day(
-    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
-):
-    people = firm_people(sftp_server)
-    graph_emulator.add_users([{"userPrincipalName": e} for e in people])
-    _env, data, result = run_day(
-        tmp_path,
-        sftp_server,
-        pgp_keypair,
-        graph_emulator,
-        item_mode="transcript",
-        folder_name="ICE Chat Transcripts",
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
-    report = json.loads((data / "reports" / f"{DAY}.json").read_text())
-    assert report["item_mode"] == "transcript"
-    assert report["items"] == 120
-    assert 0 < report["mail_items"] < 120
-    assert report["balanced"] is True and report["failed"] == 0
-    stored = sum(graph_emulator.message_count(e, "ICE Chat Transcripts") for e in people)
-    assert stored == report["imported"] > 0
-    subjects = {
-        m["subject"] for e in people for m in graph_emulator.messages(e, "ICE Chat Transcripts")
-    }
-    assert all(s.startswith("ICE Chat transcript:") for s in subjects)
-
-
-def test_a_day_without_chats_is_an_empty_balanced_report(
-    sftp_server, pgp_keypair, graph_emulator, tmp_path
-):
+def test_a_day_without_chats_is_an_empty_balanced_report(sftp_server, run_day):
     """A holiday: one unencrypted part with no conversation; nothing to archive, all told."""
     firm = sftp_server.username.upper()
     site = Path(sftp_server.remote_dir)
@@ -380,43 +265,8 @@ def test_a_day_without_chats_is_an_empty_balanced_report(
     digest = hashlib.sha256(part.read_bytes()).hexdigest()
     marker = f"{part.name},{part.stat().st_size},{digest},0\n"
     (site / marker_name(firm, DAY)).write_text(marker)
-    _env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
+    _env, data, result = run_day()
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     report = json.loads((data / "reports" / f"{DAY}.json").read_text())
     assert (report["items"], report["copies"], len(report["files"])) == (0, 0, 1)
     assert report["balanced"] is True
-
-
-def test_icechat_verify_checks_the_archived_day_and_repairs_only_when_asked(
-    sample_site, sftp_server, pgp_keypair, graph_emulator, tmp_path
-):
-    """The day range comes from the variables: a run on D+2 with one day and two days lag."""
-    people = firm_people(sftp_server)
-    graph_emulator.add_users([{"userPrincipalName": e} for e in people])
-    env, data, result = run_day(tmp_path, sftp_server, pgp_keypair, graph_emulator)
-    assert result.returncode == 0, result.stdout[-4000:]
-    env["AIRFLOW_VAR_ICECHAT_VERIFY_DAYS"] = "1"
-    run_on = "2026-11-28"
-    clean = run_airflow(env, "dags", "test", "icechat_verify", run_on, timeout=180)
-    assert clean.returncode == 0, clean.stdout[-6000:] + clean.stderr[-3000:]
-    report = json.loads((data / "reports" / f"verify-{DAY}.json").read_text())
-    assert report["verified"] is True
-    assert report["checks"]["mailboxes"]["copies"] == report["checks"]["mailboxes"]["found"] > 0
-    assert report["checks"]["originals"]["read_by_the_run"] == 2  # decrypted with icechat_pgp
-
-    with Ledger(f"sqlite:///{data / 'ledger.sqlite'}") as ledger:
-        gone = next(r for r in ledger.copies(DAY) if r.state is CopyState.DONE)
-    graph_emulator.graph("POST", f"/users/{gone.mailbox}/messages/{gone.graph_id}/permanentDelete")
-    differs = run_airflow(env, "dags", "test", "icechat_verify", run_on, timeout=180)
-    log = differs.stdout + differs.stderr
-    assert differs.returncode != 0
-    assert "DIFFERS (1 missing_item)" in log and gone.item_key in log
-    assert "icechat verify --repair" in log
-    assert graph_emulator.client_secret not in log and pgp_keypair.passphrase not in log
-
-    repair = run_airflow(
-        env, "dags", "test", "icechat_verify", run_on, "-c", '{"repair": true}', timeout=180
-    )
-    assert repair.returncode == 0, repair.stdout[-6000:]
-    repaired = json.loads((data / "reports" / f"verify-{DAY}.json").read_text())["repaired"]
-    assert [(r["key"], r["outcome"]) for r in repaired] == [(gone.item_key, "imported")]
