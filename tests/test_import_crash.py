@@ -34,6 +34,18 @@ def _start(spec: dict[str, Any]) -> subprocess.Popen[str]:
     )
 
 
+def _stored(graph_emulator: Any) -> int:
+    return sum(len(graph_emulator.messages(m)) for m in MAILBOXES)
+
+
+def _wait_for_more_than(graph_emulator: Any, stored: int, proc: subprocess.Popen[str]) -> None:
+    """Until the mailboxes hold more than ``stored`` copies, or the try ended by itself."""
+    deadline = time.monotonic() + 120
+    while _stored(graph_emulator) <= stored and proc.poll() is None:
+        assert time.monotonic() < deadline, f"no copy stored in 120 s beyond {stored}"
+        time.sleep(0.01)
+
+
 def test_killed_twenty_times_then_finished_every_copy_exactly_once(
     graph_emulator: Any, tmp_path: Path
 ) -> None:
@@ -57,16 +69,21 @@ def test_killed_twenty_times_then_finished_every_copy_exactly_once(
         "lease_seconds": 0.3,
     }
     rng = random.Random(20261126)
-    stored_before: list[int] = []
+    total = PER_MAILBOX * len(MAILBOXES)
+    stored_before: list[int] = [0]
     for attempt in range(20):
         proc = _start({**spec, "batch": attempt % 2 == 0})
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready", proc.stderr and proc.stderr.read()
-        time.sleep(rng.uniform(0.0, 0.6))
+        # Killed once this try has stored something (however slow the machine), at a random
+        # point after that: each kill lands at a new place in the import.
+        _wait_for_more_than(graph_emulator, stored_before[-1], proc)
+        time.sleep(rng.uniform(0.0, 0.2))
         proc.kill()
         proc.communicate(timeout=30)
-        stored_before.append(sum(len(graph_emulator.messages(m)) for m in MAILBOXES))
-    total = PER_MAILBOX * len(MAILBOXES)
+        stored_before.append(_stored(graph_emulator))
+        if stored_before[-1] == total:
+            break
     mid_import = {n for n in stored_before if 0 < n < total}
     assert len(mid_import) >= 5, f"kills must land mid-import: {stored_before}"
     final = _start({**spec, "batch": True})
