@@ -148,6 +148,37 @@ def test_unknown_elements_and_attributes_are_counted_not_fatal(tmp_path):
     assert stats.unknown_attributes == {"Message@Color": 1}
 
 
+def test_scan_counts_what_reading_the_items_counts(tmp_path):
+    body = (
+        message("m1", extra=' Color="red"').replace("<Content>", "<Mood>happy</Mood><Content>")
+        + "<Whiteboard><Stroke/></Whiteboard>"
+        + message("m2", when="2026-11-26T10:15:02+01:00", extra=' Type="System"')
+        + message("m3", when="1795684501", text="*** Disclaimer: recorded")
+        + message("m4").replace("<ImId>b</ImId>", '<ImId x="1">c</ImId>')
+    )
+    path = write(tmp_path, export(body))
+    with read_part(path) as part:
+        list(part.items())
+        read = part.stats
+    with read_part(path) as part:
+        scanned = part.scan()
+    assert scanned == read
+    assert scanned.items == 4 and scanned.participants == {"a", "b", "c"}
+    assert scanned.by_kind == {"chat": 2, "system": 1, "disclaimer": 1}
+    assert scanned.first == datetime(2026, 11, 26, 9, 15, 1, tzinfo=UTC)
+    assert scanned.unknown_attributes == {"Message@Color": 1, "ImId@x": 1}
+
+
+def test_scan_refuses_what_reading_the_items_refuses(tmp_path):
+    body = message("m1") + message("m2", extra=' Type="Chat"').replace("m2", "")
+    path = write(tmp_path, export(body))
+    with (
+        pytest.raises(ExportFormatError, match=r"has no <MessageID>.*1 chat items"),
+        read_part(path) as part,
+    ):
+        part.scan()
+
+
 def test_content_prefix_marks_a_disclaimer(tmp_path):
     (item,) = items_of(write(tmp_path, export(message("m1", text="*** Disclaimer: recorded"))))
     assert item.kind is ItemKind.DISCLAIMER

@@ -33,9 +33,7 @@ def run(args: argparse.Namespace) -> int:
     last: datetime | None = None
     for name in args.files:
         with read_part(name) as part:
-            for _ in part.items():
-                pass
-            stats = part.stats
+            stats = part.scan()
         conversations += stats.conversations
         items += stats.items
         by_kind.update(stats.by_kind)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from os import PathLike
-from typing import Any
+from typing import Any, cast
 
 from lxml import etree
 
@@ -42,6 +43,11 @@ _MESSAGE_ID, _TIME, _SENDER, _RECIPIENT, _CONTENT, _UPDATED = range(6)
 _STATUS = 10
 _ROOT_START = re.compile(rb"<[A-Za-z_:]")
 Element = Any  # lxml's _Element; lxml-stubs types it too loosely to be worth the casts
+# An element's exact markup as UTF-8 (the participant cache key); lxml-stubs types it as str.
+_markup = cast(
+    Callable[[Element], bytes],
+    partial(etree.tostring, encoding="UTF-8", xml_declaration=False, with_tail=False),
+)
 
 
 @dataclass
@@ -140,6 +146,7 @@ class ExportParser:
             | {p.root, p.conversation}
         )
         self._people: dict[bytes, Participant] = {}
+        self._build = True  # False: items are checked and counted, never built (inspect)
         self._kinds = {
             p.type_chat: ItemKind.CHAT,
             p.type_system: ItemKind.SYSTEM,
@@ -179,9 +186,11 @@ class ExportParser:
 
         The same people appear in thousands of items a day; building each once keeps the
         per-item cost near lxml's own. Markup with anything unusual is never cached, so
-        unknown elements and attributes are counted at every occurrence.
+        unknown elements and attributes are counted at every occurrence. UTF-8 markup is as
+        exact a key as lxml's default ASCII and cheaper to make: ASCII writes each other
+        character as a character reference.
         """
-        key = etree.tostring(elem, with_tail=False)
+        key = _markup(elem)
         person = self._people.get(key)
         if person is None:  # _participant counts the new person in stats.participants
             person, _, plain = self._participant(elem)
@@ -224,7 +233,8 @@ class ExportParser:
         )
         return participant, when, plain
 
-    def _item(self, elem: Element, conv: _Conversation) -> ChatItem:
+    def _item(self, elem: Element, conv: _Conversation) -> ChatItem | None:
+        """The chat item ``elem`` holds, counted in the stats (``None`` when not building)."""
         p = self.profile
         if conv.room is None:
             if not conv.room_id:
@@ -261,9 +271,9 @@ class ExportParser:
         time = self._time(found[_TIME]) if found[_TIME] is not None else None
         sender = found[_SENDER]
         text = found[_CONTENT] or ""
-        update, original, ufn, fname, size, status = (
-            (found[n] or "").strip() or None for n in range(_UPDATED, _STATUS + 1)
-        )
+        update, original, ufn, fname, size, status = [
+            (v.strip() or None) if v else None for v in found[_UPDATED : _STATUS + 1]
+        ]
         if not message_id:
             raise self._error(f"<{elem.tag}> has no <{p.message_id}>", elem)
         if time is None:
@@ -276,17 +286,22 @@ class ExportParser:
             attachment = self._attachment(elem, message_id, ufn, fname, size, status)
         else:
             kind = self._kind(elem, text)
+        updated = self._update(elem, update)
+        self._count(kind, time)
+        if not self._build:
+            return None
+        # Positional: a frozen dataclass's keyword call costs a fifth more, per item.
         return ChatItem(
-            room=conv.room,
-            message_id=message_id,
-            kind=kind,
-            time=time,
-            sender=sender,
-            recipients=tuple(recipients),
-            text=text,
-            update=self._update(elem, update),
-            original_id=original,
-            attachment=attachment,
+            conv.room,
+            message_id,
+            kind,
+            time,
+            sender,
+            tuple(recipients),
+            text,
+            updated,
+            original,
+            attachment,
         )
 
     def _kind(self, elem: Element, text: str) -> ItemKind:
@@ -347,9 +362,16 @@ class ExportParser:
 
     # -- the event loop -------------------------------------------------------------------
 
-    def run(self, source: Any, *, keep_items: bool) -> Iterator[ChatItem | ConversationSlice]:
-        """Yield chat items (``keep_items=False``) or whole slices (``keep_items=True``)."""
+    def run(
+        self, source: Any, *, keep_items: bool, build: bool = True
+    ) -> Iterator[ChatItem | ConversationSlice]:
+        """Yield chat items (``keep_items=False``) or whole slices (``keep_items=True``).
+
+        ``build=False`` yields nothing: every check is made and ``stats`` filled, but no
+        item is built, for a caller that wants the stats alone.
+        """
         p = self.profile
+        self._build = build
         conversation_level = self._conversation_children | {p.conversation, p.root}
         events = etree.iterparse(
             source,
@@ -363,11 +385,13 @@ class ExportParser:
             remove_pis=True,
         )
         conv: _Conversation | None = None
+        # The <Conversation> being read, held so that each child's getparent() returns this
+        # same proxy and is recognised by identity rather than by building its tag again.
+        conv_elem: Element | None = None
         first = True
         item_tags = p.item_elements
         participant_tags = {p.participant_entered, p.participant_left}
         conversation_tag = p.conversation
-        count = self._count
         try:
             self._refuse_doctype(source)
             for _, elem in events:
@@ -376,26 +400,29 @@ class ExportParser:
                     self._start(elem)
                 tag = elem.tag
                 parent = elem.getparent()
-                if parent is not None and parent.tag == conversation_tag:
+                if parent is not None and (parent is conv_elem or parent.tag == conversation_tag):
+                    conv_elem = parent
                     if conv is None:
                         conv = _Conversation()
                     if tag in item_tags:
                         item = self._item(elem, conv)
-                        count(item)
-                        if keep_items:
+                        if item is None:
+                            pass
+                        elif keep_items:
                             conv.items.append(item)
                         else:
                             yield item
                     else:
                         self._header(elem, tag, conv, participant_tags)
-                    self._drop(elem)
+                    self._drop(elem, parent)
                 elif tag == p.conversation:
+                    conv_elem = None
                     self.stats.conversations += 1
-                    if keep_items:
+                    if keep_items and build:
                         yield self._slice(elem, conv or _Conversation())
                     conv = None
                     self._count_unknown_children(elem, self._conversation_children)
-                    self._drop(elem)
+                    self._drop(elem, parent)
                 elif tag == p.root and parent is None:
                     self._count_unknown_children(elem, {p.conversation})
             if first:
@@ -490,19 +517,19 @@ class ExportParser:
             items=tuple(sorted(conv.items, key=lambda i: i.time)),
         )
 
-    def _count(self, item: ChatItem) -> None:
+    def _count(self, kind: ItemKind, time: datetime) -> None:
         stats = self.stats
         stats.items += 1
-        stats.by_kind[item.kind] += 1  # a StrEnum: counts under its string value
-        if stats.first is None or item.time < stats.first:
-            stats.first = item.time
-        if stats.last is None or item.time > stats.last:
-            stats.last = item.time
+        stats.by_kind[kind] += 1  # a StrEnum: counts under its string value
+        if stats.first is None or time < stats.first:
+            stats.first = time
+        if stats.last is None or time > stats.last:
+            stats.last = time
 
-    def _drop(self, elem: Element) -> None:
-        """Free a consumed element and everything before it (counting what was unknown)."""
+    def _drop(self, elem: Element, parent: Element | None) -> None:
+        """Free a consumed element and everything before it in ``parent`` (counting what was
+        unknown)."""
         elem.clear(keep_tail=False)
-        parent = elem.getparent()
         if parent is not None:
             while (previous := elem.getprevious()) is not None:
                 if previous.tag not in self._known:
@@ -535,11 +562,11 @@ class PartReader:
     def stats(self) -> ParseStats:
         return self._parser.stats
 
-    def _events(self, keep_items: bool) -> Iterator[Any]:
+    def _events(self, keep_items: bool, build: bool = True) -> Iterator[Any]:
         if self._used:
             raise RuntimeError(f"{self.name}: a part can be read once per read_part()")
         self._used = True
-        return self._parser.run(self._xml, keep_items=keep_items)
+        return self._parser.run(self._xml, keep_items=keep_items, build=build)
 
     def items(self) -> Iterator[ChatItem]:
         """Every chat item, in file order, one at a time."""
@@ -548,6 +575,13 @@ class PartReader:
     def slices(self) -> Iterator[ConversationSlice]:
         """Every conversation slice with its items in time order (transcript mode)."""
         return self._events(keep_items=True)
+
+    def scan(self) -> ParseStats:
+        """Read the whole part for ``stats`` alone (``inspect``): every check :meth:`items`
+        makes, with the same errors, but no chat item built."""
+        for _ in self._events(keep_items=False, build=False):
+            pass
+        return self.stats
 
 
 @contextmanager
