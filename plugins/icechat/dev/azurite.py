@@ -11,14 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from icechat.dev.sftpd import HOST, free_port
+from icechat.dev.loopback import LoopbackServer
 from icechat.exceptions import DevServerError
 
 ACCOUNT = "devstoreaccount1"
@@ -27,7 +23,6 @@ ACCOUNT_KEY = (
 )
 #: Where ``make azurite`` (and so CI) installs it; ``ICECHAT_AZURITE`` or the PATH may name another.
 INSTALLED = Path(__file__).resolve().parents[3] / ".ci/azurite/node_modules/.bin/azurite-blob"
-_START_TIMEOUT_S = 30.0
 
 
 def azurite_command() -> str:
@@ -43,15 +38,10 @@ def azurite_command() -> str:
     )
 
 
-class LocalAzurite:
-    """``azurite-blob`` on a free port of 127.0.0.1; ``start()``/``stop()`` or use as a
-    context manager. Its output goes to ``log_path``."""
+class LocalAzurite(LoopbackServer):
+    """``azurite-blob`` on a free port of 127.0.0.1."""
 
-    def __init__(self, log_path: Path, port: int = 0) -> None:
-        self.log_path = log_path
-        self.host = HOST
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
+    name = "Azurite"
 
     @property
     def endpoint(self) -> str:
@@ -66,60 +56,18 @@ class LocalAzurite:
             f"BlobEndpoint={self.endpoint};"
         )
 
-    def start(self) -> LocalAzurite:
-        """Start the server and wait until it answers."""
-        command = azurite_command()
-        self.port = self.port or free_port(self.host)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                [
-                    command,
-                    "--blobHost",
-                    self.host,
-                    "--blobPort",
-                    str(self.port),
-                    "--inMemoryPersistence",
-                    "--disableTelemetry",
-                    "--skipApiVersionCheck",
-                    "--silent",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.log_path.parent,  # where Azurite leaves its debug and lock files
-            )
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise DevServerError(
-                    f"Azurite exited with {self.process.returncode}; see {self.log_path}"
-                )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise DevServerError(f"Azurite did not answer on {self.endpoint}; see {self.log_path}")
-
-    def stop(self) -> None:
-        """Stop the server (its blobs are gone)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> LocalAzurite:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def command(self) -> list[str]:
+        return [
+            azurite_command(),
+            "--blobHost",
+            self.host,
+            "--blobPort",
+            str(self.port),
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--silent",
+        ]
 
     def service(self) -> Any:
         """A (synchronous) ``BlobServiceClient`` for this account, for tests to look behind."""
