@@ -123,7 +123,7 @@ def task_main(name: str, args_file: str) -> None:
     try:
         result = _task(name, json.loads(Path(args_file).read_text()))
     except AirflowFailException as exc:  # reconcile after a partial import: measured anyway
-        result = {"failed": str(exc)}
+        result = {"task_failed": str(exc)}  # not "failed": reconcile's outcome counts those
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     waited = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"result": result, "peak_mb": own / MB, "children_peak_mb": waited / MB}))
@@ -284,8 +284,8 @@ def run_day(messages: int, options: Options) -> list[dict[str, Any]]:
                 "map_participants": planned,
             }
             outcome = step("reconcile", {"upstream": upstream, "shards": results})
-            if len(chosen) == len(shards) and None not in results and "failed" in outcome:
-                raise SystemExit(f"reconcile failed: {outcome['failed']}")
+            if len(chosen) == len(shards) and None not in results and "task_failed" in outcome:
+                raise SystemExit(f"reconcile failed: {outcome['task_failed']}")
     finally:
         if options.keep:
             print(f"work directory kept: {work}", file=sys.stderr)
