@@ -12,7 +12,9 @@ the per-mailbox leases (see :mod:`icechat.leases`).
 So that it can answer "where did this chat item go?", the map step also records each
 copy's route (item key, participant ImId -> mailbox and its address) and the MessageIDs
 behind each item key; :class:`LedgerReader` searches them read-only. These two tables
-were added without a schema version change: an older icechat ignores them.
+were added without a schema version change: an older icechat ignores them (and opening an
+older ledger narrows their routes-by-mailbox index, see :meth:`Ledger._upgrade`). A day's
+millions of them are written :data:`ROWS_PER_COMMIT` at a time.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 # Columns added since version 1, by table: what an upgrade adds to an older ledger.
 _ADDED_COLUMNS = {"icechat_copies": ("attempt",), "icechat_runs": ("attempt",)}
-# Rows per statement when looking up or writing many copies at once (under SQLite's 999 binds).
+# Keys per statement when looking up many copies at once (under SQLite's 999 binds).
 CHUNK = 200
 # Rows per transaction when recording a day's routes and MessageIDs (millions at a time).
 ROWS_PER_COMMIT = 20_000
