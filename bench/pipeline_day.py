@@ -3,9 +3,13 @@
 Run: ``python bench/pipeline_day.py [MESSAGES ...]`` (default 100000; the memory target is
 for 1000000: every task under 300 MB, and within 1.5x of its value at 100000). Add
 ``--rows`` for the JSON rows ``bench/run.py`` prints as one table, ``--shards K`` to import
-only the K smallest shards (when the whole import would not finish in the time there is;
-the row says how many shards and copies were imported; reconcile then reports the rest
-missing, and is measured all the same).
+only the K smallest shards and ``--import-seconds S`` to stop each import after S seconds
+(when the whole import would not finish in the time there is; the row says how many shards
+and copies were imported; reconcile then reports the rest missing, and is measured all the
+same), ``--keep`` to leave the run's work directory (the rendered day, the plan, the ledger)
+for a closer look. Each task's ``VmHWM`` is sampled every 15 s and printed on stderr, so a
+stopped import still shows whether its memory had levelled off; each reading carries the
+1-minute load average as the task ended (the machine may be shared).
 
 Each task is the DAG's own task function (``icechat.glue.tasks``: fetch, decrypt,
 parse_render, map_participants, one import_shard per shard, reconcile) run in a fresh
@@ -21,14 +25,17 @@ written once and kept under the bench cache (``$ICECHAT_BENCH_CACHE``, default
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -45,7 +52,8 @@ CLIENT_ID = "0d3e6a1c-5a11-4c0e-9d3e-00000000be0c"
 RUN_ID = "bench__pipeline"
 RSS_LIMIT_MB = 300
 GROWTH_LIMIT = 1.5
-MB = 1024  # ru_maxrss is in KiB on Linux
+MB = 1024  # ru_maxrss and VmHWM are in KiB on Linux
+SAMPLE_SECONDS = 15.0
 
 
 def parts_for(messages: int) -> int:
@@ -115,31 +123,71 @@ def task_main(name: str, args_file: str) -> None:
     try:
         result = _task(name, json.loads(Path(args_file).read_text()))
     except AirflowFailException as exc:  # reconcile after a partial import: measured anyway
-        result = {"failed": str(exc)}
+        result = {"task_failed": str(exc)}  # not "failed": reconcile's outcome counts those
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     waited = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"result": result, "peak_mb": own / MB, "children_peak_mb": waited / MB}))
 
 
-def run_task(name: str, args: dict[str, Any], env: dict[str, str], work: Path) -> dict[str, Any]:
-    """Run one task in a fresh process; its result, wall seconds and peak RSS."""
+def run_task(
+    name: str,
+    args: dict[str, Any],
+    env: dict[str, str],
+    work: Path,
+    *,
+    stop_after: float | None = None,
+) -> dict[str, Any]:
+    """Run one task in a fresh process; its result, wall seconds, peak RSS and the load.
+
+    Its ``VmHWM`` (peak RSS so far) is sampled every :data:`SAMPLE_SECONDS`, so a task
+    stopped after ``stop_after`` seconds (its result then ``None``) still shows whether its
+    memory had levelled off.
+    """
     args_file = work / f"{name}.args.json"
     args_file.write_text(json.dumps(args))
     began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, __file__, "--task", name, str(args_file)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    samples: list[tuple[float, float]] = []
+    with (work / f"{name}.log").open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--task", name, str(args_file)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=env,
+        )
+        while True:
+            try:
+                stdout, _ = proc.communicate(timeout=SAMPLE_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                samples.append((time.monotonic() - began, _hwm_mb(proc.pid)))
+                if stop_after is not None and time.monotonic() - began >= stop_after:
+                    proc.terminate()
+                    proc.communicate()
+                    stop = {"result": None, "peak_mb": samples[-1][1], "children_peak_mb": 0.0}
+                    return {
+                        **stop,
+                        "seconds": samples[-1][0],
+                        "stopped": True,
+                        "samples": samples,
+                        "load": os.getloadavg()[0],
+                    }
     seconds = time.monotonic() - began
-    (work / f"{name}.log").write_text(done.stderr)
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise SystemExit(f"task {name} failed (exit {done.returncode}):\n{tail}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**out, "seconds": seconds}
+    if proc.returncode != 0:
+        tail = "\n".join((work / f"{name}.log").read_text().strip().splitlines()[-15:])
+        raise SystemExit(f"task {name} failed (exit {proc.returncode}):\n{tail}")
+    out = json.loads(stdout.strip().splitlines()[-1])
+    return {**out, "seconds": seconds, "samples": samples, "load": os.getloadavg()[0]}
+
+
+def _hwm_mb(pid: int) -> float:
+    """The process's peak resident set so far (``VmHWM``), 0 once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
+    return int(line.split()[1]) / MB
 
 
 # -- the servers and the run ----------------------------------------------------------------
@@ -187,25 +235,33 @@ def servers(home: Path, work: Path) -> Iterator[dict[str, str]]:
         sftpd.stop()
 
 
-def run_day(messages: int, shard_limit: int | None) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Options:
+    """How much of the day to run: ``shards`` smallest shards (all when None), each import
+    stopped after ``import_seconds`` (never when None); ``keep`` leaves the work directory."""
+
+    shards: int | None = None
+    import_seconds: float | None = None
+    keep: bool = False
+
+
+def run_day(messages: int, options: Options) -> list[dict[str, Any]]:
     """Every task of one day in DAG order; one measurement per task (imports summed)."""
     home = prepare_day(messages)
     work = Path(tempfile.mkdtemp(prefix=f"run-{messages}-", dir=bench_cache()))
     measured: list[dict[str, Any]] = []
 
-    def step(name: str, args: dict[str, Any]) -> Any:
-        out = run_task(name, args, env, work)
-        measured.append(
-            {
-                "task": name,
-                "seconds": out["seconds"],
-                "peak_mb": out["peak_mb"],
-                "children_peak_mb": out["children_peak_mb"],
-            }
-        )
+    def step(name: str, args: dict[str, Any], stop_after: float | None = None) -> Any:
+        out = run_task(name, args, env, work, stop_after=stop_after)
+        measured.append({"task": name, **{k: v for k, v in out.items() if k != "result"}})
+        hwm = ", ".join(f"{t:.0f} s {mb:.0f}" for t, mb in out["samples"][-40:])
         print(
-            f"  {messages} {name}: {out['seconds']:.1f} s, {out['peak_mb']:.0f} MB",
+            f"  {messages} {name}: {out['seconds']:.1f} s, {out['peak_mb']:.0f} MB, load "
+            f"{out['load']:.1f}"
+            + (" (stopped)" if out.get("stopped") else "")
+            + (f"; VmHWM MB at: {hwm}" if hwm else ""),
             file=sys.stderr,
+            flush=True,
         )
         return out["result"]
 
@@ -216,9 +272,10 @@ def run_day(messages: int, shard_limit: int | None) -> list[dict[str, Any]]:
             rendered = step("parse_render", {"parts": parts})
             planned = step("map_participants", {"rendered": rendered})
             shards = smallest(planned["shards"])
-            chosen = shards if shard_limit is None else shards[:shard_limit]
+            chosen = shards if options.shards is None else shards[: options.shards]
             copies = sum(_lines(Path(s)) for s in chosen)
-            results = [step("import_shard", {"shard": s}) for s in chosen]
+            results = [step("import_shard", {"shard": s}, options.import_seconds) for s in chosen]
+            imported = _done_copies(work)
             upstream = {
                 "wait_for_export": {},
                 "fetch": fetched,
@@ -227,13 +284,16 @@ def run_day(messages: int, shard_limit: int | None) -> list[dict[str, Any]]:
                 "map_participants": planned,
             }
             outcome = step("reconcile", {"upstream": upstream, "shards": results})
-            if len(chosen) == len(shards) and "failed" in outcome:
-                raise SystemExit(f"reconcile failed: {outcome['failed']}")
+            if len(chosen) == len(shards) and None not in results and "task_failed" in outcome:
+                raise SystemExit(f"reconcile failed: {outcome['task_failed']}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if options.keep:
+            print(f"work directory kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return [
         *[m for m in measured if m["task"] != "import_shard"],
-        *_imports(measured, len(shards), copies),
+        *_imports(measured, len(shards), copies, imported),
     ]
 
 
@@ -247,16 +307,30 @@ def _lines(path: Path) -> int:
         return sum(1 for _ in fh)
 
 
-def _imports(measured: list[dict[str, Any]], total: int, copies: int) -> list[Any]:
+def _done_copies(work: Path) -> int:
+    """Copies the imports put in mailboxes, as the (SQLite) ledger records them."""
+    with closing(sqlite3.connect(work / "data" / "ledger.sqlite")) as db:
+        return int(
+            db.execute("SELECT count(*) FROM icechat_copies WHERE state='done'").fetchone()[0]
+        )
+
+
+def _imports(measured: list[dict[str, Any]], total: int, copies: int, imported: int) -> list[Any]:
     runs = [m for m in measured if m["task"] == "import_shard"]
     if not runs:
         return []
+    stopped = sum(1 for m in runs if m.get("stopped"))
+    what = f"{len(runs)} of {total} shards, {copies:,} copies, {imported:,} imported"
+    if stopped:
+        what += f", {stopped} stopped after {max(m['seconds'] for m in runs):.0f} s"
     return [
         {
-            "task": f"import_shard ({len(runs)} of {total} shards, {copies:,} copies)",
+            "task": f"import_shard ({what})",
             "seconds": sum(m["seconds"] for m in runs),
             "peak_mb": max(m["peak_mb"] for m in runs),
             "children_peak_mb": max(m["children_peak_mb"] for m in runs),
+            "load": max(m["load"] for m in runs),
+            "samples": max(runs, key=lambda m: m["peak_mb"])["samples"],
         }
     ]
 
@@ -278,12 +352,23 @@ def rows_of(results: dict[int, list[dict[str, Any]]]) -> list[Row]:
                     bench="pipeline_day",
                     measure=f"{m['task']}, {n:,} items",
                     reading=f"{m['seconds']:.0f} s wall, {m['peak_mb']:.0f} MB peak"
-                    + (f" ({note})" if note else ""),
+                    + (f" ({note})" if note else "")
+                    + f", load {m['load']:.1f}",
                     target=f"< {RSS_LIMIT_MB} MB, <= {GROWTH_LIMIT}x of 100,000",
                     met=met,
                 )
             )
     return out
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    """The value after ``name`` in ``argv``, both taken out of it; None when absent."""
+    if name not in argv:
+        return None
+    at = argv.index(name)
+    value = argv[at + 1]
+    del argv[at : at + 2]
+    return value
 
 
 def main(argv: list[str]) -> None:
@@ -295,12 +380,15 @@ def main(argv: list[str]) -> None:
             print(prepare_day(int(n)))
         return
     as_rows = "--rows" in argv
-    shard_limit = None
-    if "--shards" in argv:
-        shard_limit = int(argv[argv.index("--shards") + 1])
-        del argv[argv.index("--shards") : argv.index("--shards") + 2]
+    shards = _option(argv, "--shards")
+    seconds = _option(argv, "--import-seconds")
+    options = Options(
+        shards=None if shards is None else int(shards),
+        import_seconds=None if seconds is None else float(seconds),
+        keep="--keep" in argv,
+    )
     sizes = [int(a) for a in argv if not a.startswith("--")] or [100_000]
-    results = {n: run_day(n, shard_limit) for n in sizes}
+    results = {n: run_day(n, options) for n in sizes}
     rows = rows_of(results)
     emit_rows(rows) if as_rows else print_table(rows)
 

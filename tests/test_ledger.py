@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from icechat import ledger as ledger_module
 from icechat.exceptions import LedgerError
 from icechat.ledger import (
     SCHEMA_VERSION,
@@ -320,3 +322,56 @@ def test_reader_of_a_ledger_not_created_yet_finds_nothing_and_creates_nothing(
         pass
     assert reader.search("M-1") == []
     reader.close()
+
+
+def _routes(n: int) -> list[Route]:
+    return [Route(f"k{i:03d}", f"im{i % 7}", f"uid-{i % 3}", f"u{i % 3}@x.test") for i in range(n)]
+
+
+def _stop_after(rows: list[Route], n: int) -> Iterator[Route]:
+    """The rows, then a crash after ``n`` of them (the task killed mid-write)."""
+    yield from rows[:n]
+    raise RuntimeError("worker lost")
+
+
+def test_routes_are_recorded_a_batch_a_transaction_and_a_rerun_after_a_crash_completes_them(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_module, "ROWS_PER_COMMIT", 10)
+    routes = _routes(45)
+    with pytest.raises(RuntimeError):
+        ledger.record_routes(DAY, _stop_after(routes, 25))
+    # The two whole batches before the crash are kept; the half batch is not.
+    assert sum(len(ims) for ims in ledger.routes(DAY).values()) == 20
+    ledger.record_routes(DAY, routes)
+    ledger.record_routes(DAY, routes)  # and once more: nothing twice
+    recorded = ledger.routes(DAY)
+    assert sorted((k, im) for (_, k), ims in recorded.items() for im in ims) == sorted(
+        (r.item_key, r.im_id) for r in routes
+    )
+    ledger.record_messages(DAY, [(f"M-{i}", f"k{i:03d}") for i in range(45)])
+    ledger.record_messages(DAY, [(f"M-{i}", f"k{i:03d}") for i in range(45)])
+    with ledger.engine.connect() as conn:
+        counted = conn.execute(sa.select(sa.func.count()).select_from(ledger._messages)).scalar()
+    assert counted == 45
+
+
+def test_a_ledger_with_the_wide_routes_by_mailbox_index_gets_the_narrow_one_and_still_finds(
+    ledger_target: tuple[str, str | None],
+) -> None:
+    url, schema = ledger_target
+    with Ledger(url, schema=schema) as ledger:
+        ledger.record_routes(DAY, [Route("k1", "jdoe1", "uid-a", "john.doe@acme.example")])
+        routes = ledger._routes
+        index = next(i for i in routes.indexes if i.name == "ix_icechat_routes_mailbox")
+        with ledger.engine.begin() as conn:  # as an icechat before this one created it
+            index.drop(conn)
+            sa.Index("ix_icechat_routes_mailbox", routes.c.mailbox, routes.c.item_key).create(conn)
+    with Ledger(url, schema=schema) as upgraded, upgraded.engine.connect() as conn:
+        found = sa.inspect(conn).get_indexes("icechat_routes", schema=schema)
+    assert {i["name"]: i["column_names"] for i in found}["ix_icechat_routes_mailbox"] == ["mailbox"]
+    reader = LedgerReader(url, schema=schema)
+    try:
+        assert [f.im_id for f in reader.search("uid-a")] == ["jdoe1"]
+    finally:
+        reader.close()

@@ -12,7 +12,9 @@ the per-mailbox leases (see :mod:`icechat.leases`).
 So that it can answer "where did this chat item go?", the map step also records each
 copy's route (item key, participant ImId -> mailbox and its address) and the MessageIDs
 behind each item key; :class:`LedgerReader` searches them read-only. These two tables
-were added without a schema version change: an older icechat ignores them.
+were added without a schema version change: an older icechat ignores them (and opening an
+older ledger narrows their routes-by-mailbox index, see :meth:`Ledger._upgrade`). A day's
+millions of them are written :data:`ROWS_PER_COMMIT` at a time.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from icechat.chunks import chunks
+from icechat.chunks import batches, chunks
 from icechat.exceptions import LedgerError
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,15 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 # Columns added since version 1, by table: what an upgrade adds to an older ledger.
 _ADDED_COLUMNS = {"icechat_copies": ("attempt",), "icechat_runs": ("attempt",)}
-# Rows per statement when looking up or writing many copies at once (under SQLite's 999 binds).
+# Keys per statement when looking up many copies at once (under SQLite's 999 binds).
 CHUNK = 200
+# Rows per transaction when recording a day's routes and MessageIDs (millions at a time).
+ROWS_PER_COMMIT = 20_000
 _LOCK_ID = 0x1CEC4A7  # Postgres advisory lock taken while creating the schema
+# Routes by mailbox, for the search. It once also held the item key: as wide as the primary
+# key and, keys being hashes, written at random places, it made recording a large day's
+# routes slow; an upgrade replaces the old one.
+_ROUTES_BY_MAILBOX = "ix_icechat_routes_mailbox"
 
 
 class CopyState(StrEnum):
@@ -208,7 +216,7 @@ def _search_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("address", sa.String(320), index=True),
         sa.Column("day", sa.Date, nullable=False),
         sa.Index("ix_icechat_routes_im_id", "im_id"),
-        sa.Index("ix_icechat_routes_mailbox", "mailbox", "item_key"),
+        sa.Index(_ROUTES_BY_MAILBOX, "mailbox"),
     )
     messages = sa.Table(
         "icechat_messages",
@@ -228,6 +236,34 @@ def _now() -> datetime:
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _execute_many(conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """Execute an insert ``stmt`` once per row (every row with the same keys).
+
+    On SQLite the rows go straight to the driver's ``executemany``: SQLAlchemy's per-row
+    parameter handling cost as much as SQLite's own work on a day of millions of rows.
+    Elsewhere (Postgres) SQLAlchemy batches the rows into multi-row statements itself.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        conn.execute(stmt, rows)
+        return
+    keys = rows[0].keys()
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
+    # Each placeholder in order: from the row or fixed in the statement (a WHERE's value),
+    # and how the dialect stores it (dates as text on SQLite).
+    binds = [compiled.binds[name] for name in compiled.positiontup or ()]
+    order = [(b.key in keys, b.key, b.value, b.type.bind_processor(conn.dialect)) for b in binds]
+    params = []
+    for row in rows:
+        values = []
+        for from_row, key, fixed, process in order:
+            value = row[key] if from_row else fixed
+            values.append(process(value) if process else value)
+        params.append(tuple(values))
+    conn.exec_driver_sql(str(compiled), params)
 
 
 def make_engine(url: str) -> Engine:
@@ -337,7 +373,8 @@ class Ledger:
             )
 
     def _upgrade(self, conn: sa.Connection) -> None:
-        """Add the columns an older ledger lacks (its rows keep NULL there: attempt unknown)."""
+        """Add the columns an older ledger lacks (its rows keep NULL there: attempt unknown),
+        and narrow its routes-by-mailbox index to the mailbox."""
         inspector = sa.inspect(conn)
         for table in (self._copies, self._runs):
             present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
@@ -349,6 +386,15 @@ class Ledger:
                 kind = column.type.compile(dialect=conn.dialect)
                 conn.exec_driver_sql(f"ALTER TABLE {target} ADD COLUMN {name} {kind}")
                 log.info("ledger at %s: added column %s.%s", self.where, table.name, name)
+        routes = self._routes
+        by_mailbox = next(i for i in routes.indexes if i.name == _ROUTES_BY_MAILBOX)
+        for index in inspector.get_indexes(routes.name, schema=routes.schema):
+            if index["name"] == _ROUTES_BY_MAILBOX and index["column_names"] != ["mailbox"]:
+                by_mailbox.drop(conn)
+                by_mailbox.create(conn)
+                log.info(
+                    "ledger at %s: narrowed index %s to the mailbox", self.where, index["name"]
+                )
 
     # Copies
 
@@ -369,36 +415,47 @@ class Ledger:
         self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
     ) -> None:
         """Record that a create is about to be sent (never downgrades a done copy)."""
-        self._write(mailbox, marks, CopyState.SENT, run_id, attempt)
+        self._write({mailbox: marks}, CopyState.SENT, run_id, attempt)
 
     def mark_done(
         self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
     ) -> None:
         """Record copies as in the mailbox, with their Graph ids, created by this run attempt."""
-        self._write(mailbox, marks, CopyState.DONE, run_id, attempt)
+        self._write({mailbox: marks}, CopyState.DONE, run_id, attempt)
 
     def mark_failed(
         self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
     ) -> None:
         """Record copies that could not be imported, with the reason."""
-        self._write(mailbox, marks, CopyState.FAILED, run_id, attempt)
+        self._write({mailbox: marks}, CopyState.FAILED, run_id, attempt)
 
     def mark_not_mapped(
         self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
     ) -> None:
         """Record copies with no Microsoft 365 mailbox to go to, with the reason."""
-        self._write(mailbox, marks, CopyState.NOT_MAPPED, run_id, attempt)
+        self._write({mailbox: marks}, CopyState.NOT_MAPPED, run_id, attempt)
+
+    def mark_not_mapped_in(
+        self,
+        by_mailbox: Mapping[str, Sequence[Mark]],
+        run_id: str,
+        *,
+        attempt: int | None = None,
+    ) -> None:
+        """:meth:`mark_not_mapped` for many mailboxes in one transaction (the map step's
+        batches span hundreds of participants)."""
+        self._write(by_mailbox, CopyState.NOT_MAPPED, run_id, attempt)
 
     def _write(
         self,
-        mailbox: str,
-        marks: Sequence[Mark],
+        by_mailbox: Mapping[str, Sequence[Mark]],
         state: CopyState,
         run_id: str,
         attempt: int | None,
     ) -> None:
-        """Upsert the copies' rows in ``state``; a done copy is never changed again."""
-        if not marks:
+        """Upsert the copies' rows in ``state``, in one transaction; a done copy is never
+        changed again."""
+        if not any(by_mailbox.values()):
             return
         c = self._copies
         now = _now()
@@ -428,11 +485,11 @@ class Ledger:
                 "created_at": now,
                 "updated_at": now,
             }
+            for mailbox, marks in by_mailbox.items()
             for m in marks
         ]
         with self._write_lock, self.engine.begin() as conn:
-            for chunk in chunks(rows, CHUNK):
-                conn.execute(stmt, list(chunk))
+            _execute_many(conn, stmt, rows)
 
     def reopen(self, mailbox: str, marks: Sequence[Mark], run_id: str) -> None:
         """Turn done copies that verification found missing into failed ones, with the reason.
@@ -525,16 +582,16 @@ class Ledger:
     def _insert_new(
         self, table: sa.Table, keys: tuple[str, ...], rows: Iterable[dict[str, Any]]
     ) -> None:
+        """Insert the rows whose key is not there yet, :data:`ROWS_PER_COMMIT` per transaction.
+
+        A day's millions of rows in one transaction grew SQLite's write-ahead log past 2 GB
+        and kept every other writer out until the end; a write cut short between batches
+        keeps the batches before it, and the same write again adds only the rest.
+        """
         stmt = self._insert(table).on_conflict_do_nothing(index_elements=list(keys))
-        batch: list[dict[str, Any]] = []
-        with self._write_lock, self.engine.begin() as conn:
-            for row in rows:
-                batch.append(row)
-                if len(batch) == CHUNK:
-                    conn.execute(stmt, batch)
-                    batch = []
-            if batch:
-                conn.execute(stmt, batch)
+        for batch in batches(rows, ROWS_PER_COMMIT):
+            with self._write_lock, self.engine.begin() as conn:
+                _execute_many(conn, stmt, batch)
 
     # Runs
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from icechat.exceptions import SettingsError
 from icechat.graph.client import GraphClient
-from icechat.ledger import CopyState, Ledger
+from icechat.ledger import CopyState, Ledger, LedgerReader, Route
 from icechat.mapping import plan
 from icechat.mapping.graph_directory import GraphDirectory
 from icechat.mapping.plan import PlannedCopy, fallback_mailbox, index_shard, plan_day, record_plan
@@ -89,3 +90,44 @@ def test_a_shards_index_keeps_a_few_bytes_per_copy_and_reads_every_copy_back(
     with shard.open("rb") as fh:
         back = {m: [index.copy_at(fh, o) for o in own] for m, own in index.offsets.items()}
     assert back == {m: [c for c in copies if c.user_id == m] for m in index.offsets}
+
+
+class _CrashingLedger(Ledger):
+    """A ledger whose task dies while recording the second batch of routes."""
+
+    calls = 0
+
+    def record_routes(self, day: date, routes: Iterable[Route]) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("worker lost")
+        super().record_routes(day, routes)
+
+
+def test_the_plan_goes_to_the_ledger_in_batches_and_a_rerun_after_a_crash_records_it_once(
+    directory, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(plan, "MARKS_HELD", 2)  # a batch every two routes
+    part = tmp_path / "items" / "001"
+    with ItemsWriter(part) as writer:
+        writer.add("k1", [("a", ALICE), ("x", OUTSIDER), ("n", None)], "{}", ["M-1"])
+        writer.add("k2", [("x", OUTSIDER), ("b", BOB)], "{}", ["M-2", "M-3"])
+    plan_dir = tmp_path / "plan"
+    plan_day([part], Resolver(None, directory), plan_dir)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with _CrashingLedger(url) as crashing, pytest.raises(RuntimeError):
+        record_plan(crashing, DAY, plan_dir, [part], "run-1")
+    with Ledger(url) as ledger:
+        assert sum(map(len, ledger.routes(DAY).values())) == 2  # the first batch only
+        record_plan(ledger, DAY, plan_dir, [part], "run-1")
+        record_plan(ledger, DAY, plan_dir, [part], "run-1")
+        routes = ledger.routes(DAY)
+        states = Counter(c.state for c in ledger.copies(DAY))
+    assert sorted(im for ims in routes.values() for im in ims) == ["a", "b", "n", "x", "x"]
+    assert states == {CopyState.NOT_MAPPED: 3}
+    reader = LedgerReader(url)
+    try:
+        assert [(f.item_key, f.im_id) for f in reader.search("M-3")] == [("k2", "b"), ("k2", "x")]
+        assert reader.search("M-3")[0].message_ids == ("M-2", "M-3")
+    finally:
+        reader.close()

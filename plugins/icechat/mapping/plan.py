@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
+from icechat.chunks import batches
 from icechat.exceptions import ItemsFileError, SettingsError
 from icechat.ledger import Ledger, Mark, Route
 from icechat.mapping.directory import Directory, DirectoryEntry, Verdict
@@ -32,7 +33,7 @@ from icechat.settings import UNMAPPED_MAILBOX
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 1000
-MARKS_HELD = 20_000  # not-mapped copies held before they go to the ledger: memory stays flat
+MARKS_HELD = 20_000  # routes held before they go to the ledger: memory stays flat
 ROUTES = "routes.jsonl"
 PLANNED = "planned.jsonl"  # every planned copy, before it is dealt into the shards
 
@@ -141,7 +142,7 @@ def plan_day(
     """Resolve every participant of every rendered item and write the shards to ``out_dir``.
 
     Every copy's route is written to ``routes.jsonl`` for the ledger's audit trail (see
-    :func:`read_routes` and :func:`read_not_mapped`).
+    :func:`read_routes` and :func:`record_plan`).
     """
     wanted: set[str] = set()
     seen: set[tuple[str, str | None]] = set()
@@ -257,13 +258,6 @@ def read_routes(out_dir: Path) -> Iterator[CopyRoute]:
             yield CopyRoute(*json.loads(line))
 
 
-def read_not_mapped(out_dir: Path) -> Iterator[tuple[str, str, str]]:
-    """(ImId, item key, reason) of every copy the plan sends nowhere."""
-    for route in read_routes(out_dir):
-        if route.user_id is None:
-            yield route.im_id, route.key, route.reason or ""
-
-
 def read_shard(path: Path) -> list[PlannedCopy]:
     """The copies of one shard, all at once (for a look at a shard; an import task, whose
     shard may hold 100,000 copies and more, uses :func:`index_shard`)."""
@@ -317,14 +311,6 @@ def unmapped_mailbox(im_id: str) -> str:
     return f"unmapped:{im_id}"
 
 
-def _mark_not_mapped(
-    ledger: Ledger, nowhere: dict[str, list[Mark]], run_id: str, attempt: int | None
-) -> None:
-    for im_id, marks in nowhere.items():
-        ledger.mark_not_mapped(unmapped_mailbox(im_id), marks, run_id, attempt=attempt)
-    nowhere.clear()
-
-
 def record_plan(
     ledger: Ledger,
     day: date,
@@ -335,23 +321,26 @@ def record_plan(
     attempt: int | None = None,
 ) -> None:
     """Put the plan in the ledger: not-mapped copies (of this run ``attempt``), every route,
-    every item's MessageIDs."""
-    nowhere: dict[str, list[Mark]] = defaultdict(list)  # at most MARKS_HELD at a time
-    held = 0
-    for im_id, key, reason in read_not_mapped(out_dir):
-        nowhere[im_id].append(Mark(key, day, reason=reason))
-        held += 1
-        if held >= MARKS_HELD:
-            _mark_not_mapped(ledger, nowhere, run_id, attempt)
-            held = 0
-    _mark_not_mapped(ledger, nowhere, run_id, attempt)
-    ledger.record_routes(
-        day,
-        (
-            Route(r.key, r.im_id, r.user_id or unmapped_mailbox(r.im_id), r.address)
-            for r in read_routes(out_dir)
-        ),
-    )
+    every item's MessageIDs.
+
+    :data:`MARKS_HELD` routes at a time, each batch's copies and routes one transaction
+    each, so memory and the SQLite write-ahead log stay small on a day of millions of
+    copies. Recording is idempotent: a re-run (also after a crash between batches) adds
+    what is missing and nothing twice.
+    """
+    for batch in batches(read_routes(out_dir), MARKS_HELD):
+        nowhere: dict[str, list[Mark]] = defaultdict(list)
+        for r in batch:
+            if r.user_id is None:
+                nowhere[unmapped_mailbox(r.im_id)].append(Mark(r.key, day, reason=r.reason or ""))
+        ledger.mark_not_mapped_in(nowhere, run_id, attempt=attempt)
+        ledger.record_routes(
+            day,
+            (
+                Route(r.key, r.im_id, r.user_id or unmapped_mailbox(r.im_id), r.address)
+                for r in batch
+            ),
+        )
     ledger.record_messages(
         day, ((m, e.key) for part in parts for e in read_index(part) for m in e.message_ids)
     )
