@@ -28,10 +28,11 @@ lint: venv
 	$(VENV)/bin/ruff format --check plugins tests dags bench
 	$(VENV)/bin/mypy
 
-# Two workers, a test file each at a time (module fixtures start once), longest files first.
+# Two workers, a test file each at a time (module fixtures start once), in the order
+# tests/conftest.py gives (longest first; xdist would otherwise start the files with most tests).
 TEST_WORKERS ?= 2
 test: venv lint $(if $(ICECHAT_AZURITE),,azurite)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The benchmarks (minutes; never part of test), one table: bench/run.py. BENCH picks some and
 # gives arguments, e.g. make bench BENCH='pipeline_day --with pipeline_day="100000 1000000"'.
