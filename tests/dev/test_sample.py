@@ -137,7 +137,7 @@ def test_zip_parts_carry_attachments_except_those_left_out(tmp_path: Path) -> No
 
 
 def test_encrypted_parts_decrypt_to_the_plain_parts(
-    tmp_path: Path, pgp_keypair: PgpKeyPair
+    tmp_path: Path, pgp_keypair: PgpKeyPair, gnupg_home: Path
 ) -> None:
     plain = write_day(tmp_path / "plain", FIRM, DAY, 200, 9, parts=2, packaging="zip")
     sealed = write_day(
@@ -151,9 +151,7 @@ def test_encrypted_parts_decrypt_to_the_plain_parts(
         encrypt_to=pgp_keypair.public_file,
         marker=True,
     )
-    home = tmp_path / "firm-gnupg"
-    home.mkdir(mode=0o700)
-    gpg = gnupg.GPG(gnupghome=str(home))
+    gpg = gnupg.GPG(gnupghome=str(gnupg_home))
     assert gpg.import_keys(pgp_keypair.secret_armored).fingerprints
     assert sealed.marker is not None
     marker = sealed.marker.read_text(encoding="utf-8").splitlines()
