@@ -125,7 +125,9 @@ def test_an_import_waiting_for_a_mailbox_still_logs_its_progress(
 ) -> None:
     """No copy finishes while Alice's lease is held elsewhere; the task log shows it is alive."""
     monkeypatch.setattr(importer_module, "TICK", 0.02)  # real seconds between looks at the clock
-    other_day = MailboxLeases(ledger, "import scheduled__2026-11-25 attempt 0")
+    # Held until the test lets go: a lease of the default length could run out on a slow
+    # machine before the progress line is seen, and the import would then simply finish.
+    other_day = MailboxLeases(ledger, "import scheduled__2026-11-25 attempt 0", ttl=3600)
     assert other_day.acquire([ALICE])
     caplog.set_level(logging.INFO, logger="icechat.importer")
     clock = HandClock()
