@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import stat
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
-from icechat.files import PRIVATE, StagedFolder, replacing, write_atomic, written_as
+from icechat.files import (
+    BATCH_FILES,
+    BATCHES_IN_FLIGHT,
+    PRIVATE,
+    StagedFolder,
+    replacing,
+    write_atomic,
+    written_as,
+)
 
 
 def test_a_file_replaces_the_old_one_whole(tmp_path: Path) -> None:
@@ -89,3 +99,41 @@ def test_a_staged_folder_over_a_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError):
         StagedFolder(target).open()
     assert target.read_bytes() == b"a file"
+
+
+def test_a_writer_process_writes_every_file_and_the_folder_appears_whole(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    files = {f"{n:04d}.eml": bytes([n % 256]) * (n % 3000) for n in range(BATCH_FILES * 2 + 7)}
+    with StagedFolder(target, PRIVATE, writer_process=True) as folder:
+        for name, data in files.items():
+            folder.write(name, data)
+        assert not target.exists()
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == files
+    assert {stat.S_IMODE(p.stat().st_mode) for p in target.iterdir()} == {0o600}
+    assert [p.name for p in tmp_path.iterdir()] == ["eml"]
+
+
+def test_a_write_failing_in_the_writer_process_names_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    with (
+        pytest.raises(FileNotFoundError) as failed,
+        StagedFolder(target, writer_process=True) as folder,
+    ):
+        folder.write("a.eml", b"fine")
+        folder.write("no-such-folder/b.eml", b"lost")
+    assert failed.value.filename == f"{tmp_path}/eml.partial/no-such-folder/b.eml"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_process_that_dies_fails_the_folder(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    others = set(multiprocessing.active_children())
+    with pytest.raises(BrokenProcessPool), StagedFolder(target, writer_process=True) as folder:
+        for n in range(BATCH_FILES):  # a full batch: the writer process starts
+            folder.write(f"{n}.eml", b"x")
+        [writer] = set(multiprocessing.active_children()) - others
+        writer.kill()
+        writer.join()
+        for n in range(BATCH_FILES * BATCHES_IN_FLIGHT * 2):
+            folder.write(f"more-{n}.eml", b"x")
+    assert list(tmp_path.iterdir()) == []

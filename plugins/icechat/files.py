@@ -7,15 +7,20 @@ writers of the same file (two workers sharing the data directory) off each other
 
 Many small files (a dry run's ``.eml`` files) go into a :class:`StagedFolder` instead: a
 temporary name and a rename per file costs about ten times a plain write, so the whole
-folder is written plainly under a temporary name and renamed once.
+folder is written plainly under a temporary name and renamed once. Creating a file is
+mostly the kernel's work; a staged folder can hand it to a second process, so that writing
+overlaps the work of making the files instead of following it.
 """
 
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import os
 import shutil
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +28,9 @@ from typing import BinaryIO
 
 PRIVATE = 0o600  # owner-only: plaintext, keys, secrets
 SHARED = 0o666  # what open() uses: the umask decides
+BATCH_BYTES = 1 << 20  # what one hand-over to the writer process carries at most, about
+BATCH_FILES = 512
+BATCHES_IN_FLIGHT = 4  # handed over, not yet written: bounds the memory held
 
 
 def partial_path(path: Path) -> Path:
@@ -59,6 +67,23 @@ def write_atomic(path: Path, data: bytes | str, mode: int = SHARED) -> None:
         out.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
+def _write_plain(prefix: str, mode: int, files: list[tuple[str, bytes]]) -> None:
+    """Write each ``(name, data)`` as one plain file under ``prefix`` (OSError names it)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    for name, data in files:
+        path = prefix + name
+        fd = os.open(path, flags, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            exc.filename = path  # a write's error names no file
+            raise
+        finally:
+            os.close(fd)
+
+
 class StagedFolder:
     """A folder of files that appears whole or not at all: ``with StagedFolder(DIR) as f``.
 
@@ -66,14 +91,23 @@ class StagedFolder:
     error that folder becomes ``DIR`` (one rename; into an existing ``DIR`` that holds files,
     such as a re-run's, each file is moved over its old self). When it raises, or the process
     dies, ``DIR`` is untouched; a crashed run's ``DIR.partial`` is cleared by the next one.
+
+    ``writer_process=True`` writes the files in a second process, a batch at a time, a few
+    batches ahead at most: a failed write raises its ``OSError`` (naming the file) from a
+    later :meth:`write` or from :meth:`flush`, which the block's end calls too.
     """
 
-    def __init__(self, target: Path, mode: int = SHARED) -> None:
+    def __init__(self, target: Path, mode: int = SHARED, *, writer_process: bool = False):
         self.target = target
         self.staging = target.with_name(f"{target.name}.partial")
         self.mode = mode
         self._prefix = f"{self.staging}{os.sep}"
         self._opened = False
+        self._writer_process = writer_process
+        self._writer: ProcessPoolExecutor | None = None
+        self._batch: list[tuple[str, bytes]] = []
+        self._batch_bytes = 0
+        self._in_flight: deque[Future[None]] = deque()
 
     def open(self) -> StagedFolder:
         """Make the empty staging folder (``with`` does it too); OSError if it cannot be."""
@@ -82,6 +116,10 @@ class StagedFolder:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)  # an earlier crash's, never published
         self.staging.mkdir(mode=0o700)
+        if self._writer_process:
+            # spawn, not fork: the writer needs nothing of this process (lxml, open parts)
+            context = multiprocessing.get_context("spawn")
+            self._writer = ProcessPoolExecutor(max_workers=1, mp_context=context)
         self._opened = True
         return self
 
@@ -90,13 +128,41 @@ class StagedFolder:
 
     def write(self, name: str, data: bytes) -> None:
         """Write ``data`` as the folder's file ``name`` (a plain name, no folders)."""
-        fd = os.open(self._prefix + name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        if self._writer is None:
+            _write_plain(self._prefix, self.mode, [(name, data)])
+            return
+        self._batch.append((name, data))
+        self._batch_bytes += len(data)
+        if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give the batch to the writer process, first waiting for the oldest when enough
+        batches are in flight."""
+        assert self._writer is not None
+        while len(self._in_flight) >= BATCHES_IN_FLIGHT:
+            self._in_flight.popleft().result()
+        if self._batch:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            sent = self._writer.submit(_write_plain, self._prefix, self.mode, batch)
+            self._in_flight.append(sent)
+
+    def flush(self) -> None:
+        """Wait until every file handed over is written (the first failure raises)."""
+        if self._writer is None:
+            return
+        self._hand_over()
+        while self._in_flight:
+            self._in_flight.popleft().result()
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True, cancel_futures=True)
+            self._writer = None
+
+    def _discard(self) -> None:
+        self._stop_writer()
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     def __exit__(
         self,
@@ -105,8 +171,14 @@ class StagedFolder:
         tb: TracebackType | None,
     ) -> None:
         if exc_type is not None:
-            shutil.rmtree(self.staging, ignore_errors=True)
+            self._discard()
             return
+        try:
+            self.flush()
+        except BaseException:
+            self._discard()
+            raise
+        self._stop_writer()
         try:
             self.staging.rename(self.target)  # DIR absent or empty: the whole folder at once
         except OSError as error:

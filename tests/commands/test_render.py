@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import resource
 import zipfile
 from pathlib import Path
 
@@ -132,3 +133,19 @@ def test_unwritable_output_exits_1(tmp_path):
     result = icechat("render", str(SPEC), "--eml", str(blocker))
     assert result.returncode == 1
     assert f"{blocker}: cannot create the output folder" in result.stderr
+
+
+def test_a_file_the_disk_refuses_fails_the_run_naming_it(tmp_path):
+    out = tmp_path / "out"
+    assert icechat("render", str(SPEC), "--eml", str(out)).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def small_files_only() -> None:  # the files' writer inherits it: EFBIG past 1,000 bytes
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+
+    result = icechat("render", str(SPEC), "--eml", str(out), preexec_fn=small_files_only)
+    assert result.returncode == 1
+    assert f"{out}.partial/" in result.stderr
+    assert ".eml: cannot write (File too large); nothing was written to" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -74,10 +74,32 @@ def test_eml_carries_sender_recipients_time_subject_and_text(make_item):
 
 
 def test_lines_are_crlf_and_short(make_item):
-    data = to_eml(build_message(make_item(text="x" * 5000 + "\n" + "é" * 3000), NO_FILES))
+    mail = build_message(make_item(text="x" * 5000 + "\n" + "é" * 3000), NO_FILES)
+    data = to_eml(mail)
     lines = data.split(b"\r\n")
     assert b"\n" not in b"".join(lines)
     assert max(len(line) for line in lines) <= 998
+    assert bodies(parse(data)) == (mail.text_body, mail.html_body)
+
+
+def test_a_short_text_reads_as_written_in_the_file(make_item):
+    data = to_eml(build_message(make_item(text="bid 5y € 2.315 / 2.325"), NO_FILES))
+    assert "bid 5y € 2.315 / 2.325".encode() in data
+    assert b"Content-Transfer-Encoding: 8bit" in data
+
+
+def test_a_text_holding_its_own_boundary_cannot_close_its_part(make_item):
+    key = build_message(make_item(), NO_FILES).key
+    forged = f"hi\n--=_alt_{key[:32]}\nContent-Type: text/plain\n\nforged\n--=_alt_{key[:32]}--\n"
+    mail = build_message(make_item(text=forged), NO_FILES)
+    message = parse(to_eml(mail))
+    assert [p.get_content_type() for p in message.walk()] == [
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+    ]
+    assert bodies(message) == (mail.text_body, mail.html_body)
+    assert not message.defects
 
 
 def test_header_injection_stays_inside_its_field(make_item):

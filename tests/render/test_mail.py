@@ -62,6 +62,17 @@ def test_keys_are_deterministic_and_distinct(make_item):
     assert len({a1.internet_message_id, b.internet_message_id}) == 2
 
 
+def test_keys_are_those_earlier_versions_minted(make_item):
+    """Mailboxes and ledgers hold these keys: a new version must find the same ones."""
+    assert item_key(make_item()) == (
+        "25ef17ae571f3cbe2be64e3073fb153dcc5a368d7c9bb61a2248a5e8e82f5077"
+    )
+    day = ConversationSlice(ROOM, None, None, (), (), (make_item(),))
+    assert transcript_key(day) == (
+        "555bf095f7f6e6a6c08833405cc0f4a4891b0bb2d2633bd50d4b337497b2e5e2"
+    )
+
+
 def test_script_text_is_escaped_in_html(make_item):
     mail = build_message(make_item(text='<script>alert("x")</script> & <b>'), NO_FILES)
     assert "<script>" not in mail.html_body

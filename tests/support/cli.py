@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from tests.support.paths import PLUGINS
@@ -16,8 +16,11 @@ def icechat(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 240,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``icechat ARGS`` with ``env`` (default: this process's environment); output captured."""
+    """``icechat ARGS`` with ``env`` (default: this process's environment); output captured.
+
+    ``preexec_fn`` runs in the child before it starts (to set a resource limit, say)."""
     return subprocess.run(
         [sys.executable, "-m", "icechat", *map(str, args)],
         capture_output=True,
@@ -26,4 +29,5 @@ def icechat(
         cwd=cwd,
         timeout=timeout,
         check=False,
+        preexec_fn=preexec_fn,
     )

@@ -7,7 +7,8 @@ a room-day that spans two parts gives two files, as it gives two items in the ma
 
 The files are written once each, plainly, into ``DIR.partial/``, which becomes ``DIR`` when
 every part is done (:class:`icechat.files.StagedFolder`): a failed run leaves ``DIR`` as it
-was, and the disk's pace, not a rename per file, bounds the run.
+was. A second process writes them while this one parses and renders, so the run takes about
+the longer of the two, not their sum.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 
 from icechat.exceptions import RenderOutputError
@@ -47,11 +51,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(func=run)
 
 
+@contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """A failed write (of this file or one handed over earlier) as the user's error."""
+    try:
+        yield
+    except OSError as exc:
+        raise RenderOutputError(
+            f"{exc.filename}: cannot write ({exc.strerror}); nothing was written to {out}: "
+            "free space or choose another folder"
+        ) from exc
+    except BrokenProcessPool as exc:
+        raise RenderOutputError(
+            f"the process writing the .eml files stopped unexpectedly (killed, or out of "
+            f"memory?); nothing was written to {out}: run the command again"
+        ) from exc
+
+
 def run(args: argparse.Namespace) -> int:
     out: Path = args.eml
     seen: set[str] = set()  # transcript keys, across the parts given
     written = continued = absent = items = 0
-    folder = StagedFolder(out, PRIVATE)
+    folder = StagedFolder(out, PRIVATE, writer_process=True)
     try:
         folder.open()
     except OSError as exc:
@@ -72,17 +93,14 @@ def run(args: argparse.Namespace) -> int:
                             mail.room.room_id,
                             mail.day,
                         )
-                    try:
+                    with _writing(out):
                         folder.write(f"{mail.key}.eml", to_eml(mail))
-                    except OSError as exc:
-                        raise RenderOutputError(
-                            f"{folder.staging / mail.key}.eml: cannot write ({exc.strerror}); "
-                            f"nothing was written to {out}: free space or choose another folder"
-                        ) from exc
                     written += 1
                     items += mail.item_count
                     absent += len(mail.absent_files)
             log.info("%s: rendered, %d .eml files so far", name, written)
+        with _writing(out):
+            folder.flush()
     summary = {
         "mode": args.mode,
         "files": len(args.files),

@@ -65,8 +65,9 @@ def _notes(item: ChatItem) -> tuple[str, ...]:
     return markers(item) if item.kind is not ItemKind.CHAT or item.update else ()
 
 
-def message_text(item: ChatItem, file_note: str | None) -> str:
-    """The plain-text body of one chat item (only ``.eml`` carries it)."""
+def message_text(item: ChatItem, file_note: str | None, when: str) -> str:
+    """The plain-text body of one chat item (only ``.eml`` carries it); ``when`` is its
+    :func:`shown_time`, made once for both bodies."""
     recipients = "; ".join([shown(p).label for p in item.recipients]) or NOBODY
     notes = "".join(f"{n}\n" for n in _notes(item))
     file_text = f"\n{file_note}\n" if file_note is not None else ""
@@ -74,13 +75,13 @@ def message_text(item: ChatItem, file_note: str | None) -> str:
         f"Room:    {_room(item.room)}\n"
         f"From:    {shown(item.sender).label}\n"
         f"To:      {recipients}\n"
-        f"Time:    {shown_time(item.time)}\n"
+        f"Time:    {when}\n"
         f"Message: {body_text(item.message_id)}\n"
         f"{notes}\n{body_text(item.text)}\n{file_text}"
     )
 
 
-def message_html(item: ChatItem, file_note: str | None) -> str:
+def message_html(item: ChatItem, file_note: str | None, when: str) -> str:
     """The HTML body of one chat item: what Graph stores (the hot path of the import)."""
     recipients = "; ".join([shown(p).html_label for p in item.recipients]) or NOBODY
     notes = "".join(f"<p><strong>{escape(n)}</strong></p>\n" for n in _notes(item))
@@ -90,7 +91,7 @@ def message_html(item: ChatItem, file_note: str | None) -> str:
         f"<tr><th>Room</th><td>{_html_room(item.room)}</td></tr>\n"
         f"<tr><th>From</th><td>{shown(item.sender).html_label}</td></tr>\n"
         f"<tr><th>To</th><td>{recipients}</td></tr>\n"
-        f"<tr><th>Time</th><td>{shown_time(item.time)}</td></tr>\n"
+        f"<tr><th>Time</th><td>{when}</td></tr>\n"
         f"<tr><th>Message</th><td>{escape(body_text(item.message_id))}</td></tr>\n"
         f"</table>\n{notes}<div>{_html_text(body_text(item.text))}</div>\n{file_html}{HTML_TAIL}"
     )

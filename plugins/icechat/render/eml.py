@@ -2,9 +2,14 @@
 
 ``email.message.EmailMessage`` with the default policy is far too slow for millions of
 items, so the bytes are assembled directly: headers are ASCII (RFC 2047 encoded-words
-for anything else, RFC 2231 for non-ASCII file names), bodies are UTF-8 in
-quoted-printable, files base64. Lines end in CRLF. Header values were cleaned of every
-line-breaking character first, so no field can add a header.
+for anything else, RFC 2231 for non-ASCII file names), files base64. Lines end in CRLF.
+Header values were cleaned of every line-breaking character first, so no field can add a
+header.
+
+Bodies are UTF-8 as they are (``7bit`` or ``8bit``, RFC 2045 section 2.7-2.8: lines of at
+most 998 octets, no NUL, no bare CR or LF), which costs a tenth of quoted-printable; a body
+that breaks one of those rules, or holds ``=_`` (every boundary begins with it, so a chat
+text cannot close its own part), is quoted-printable, whose output never holds ``=_``.
 """
 
 from __future__ import annotations
@@ -17,17 +22,29 @@ from icechat.render.mail import MailAttachment, MailItem
 from icechat.render.people import shown
 
 CRLF = "\r\n"
+MAX_LINE = 998  # octets, CRLF excluded (RFC 5322 section 2.1.1)
+BOUNDARY = "=_"  # how every boundary begins: quoted-printable never writes it
+_BOUNDARY_BYTES = BOUNDARY.encode("ascii")
 
 
-def _qp(text: str) -> bytes:
-    return b2a_qp(text.encode("utf-8")).replace(b"\n", b"\r\n")
+def _as_is(data: bytes) -> bool:
+    """Whether UTF-8 ``data`` (LF line ends) may go unencoded, as 7bit or 8bit."""
+    if b"\r" in data or b"\0" in data or _BOUNDARY_BYTES in data:
+        return False
+    return len(data) <= MAX_LINE or max(map(len, data.split(b"\n"))) <= MAX_LINE
 
 
 def _text_part(subtype: str, text: str) -> bytes:
+    data = text.encode("utf-8")
+    if _as_is(data):
+        encoding = "7bit" if data.isascii() else "8bit"
+    else:
+        encoding = "quoted-printable"
+        data = b2a_qp(data)
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    ).encode("ascii") + _qp(text)
+        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+    ).encode("ascii") + data.replace(b"\n", b"\r\n")
 
 
 def _attachment_part(attachment: MailAttachment) -> bytes:
@@ -51,7 +68,7 @@ def _multipart(boundary: str, parts: list[bytes]) -> bytes:
 
 def to_eml(mail: MailItem) -> bytes:
     """The item as an RFC 5322 message: multipart/alternative, in multipart/mixed with files."""
-    alt = f"=_alt_{mail.key[:32]}"
+    alt = f"{BOUNDARY}alt_{mail.key[:32]}"
     headers = [
         f"Date: {rfc5322_date(mail.time)}",
         f"From: {shown(mail.sender).mailbox}",
@@ -68,7 +85,7 @@ def to_eml(mail: MailItem) -> bytes:
         alt, [_text_part("plain", mail.text_body), _text_part("html", mail.html_body)]
     )
     if mail.attachments:
-        mixed = f"=_mixed_{mail.key[:32]}"
+        mixed = f"{BOUNDARY}mixed_{mail.key[:32]}"
         inner = f'Content-Type: multipart/alternative; boundary="{alt}"\r\n\r\n'.encode("ascii")
         files = [_attachment_part(a) for a in mail.attachments]
         body = _multipart(mixed, [inner + body, *files])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from binascii import b2a_base64
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import quote
 
 from icechat.render.text import header_text
@@ -44,8 +45,10 @@ def encoded_words(value: str, chunk: int = _WORD_BYTES) -> str:
     return "\r\n ".join(words)
 
 
+@lru_cache(maxsize=16384)
 def unstructured(value: str) -> str:
-    """A Subject-like header value: as it is when plain ASCII, else encoded-words."""
+    """A Subject-like header value: as it is when plain ASCII, else encoded-words (cached:
+    a room's subject repeats on each of its items)."""
     value = header_text(value)
     return value if _is_plain(value) else encoded_words(value)
 

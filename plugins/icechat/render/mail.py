@@ -30,7 +30,7 @@ from icechat.ice.model import (
 from icechat.ice.packages import AttachmentSource
 from icechat.render.bodies import message_html, message_text, transcript_bodies
 from icechat.render.people import shown
-from icechat.render.text import header_text, utc
+from icechat.render.text import header_text, shown_time, utc
 
 MESSAGE = "message"
 TRANSCRIPT = "transcript"
@@ -101,10 +101,22 @@ class MailItem:
         return tuple(out)
 
 
+def _prefixed(fields: tuple[str, ...]) -> bytes:
+    return "".join([f"{len(f)}:{f}" for f in fields]).encode("utf-8", "surrogatepass")
+
+
+@lru_cache(maxsize=16384)
+def _hashed(head: tuple[str, ...]) -> hashlib._Hash:
+    """The hash of the leading fields, shared by every key of a firm (or room): copied, not
+    recomputed, per item."""
+    return hashlib.sha256(_prefixed(head))
+
+
 def _digest(*fields: str) -> str:
     """SHA-256 hex over length-prefixed fields, so no two field lists share a key."""
-    joined = "".join([f"{len(f)}:{f}" for f in fields])
-    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
+    state = _hashed(fields[:-1]).copy()
+    state.update(_prefixed(fields[-1:]))
+    return state.hexdigest()
 
 
 def item_key(item: ChatItem) -> str:
@@ -214,6 +226,7 @@ def build_message(item: ChatItem, attachments: AttachmentSource) -> MailItem:
     item = _utc_item(item)
     mail_file, absent, note = _files(item, attachments)
     key = item_key(item)
+    when = shown_time(item.time)
     return MailItem(
         key=key,
         internet_message_id=message_id_for(key),
@@ -223,8 +236,8 @@ def build_message(item: ChatItem, attachments: AttachmentSource) -> MailItem:
         sender=item.sender,
         recipients=item.recipients,
         time=item.time,
-        plain=partial(message_text, item, note),
-        html_body=message_html(item, note),
+        plain=partial(message_text, item, note, when),
+        html_body=message_html(item, note, when),
         attachments=(mail_file,) if mail_file is not None else (),
         absent_files=(absent,) if absent is not None else (),
     )
