@@ -9,9 +9,6 @@ a policy holds.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +22,7 @@ from icechat.retention import parse_retention
 from icechat.settings import Settings
 from icechat.store import COMPLIANCE, PART, Lock, workspace
 from tests.support.fixtures.azurite import CONN_ID
-from tests.support.paths import REPO
+from tests.support.store_peak import peak_growth
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -73,33 +70,12 @@ def test_a_large_file_goes_up_in_blocks_of_8_mib_and_comes_back_whole(azure_cont
     assert (tmp_path / "back").read_bytes() == data
 
 
-def _peak(azure_container, mib: int) -> int:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.store_memory",
-            "azure",
-            azure_container.server.connection_string,
-            azure_container.name,
-            str(mib),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rss = json.loads(done.stdout.strip().splitlines()[-1])
-    return int(rss["peak"] - rss["baseline"])
-
-
 def test_a_large_file_never_sits_in_memory(azure_container):
     """Up and down, the peak grows by a few blocks whatever the file's size (the SDK's and
     fsspec's defaults grew it by 55 MiB for a 96 MiB download)."""
-    small = _peak(azure_container, 16)
-    large = _peak(azure_container, 96)
+    store_args = ["azure", azure_container.server.connection_string, azure_container.name]
+    small = peak_growth(store_args, 16)
+    large = peak_growth(store_args, 96)
     assert large < 56 * 2**20, f"peak RSS grew by {large / 2**20:.0f} MiB"
     assert large - small < 24 * 2**20, (
         f"a 96 MiB file costs {(large - small) / 2**20:.0f} MiB more than a 16 MiB one"

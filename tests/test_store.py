@@ -7,10 +7,7 @@ Against a real S3 server on loopback (moto's), never a mocked client.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 
 from icechat.exceptions import StoreError
 from icechat.store import PART, LocalStore, Lock, workspace
-from tests.support.paths import REPO
+from tests.support.store_peak import peak_growth
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -58,32 +55,12 @@ def test_a_large_file_goes_up_in_parts_of_8_mib(s3_bucket, tmp_path):
     )
 
 
-def _peak(s3_bucket, mib: int) -> int:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.store_memory",
-            s3_bucket.server.endpoint,
-            s3_bucket.name,
-            str(mib),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rss = json.loads(done.stdout.strip().splitlines()[-1])
-    return int(rss["peak"] - rss["baseline"])
-
-
 def test_a_large_file_never_sits_in_memory(s3_bucket):
     """Up and down through the store, the peak grows by a few parts whatever the file's size:
     96 MiB costs no more than 16 MiB (a store holding the file would grow by 80 MiB more)."""
-    small = _peak(s3_bucket, 16)
-    large = _peak(s3_bucket, 96)
+    store_args = [s3_bucket.server.endpoint, s3_bucket.name]
+    small = peak_growth(store_args, 16)
+    large = peak_growth(store_args, 96)
     assert large < 56 * 2**20, f"peak RSS grew by {large / 2**20:.0f} MiB"
     assert large - small < 24 * 2**20, (
         f"a 96 MiB file costs {(large - small) / 2**20:.0f} MiB more than a 16 MiB one"
