@@ -9,12 +9,8 @@ a policy holds.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -25,13 +21,13 @@ from icechat.retention import parse_retention
 from icechat.settings import Settings
 from icechat.store import COMPLIANCE, PART, Lock, workspace
 from tests.support.fixtures.azurite import CONN_ID
-from tests.support.paths import REPO
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+from tests.support.store_contract import (
+    assert_a_failed_task_stores_nothing,
+    assert_comes_back_whole,
+    assert_create_writes_only_where_nothing_is,
+    write,
+)
+from tests.support.store_peak import assert_a_large_file_never_sits_in_memory
 
 
 def names(azure_container) -> list[str]:
@@ -48,17 +44,7 @@ def test_files_go_up_and_come_back_whole(azure_container, tmp_path, scheme):
         "icechat/raw/2026-11-26/a.xml",
         "icechat/reports/2026-11-26.json",
     ]
-    assert store.exists("raw/2026-11-26/a.xml")
-    assert not store.exists("raw/2026-11-26/b.xml")
-    assert store.files("raw") == ["raw/2026-11-26/a.xml"]
-    assert store.files("raw/2026-11-26/a.xml") == ["raw/2026-11-26/a.xml"]
-    assert store.files("nothing") == []
-    store.download("raw/2026-11-26/a.xml", tmp_path / "back" / "a.xml")
-    assert (tmp_path / "back" / "a.xml").read_bytes() == b"<FileDump/>"
-    assert store.read_bytes("reports/2026-11-26.json") == b"{}"
-    assert store.read_bytes("reports/absent.json") is None
-    assert store.remove("raw") == 1
-    assert store.files("raw") == []
+    assert_comes_back_whole(store, tmp_path)
     assert names(azure_container) == ["icechat/reports/2026-11-26.json"]
 
 
@@ -73,37 +59,11 @@ def test_a_large_file_goes_up_in_blocks_of_8_mib_and_comes_back_whole(azure_cont
     assert (tmp_path / "back").read_bytes() == data
 
 
-def _peak(azure_container, mib: int) -> int:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.store_memory",
-            "azure",
-            azure_container.server.connection_string,
-            azure_container.name,
-            str(mib),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rss = json.loads(done.stdout.strip().splitlines()[-1])
-    return int(rss["peak"] - rss["baseline"])
-
-
 def test_a_large_file_never_sits_in_memory(azure_container):
     """Up and down, the peak grows by a few blocks whatever the file's size (the SDK's and
     fsspec's defaults grew it by 55 MiB for a 96 MiB download)."""
-    small = _peak(azure_container, 16)
-    large = _peak(azure_container, 96)
-    assert large < 56 * 2**20, f"peak RSS grew by {large / 2**20:.0f} MiB"
-    assert large - small < 24 * 2**20, (
-        f"a 96 MiB file costs {(large - small) / 2**20:.0f} MiB more than a 16 MiB one"
-    )
+    store_args = ["azure", azure_container.server.connection_string, azure_container.name]
+    assert_a_large_file_never_sits_in_memory(store_args)
 
 
 def test_a_changed_file_gets_another_stamp(azure_container, tmp_path):
@@ -117,10 +77,7 @@ def test_a_changed_file_gets_another_stamp(azure_container, tmp_path):
 
 
 def test_create_writes_only_where_nothing_is(azure_container, tmp_path):
-    store = azure_container.store()
-    assert store.create(write(tmp_path / "a", b"first"), "raw/a") is True
-    assert store.create(write(tmp_path / "b", b"second"), "raw/a") is False
-    assert store.read_bytes("raw/a") == b"first"
+    assert_create_writes_only_where_nothing_is(azure_container.store(), tmp_path)
 
 
 def test_create_loses_a_race_without_overwriting(azure_container, tmp_path, monkeypatch):
@@ -177,12 +134,7 @@ def test_a_task_works_in_its_own_folder_and_stores_what_it_wrote(azure_container
 
 
 def test_a_failed_task_stores_nothing_and_leaves_no_folder(azure_container, tmp_path):
-    store = azure_container.store()
-    with pytest.raises(RuntimeError), workspace(store, outputs=["work"], scratch=tmp_path) as w:
-        write(w / "work/half.jsonl", b"{")
-        raise RuntimeError("parse failed")
-    assert list(tmp_path.iterdir()) == []
-    assert store.files("work") == []
+    assert_a_failed_task_stores_nothing(azure_container.store(), tmp_path)
 
 
 def test_retention_on_a_container_without_version_level_immutability_is_refused(

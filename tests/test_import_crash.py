@@ -4,34 +4,20 @@ and the finishing try of the same run attempt counts every copy as imported."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from icechat.ledger import CopyState, Ledger
+from tests.support import import_worker
 from tests.support.fixtures.graph_emulator import ALICE, BOB, ERIN
 from tests.support.graph_import_helpers import DAY, assert_exactly_once
-from tests.support.paths import REPO
 
 MAILBOXES = [ALICE, BOB, ERIN]
 PER_MAILBOX = 250
-
-
-def _start(spec: dict[str, Any]) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.import_worker", json.dumps(spec)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _stored(graph_emulator: Any) -> int:
@@ -72,7 +58,7 @@ def test_killed_twenty_times_then_finished_every_copy_exactly_once(
     total = PER_MAILBOX * len(MAILBOXES)
     stored_before: list[int] = [0]
     for attempt in range(20):
-        proc = _start({**spec, "batch": attempt % 2 == 0})
+        proc = import_worker.start({**spec, "batch": attempt % 2 == 0})
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready", proc.stderr and proc.stderr.read()
         # Killed once this try has stored something (however slow the machine), at a random
@@ -86,7 +72,7 @@ def test_killed_twenty_times_then_finished_every_copy_exactly_once(
             break
     mid_import = {n for n in stored_before if 0 < n < total}
     assert len(mid_import) >= 5, f"kills must land mid-import: {stored_before}"
-    final = _start({**spec, "batch": True})
+    final = import_worker.start({**spec, "batch": True})
     out, err = final.communicate(timeout=60)
     assert final.returncode == 0, err
     # Task retries inside one attempt: what the killed tries created is still this attempt's.

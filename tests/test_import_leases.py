@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,24 +17,12 @@ from icechat.graph.client import GraphClient
 from icechat.importer import Importer, ImportResult, Status
 from icechat.leases import MailboxLeases
 from icechat.ledger import Ledger
+from tests.support import import_worker
 from tests.support.fixtures.graph_emulator import ALICE, BOB, ERIN
 from tests.support.graph_import_helpers import assert_exactly_once, copies, emulator_settings
-from tests.support.paths import REPO
 
 MAILBOXES = [ALICE, BOB, ERIN]
 PER_MAILBOX = 120
-
-
-def _worker(spec: dict[str, Any]) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.import_worker", json.dumps(spec)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def test_two_days_in_two_processes_share_each_mailboxs_four_requests(
@@ -56,7 +41,7 @@ def test_two_days_in_two_processes_share_each_mailboxs_four_requests(
         "batch": True,
     }
     days = [
-        _worker({**base, "run_id": f"scheduled__{day}", "attempt": 0, "prefix": day})
+        import_worker.start({**base, "run_id": f"scheduled__{day}", "attempt": 0, "prefix": day})
         for day in ("2026-11-25", "2026-11-26")
     ]
     for proc in days:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -248,30 +249,25 @@ def test_a_cleared_rerun_says_so_and_credits_the_attempt_that_imported(tmp_path)
         "attempt": 1,
         "present_from": [{"run_id": "manual__2026-11-26", "attempt": 0, "copies": 5}],
     }
-    rendered = {"items": 4, "mail_items": 4}
-    before = day_report(
-        date(2026, 11, 26),
-        fetched=FETCHED,
-        rendered=rendered,
-        planned=PLAN,
-        shards=[first_attempt],
-        item_mode="message",
-        run_id="manual__2026-11-26",
-        attempt=0,
-    )
+
+    def report_of(shard: dict[str, Any], attempt: int) -> dict[str, Any]:
+        """The report attempt ``attempt`` of the run writes, its import having left ``shard``."""
+        return day_report(
+            date(2026, 11, 26),
+            fetched=FETCHED,
+            rendered={"items": 4, "mail_items": 4},
+            planned=PLAN,
+            shards=[shard],
+            item_mode="message",
+            run_id="manual__2026-11-26",
+            attempt=attempt,
+        )
+
+    before = report_of(first_attempt, 0)
     assert (before["attempt"], before["cleared_rerun"]) == (0, False)
     assert before["imported_by"] == [{"run_id": "manual__2026-11-26", "attempt": 0, "copies": 5}]
     assert "cleared re-run" not in summary_line(before)
-    again = day_report(
-        date(2026, 11, 26),
-        fetched=FETCHED,
-        rendered=rendered,
-        planned=PLAN,
-        shards=[cleared],
-        item_mode="message",
-        run_id="manual__2026-11-26",
-        attempt=1,
-    )
+    again = report_of(cleared, 1)
     assert (again["imported"], again["already_present"], again["balanced"]) == (0, 6, True)
     assert (again["run_id"], again["attempt"], again["cleared_rerun"]) == (
         "manual__2026-11-26",

@@ -7,42 +7,27 @@ Against a real S3 server on loopback (moto's), never a mocked client.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from icechat.exceptions import StoreError
 from icechat.store import PART, LocalStore, Lock, workspace
-from tests.support.paths import REPO
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+from tests.support.store_contract import (
+    assert_a_failed_task_stores_nothing,
+    assert_comes_back_whole,
+    assert_create_writes_only_where_nothing_is,
+    write,
+)
+from tests.support.store_peak import assert_a_large_file_never_sits_in_memory
 
 
 def test_files_go_up_and_come_back_whole(s3_bucket, tmp_path):
     store = s3_bucket.store()
-    src = write(tmp_path / "a.xml", b"<FileDump/>")
-    store.upload(src, "raw/2026-11-26/a.xml")
+    store.upload(write(tmp_path / "a.xml", b"<FileDump/>"), "raw/2026-11-26/a.xml")
     store.write_bytes("reports/2026-11-26.json", b"{}")
-    assert store.exists("raw/2026-11-26/a.xml")
-    assert not store.exists("raw/2026-11-26/b.xml")
-    assert store.files("raw") == ["raw/2026-11-26/a.xml"]
-    assert store.files("raw/2026-11-26/a.xml") == ["raw/2026-11-26/a.xml"]
-    assert store.files("nothing") == []
-    store.download("raw/2026-11-26/a.xml", tmp_path / "back" / "a.xml")
-    assert (tmp_path / "back" / "a.xml").read_bytes() == b"<FileDump/>"
-    assert store.read_bytes("reports/2026-11-26.json") == b"{}"
-    assert store.read_bytes("reports/absent.json") is None
-    assert store.remove("raw") == 1
-    assert store.files("raw") == []
+    assert_comes_back_whole(store, tmp_path)
 
 
 def test_a_large_file_goes_up_in_parts_of_8_mib(s3_bucket, tmp_path):
@@ -58,43 +43,15 @@ def test_a_large_file_goes_up_in_parts_of_8_mib(s3_bucket, tmp_path):
     )
 
 
-def _peak(s3_bucket, mib: int) -> int:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.store_memory",
-            s3_bucket.server.endpoint,
-            s3_bucket.name,
-            str(mib),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rss = json.loads(done.stdout.strip().splitlines()[-1])
-    return int(rss["peak"] - rss["baseline"])
-
-
 def test_a_large_file_never_sits_in_memory(s3_bucket):
     """Up and down through the store, the peak grows by a few parts whatever the file's size:
     96 MiB costs no more than 16 MiB (a store holding the file would grow by 80 MiB more)."""
-    small = _peak(s3_bucket, 16)
-    large = _peak(s3_bucket, 96)
-    assert large < 56 * 2**20, f"peak RSS grew by {large / 2**20:.0f} MiB"
-    assert large - small < 24 * 2**20, (
-        f"a 96 MiB file costs {(large - small) / 2**20:.0f} MiB more than a 16 MiB one"
-    )
+    store_args = [s3_bucket.server.endpoint, s3_bucket.name]
+    assert_a_large_file_never_sits_in_memory(store_args)
 
 
 def test_create_writes_only_where_nothing_is(s3_bucket, tmp_path):
-    store = s3_bucket.store()
-    assert store.create(write(tmp_path / "a", b"first"), "raw/a") is True
-    assert store.create(write(tmp_path / "b", b"second"), "raw/a") is False
-    assert store.read_bytes("raw/a") == b"first"
+    assert_create_writes_only_where_nothing_is(s3_bucket.store(), tmp_path)
 
 
 def test_create_loses_a_race_without_overwriting(s3_bucket, tmp_path, monkeypatch):
@@ -123,12 +80,7 @@ def test_a_task_works_in_its_own_folder_and_stores_what_it_wrote(s3_bucket, tmp_
 
 
 def test_a_failed_task_stores_nothing_and_leaves_no_folder(s3_bucket, tmp_path):
-    store = s3_bucket.store()
-    with pytest.raises(RuntimeError), workspace(store, outputs=["work"], scratch=tmp_path) as w:
-        write(w / "work/half.jsonl", b"{")
-        raise RuntimeError("parse failed")
-    assert list(tmp_path.iterdir()) == []
-    assert store.files("work") == []
+    assert_a_failed_task_stores_nothing(s3_bucket.store(), tmp_path)
 
 
 def test_a_local_folder_is_its_own_workspace(tmp_path):

@@ -19,7 +19,7 @@ from icechat.graph.properties import (
     DEDUPE_KEY,
     MSGFLAG_UNSENT,
 )
-from tests.support.emulator_calls import FOLDER, chat_message, make_folder
+from tests.support.emulator_calls import FOLDER, chat_message, make_folder, new_folder_messages
 from tests.support.fixtures.graph_emulator import (
     ALICE,
     BOB,
@@ -234,8 +234,7 @@ def test_without_flags_or_with_unsent_bit_the_item_is_a_draft(
 
 
 def test_bad_bodies_get_graph_errors(graph_emulator: GraphEmulatorHandle) -> None:
-    folder_id = make_folder(graph_emulator)
-    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    path = new_folder_messages(graph_emulator)
     typo = graph_emulator.graph("POST", path, json={"subjekt": "x"})
     assert typo.status_code == 400
     assert "'subjekt' does not exist" in typo.json()["error"]["message"]
@@ -251,8 +250,7 @@ def test_bad_bodies_get_graph_errors(graph_emulator: GraphEmulatorHandle) -> Non
 def test_filter_by_internet_message_id_and_by_dedupe_key(
     graph_emulator: GraphEmulatorHandle,
 ) -> None:
-    folder_id = make_folder(graph_emulator)
-    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    path = new_folder_messages(graph_emulator)
     for key in ("a", "b", "c"):
         assert graph_emulator.graph("POST", path, json=chat_message(key)).status_code == 201
     by_id = graph_emulator.graph(
@@ -280,8 +278,7 @@ def test_filter_by_internet_message_id_and_by_dedupe_key(
 
 
 def test_listing_pages_with_next_link(graph_emulator: GraphEmulatorHandle) -> None:
-    folder_id = make_folder(graph_emulator)
-    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    path = new_folder_messages(graph_emulator)
     for key in range(12):
         graph_emulator.graph("POST", path, json=chat_message(f"p{key}"))
     first = graph_emulator.graph("GET", path).json()
@@ -400,8 +397,7 @@ def _sub(sub_id: str, url: str, body: dict[str, Any] | None = None, **extra: Any
 
 
 def test_batch_creates_and_reports_each_status(graph_emulator: GraphEmulatorHandle) -> None:
-    folder_id = make_folder(graph_emulator)
-    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    url = new_folder_messages(graph_emulator)
     requests_ = [_sub(str(i), url, chat_message(f"b{i}")) for i in range(3)]
     requests_.append(_sub("3", f"/users/{DAVE}/mailFolders/inbox/messages", chat_message("d")))
     requests_.append(_sub("4", url, {"bogus": 1}))
@@ -415,8 +411,7 @@ def test_batch_creates_and_reports_each_status(graph_emulator: GraphEmulatorHand
 
 
 def test_sequential_batch_skips_what_follows_a_failure(graph_emulator: GraphEmulatorHandle) -> None:
-    folder_id = make_folder(graph_emulator)
-    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    url = new_folder_messages(graph_emulator)
     requests_ = [
         _sub("a", url, chat_message("s0")),
         _sub("b", url, {"bogus": 1}, dependsOn=["a"]),
@@ -445,8 +440,7 @@ def test_sequential_batch_skips_what_follows_a_failure(graph_emulator: GraphEmul
 def test_batch_neither_parallel_nor_sequential_is_refused_whole(
     graph_emulator: GraphEmulatorHandle, depends: dict[int, list[str]]
 ) -> None:
-    folder_id = make_folder(graph_emulator)
-    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    url = new_folder_messages(graph_emulator)
     requests_ = [
         _sub(
             str(n),
@@ -467,8 +461,7 @@ def test_batch_neither_parallel_nor_sequential_is_refused_whole(
 def test_batch_where_every_part_depends_on_the_first_runs(
     graph_emulator: GraphEmulatorHandle,
 ) -> None:
-    folder_id = make_folder(graph_emulator)
-    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    url = new_folder_messages(graph_emulator)
     requests_ = [_sub("0", url, chat_message("f0"))]
     requests_ += [_sub(str(n), url, chat_message(f"f{n}"), dependsOn=["0"]) for n in range(1, 6)]
     response = graph_emulator.graph("POST", "/$batch", json={"requests": requests_})
@@ -551,8 +544,7 @@ def test_parallel_batch_answers_come_in_the_order_the_parts_finish(
 def test_batch_part_ids_follow_the_part_own_prefer_header(
     graph_emulator: GraphEmulatorHandle,
 ) -> None:
-    folder_id = make_folder(graph_emulator)
-    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    url = new_folder_messages(graph_emulator)
     immutable = {"Content-Type": "application/json", "Prefer": 'IdType="ImmutableId"'}
     requests_ = [
         _sub("plain", url, chat_message("p")),
@@ -575,8 +567,7 @@ def test_batch_part_ids_follow_the_part_own_prefer_header(
 def test_rest_id_changes_when_the_item_moves_and_immutable_id_does_not(
     graph_emulator: GraphEmulatorHandle,
 ) -> None:
-    folder_id = make_folder(graph_emulator)
-    url = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    url = new_folder_messages(graph_emulator)
     rest = graph_emulator.graph("POST", url, json=chat_message("mv")).json()["id"]
     immutable = graph_emulator.graph(
         "GET", f"/users/{ALICE}/messages/{rest}", headers={"Prefer": 'IdType="ImmutableId"'}
@@ -617,8 +608,7 @@ def test_message_posted_to_the_mailbox_is_a_draft_and_delete_moves_it(
 def test_permanent_delete_purges_the_item_from_every_folder(
     graph_emulator: GraphEmulatorHandle,
 ) -> None:
-    folder_id = make_folder(graph_emulator)
-    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    path = new_folder_messages(graph_emulator)
     first = graph_emulator.graph("POST", path, json=chat_message("gone")).json()["id"]
     second = graph_emulator.graph("POST", path, json=chat_message("gone-too")).json()["id"]
     purged = graph_emulator.graph("POST", f"/users/{ALICE}/messages/{first}/permanentDelete")
@@ -648,8 +638,7 @@ def test_listing_a_received_time_window_with_the_dedupe_key_expanded(
     graph_emulator: GraphEmulatorHandle,
 ) -> None:
     """What verify sends: a day's window of one folder, ids, times and dedupe keys only."""
-    folder_id = make_folder(graph_emulator)
-    path = f"/users/{ALICE}/mailFolders/{folder_id}/messages"
+    path = new_folder_messages(graph_emulator)
     for key, when in (("in", "2026-11-26T09:30:00Z"), ("before", "2026-11-25T23:59:59Z")):
         body = chat_message(key)
         body["singleValueExtendedProperties"][0]["value"] = when

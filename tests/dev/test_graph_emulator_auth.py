@@ -6,9 +6,22 @@ import base64
 import json
 
 import pytest
+import requests
 
 from icechat.dev.graph_emulator import make_app_certificate
 from tests.support.fixtures.graph_emulator import ALICE, GRAPH_SCOPE, GraphEmulatorHandle
+
+
+def get_alice(
+    graph_emulator: GraphEmulatorHandle, authorization: str | None, path: str = ""
+) -> requests.Response:
+    """``GET /users/ALICE{path}`` on the emulator's Graph with ``authorization`` as the
+    Authorization header (None: without one)."""
+    headers = {"Authorization": authorization} if authorization else {}
+    with graph_emulator.session() as session:
+        return session.get(
+            f"{graph_emulator.graph_url}/users/{ALICE}{path}", headers=headers, timeout=10
+        )
 
 
 def test_discovery_document_points_at_the_emulator(graph_emulator: GraphEmulatorHandle) -> None:
@@ -86,12 +99,7 @@ def test_certificate_assertion_gets_a_token_that_graph_accepts(
     credential[form] = cert.certificate_pem if form == "public_certificate" else cert.thumbprint
     result = graph_emulator.msal_app(credential=credential).acquire_token_for_client(GRAPH_SCOPE)
     assert "access_token" in result, result.get("error_description")
-    with graph_emulator.session() as session:
-        response = session.get(
-            f"{graph_emulator.graph_url}/users/{ALICE}",
-            headers={"Authorization": f"Bearer {result['access_token']}"},
-            timeout=10,
-        )
+    response = get_alice(graph_emulator, f"Bearer {result['access_token']}")
     assert response.status_code == 200
 
 
@@ -130,11 +138,7 @@ def test_graph_rejects_missing_or_bad_tokens(
 ) -> None:
     if authorization == "forged":
         authorization = f"Bearer {graph_emulator.token()[:-6]}AAAAAA"
-    headers = {"Authorization": authorization} if authorization else {}
-    with graph_emulator.session() as session:
-        response = session.get(
-            f"{graph_emulator.graph_url}/users/{ALICE}", headers=headers, timeout=10
-        )
+    response = get_alice(graph_emulator, authorization)
     assert response.status_code == 401
     error = response.json()["error"]
     assert error["code"] == "InvalidAuthenticationToken"
@@ -145,12 +149,7 @@ def test_graph_rejects_missing_or_bad_tokens(
 def test_expired_token_is_rejected(graph_emulator: GraphEmulatorHandle) -> None:
     graph_emulator.set_faults(token_lifetime_s=-1)
     token = graph_emulator.token()
-    with graph_emulator.session() as session:
-        response = session.get(
-            f"{graph_emulator.graph_url}/users/{ALICE}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
+    response = get_alice(graph_emulator, f"Bearer {token}")
     assert response.status_code == 401
     assert "expired" in response.json()["error"]["message"]
 
@@ -159,17 +158,8 @@ def test_app_without_mail_permission_gets_access_denied(
     graph_emulator: GraphEmulatorHandle,
 ) -> None:
     token = graph_emulator.token(graph_emulator.nomail_client_id)
-    with graph_emulator.session() as session:
-        user = session.get(
-            f"{graph_emulator.graph_url}/users/{ALICE}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
-        folders = session.get(
-            f"{graph_emulator.graph_url}/users/{ALICE}/mailFolders",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
+    user = get_alice(graph_emulator, f"Bearer {token}")
+    folders = get_alice(graph_emulator, f"Bearer {token}", "/mailFolders")
     assert user.status_code == 200
     assert folders.status_code == 403
     assert folders.json()["error"]["code"] == "ErrorAccessDenied"
@@ -239,12 +229,7 @@ def test_graph_refuses_a_token_for_another_clouds_graph(
     result = graph_emulator.msal_app().acquire_token_for_client(
         ["https://graph.microsoft.us/.default"]
     )
-    with graph_emulator.session() as session:
-        response = session.get(
-            f"{graph_emulator.graph_url}/users/{ALICE}",
-            headers={"Authorization": f"Bearer {result['access_token']}"},
-            timeout=10,
-        )
+    response = get_alice(graph_emulator, f"Bearer {result['access_token']}")
     assert response.status_code == 401
     assert response.json()["error"]["message"] == (
         "Access token validation failure. Invalid audience."

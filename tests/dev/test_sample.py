@@ -306,40 +306,21 @@ def test_cli_prints_the_written_paths_and_a_summary(tmp_path: Path) -> None:
 
 
 def test_cli_reports_bad_input_and_usage_errors(tmp_path: Path) -> None:
-    too_split = _cli(
-        "--firm",
-        FIRM,
-        "--day",
-        "2026-11-26",
-        "--messages",
-        "2",
-        "--out",
-        str(tmp_path),
-        "--parts",
-        "5",
-    )
+    def two_messages(
+        *extra: str, firm: str = FIRM, day: str = "2026-11-26"
+    ) -> subprocess.CompletedProcess[str]:
+        return _cli("--firm", firm, "--day", day, "--messages", "2", "--out", str(tmp_path), *extra)
+
+    too_split = two_messages("--parts", "5")
     assert too_split.returncode == 1
     assert "cannot fill 5 parts" in too_split.stderr
-    bad_firm = _cli(
-        "--firm", "../x", "--day", "2026-11-26", "--messages", "2", "--out", str(tmp_path)
-    )
+    bad_firm = two_messages(firm="../x")
     assert bad_firm.returncode == 1
     assert "--firm must be letters and digits" in bad_firm.stderr
-    bad_day = _cli("--firm", FIRM, "--day", "26/11/2026", "--messages", "2", "--out", str(tmp_path))
+    bad_day = two_messages(day="26/11/2026")
     assert bad_day.returncode == 2
     assert "not a YYYY-MM-DD date" in bad_day.stderr
-    no_key = _cli(
-        "--firm",
-        FIRM,
-        "--day",
-        "2026-11-26",
-        "--messages",
-        "2",
-        "--out",
-        str(tmp_path),
-        "--encrypt-to",
-        str(tmp_path / "missing.asc"),
-    )
+    no_key = two_messages("--encrypt-to", str(tmp_path / "missing.asc"))
     assert no_key.returncode == 1
     assert "missing.asc: public key file not found" in no_key.stderr
 

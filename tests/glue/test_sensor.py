@@ -29,12 +29,12 @@ def at(now: datetime, sensor: IceChatDeliverySensor) -> IceChatDeliverySensor:
     return sensor
 
 
-def sensor(site, tmp_path, now=DURING_UPLOAD, **kw):
+def sensor(site, tmp_path, now=DURING_UPLOAD, day="2026-11-26", **kw):
     return at(
         now,
         IceChatDeliverySensor(
             task_id="wait_for_export",
-            day="2026-11-26",
+            day=day,
             data_dir=str(tmp_path / "data"),
             remote_dir=site.remote_dir,
             **kw,
@@ -166,15 +166,7 @@ def test_pgp_connection_gives_the_key(monkeypatch, pgp_keypair):
 
 def test_default_deadline_is_the_end_of_the_next_day(site, tmp_path):
     def waiting(now: datetime) -> IceChatDeliverySensor:
-        return at(
-            now,
-            IceChatDeliverySensor(
-                task_id="w",
-                day="2020-02-28",
-                data_dir=str(tmp_path / "data"),
-                remote_dir=site.remote_dir,
-            ),
-        )
+        return sensor(site, tmp_path, now, day="2020-02-28")
 
     before = datetime(2020, 2, 29, 23, 59, tzinfo=UTC)
     assert not waiting(before).poke({}).is_done

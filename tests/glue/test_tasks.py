@@ -18,6 +18,8 @@ from icechat.mapping.plan import PlannedCopy
 from icechat.store import ObjectStore
 from tests.support.airflow_env import graph_connection
 from tests.support.archived_day import DAY, FIRM, busiest, sample_parts
+from tests.support.fixtures.export_day import MakeDay
+from tests.support.fixtures.sftp_server import SftpServer
 from tests.support.graph_import_helpers import assert_exactly_once
 
 
@@ -112,19 +114,37 @@ def test_only_a_scheduled_run_catches_up_and_only_from_a_go_live_day(monkeypatch
     assert "variable icechat_go_live is not set: days missed while" in caplog.text
 
 
+def two_parts_to_fetch(
+    monkeypatch: pytest.MonkeyPatch,
+    sftp_server: SftpServer,
+    make_day: MakeDay,
+    data_dir: str,
+    retention: str | None,
+) -> tuple[str, date]:
+    """Two parts of 2026-11-26 on the SFTP site and the variables the fetch task reads: from
+    that site into ``data_dir``, locked for ``retention`` (None: not locked). The firm, the day."""
+    firm, day = sftp_server.username.upper(), date(2026, 11, 26)
+    make_day(Path(sftp_server.remote_dir), firm, day, parts=2)
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env())
+    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", "postgresql://u:p@127.0.0.1:1/unused")
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_REMOTE_DIR", sftp_server.remote_dir)
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", data_dir)
+    if retention is None:
+        monkeypatch.delenv("AIRFLOW_VAR_ICECHAT_RAW_RETENTION", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_RAW_RETENTION", retention)
+    return firm, day
+
+
 def test_fetching_again_into_s3_writes_and_locks_each_original_once(
     monkeypatch, sftp_server, make_day, s3_bucket
 ):
     """A cleared fetch finds the day's originals in the bucket: nothing is written again,
     the locks stay as first recorded, and the task's scratch folder is gone each time."""
-    firm, day = sftp_server.username.upper(), date(2026, 11, 26)
-    make_day(Path(sftp_server.remote_dir), firm, day, parts=2)
-    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env())
     monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_S3", s3_bucket.server.connection_env())
-    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", "postgresql://u:p@127.0.0.1:1/unused")
-    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_REMOTE_DIR", sftp_server.remote_dir)
-    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", s3_bucket.url(conn_id="icechat_s3"))
-    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_RAW_RETENTION", "2d governance")
+    firm, day = two_parts_to_fetch(
+        monkeypatch, sftp_server, make_day, s3_bucket.url(conn_id="icechat_s3"), "2d governance"
+    )
     first = tasks.fetch(day)
     versions = s3_bucket.client().list_object_versions(Bucket=s3_bucket.name, Prefix="icechat/raw")
     again = tasks.fetch(day)
@@ -145,14 +165,8 @@ def test_fetching_again_into_azure_blob_writes_each_original_once(
 ):
     """The fetch task on an abfs:// data directory: the originals land in the container
     through the task's own glue, and a cleared fetch writes none of them again."""
-    firm, day = sftp_server.username.upper(), date(2026, 11, 26)
-    make_day(Path(sftp_server.remote_dir), firm, day, parts=2)
-    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_SFTP", sftp_server.connection_env())
     monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_AZURE", azure_container.server.connection_env())
-    monkeypatch.setenv("AIRFLOW_CONN_ICECHAT_LEDGER", "postgresql://u:p@127.0.0.1:1/unused")
-    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_REMOTE_DIR", sftp_server.remote_dir)
-    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", azure_container.url())
-    monkeypatch.delenv("AIRFLOW_VAR_ICECHAT_RAW_RETENTION", raising=False)
+    firm, day = two_parts_to_fetch(monkeypatch, sftp_server, make_day, azure_container.url(), None)
 
     def originals() -> dict[str, str]:
         listed = azure_container.container().list_blobs(name_starts_with="icechat/raw/")

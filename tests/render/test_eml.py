@@ -218,16 +218,7 @@ def test_no_field_adds_a_header(name, company, im_id, email_, room_name, file_na
         attachment=Attachment(file_name, "p", 1, TransferStatus.COMPLETED),
     )
     message = parse(to_eml(build_message(item, MemoryAttachments({"p": b"1"}))))
-    assert list(message.keys()) == [
-        "Date",
-        "From",
-        "To",
-        "Subject",
-        "Message-ID",
-        "X-IceChat-Dedupe-Key",
-        "MIME-Version",
-        "Content-Type",
-    ]
+    assert list(message.keys()) == HEADERS
     assert not any(c in str(message["Subject"]) for c in "\r\n\x00")
     assert len(message["To"].addresses) == 2
     [part] = list(message.iter_attachments())

@@ -43,3 +43,8 @@ def make_folder(emu: GraphEmulatorHandle, upn: str = ALICE) -> str:
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+def new_folder_messages(emu: GraphEmulatorHandle, upn: str = ALICE) -> str:
+    """The messages path of a new ICE Chat folder in ``upn``'s mailbox, where items are posted."""
+    return f"/users/{upn}/mailFolders/{make_folder(emu, upn)}/messages"

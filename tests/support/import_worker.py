@@ -5,12 +5,15 @@ SPEC (JSON) holds the GraphSettings fields, the ledger URL (and optionally its `
 the mailboxes, the copies per mailbox (optionally with an item key ``prefix``, one per day),
 the run id, optionally its ``attempt``, whether to batch, and optionally ``lease_seconds``
 (how soon a killed worker's mailbox leases run out). Prints ``ready`` once imports
-are done and the work is about to start, then the outcome counts as JSON.
+are done and the work is about to start, then the outcome counts as JSON. Tests start it
+with :func:`start`.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from typing import Any
 
@@ -20,6 +23,7 @@ from icechat.importer import Importer
 from icechat.leases import LEASE_SECONDS, MailboxLeases
 from icechat.ledger import Ledger
 from tests.support.graph_import_helpers import copies
+from tests.support.paths import REPO
 
 
 def main(spec: dict[str, Any]) -> int:
@@ -46,6 +50,19 @@ def main(spec: dict[str, Any]) -> int:
         result = importer.run(work)
     print(json.dumps(dict(result.counts)), flush=True)
     return 0 if not result.failures else 1
+
+
+def start(spec: dict[str, Any]) -> subprocess.Popen[str]:
+    """This module on ``spec`` in a process of its own, its output piped, as text."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.import_worker", json.dumps(spec)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 if __name__ == "__main__":

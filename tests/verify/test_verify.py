@@ -319,15 +319,22 @@ def test_a_missing_copy_is_reported_not_reimported_without_repair(graph_emulator
     assert ("missing_item", rows[0].item_key) in kinds(verify(graph_emulator, day))
 
 
+def checkpointed(emulator: Any, day: ArchivedDay, mailbox: str, at: datetime) -> Path:
+    """Check ``mailbox`` and record it in the checkpoint at ``at``, as a verification that
+    stopped after it would have; return the verification's work folder."""
+    work = verify_work_dir(day.data_dir, DAY)
+    with GraphClient(emulator_settings(emulator)) as client, day.ledger() as ledger:
+        mine = [r for r in ledger.copies(DAY) if r.mailbox == mailbox]
+        checker = MailboxChecker(client, folder_name="ICE Chat", day=DAY, chat_times={})
+        checkpoint = Checkpoint(work, at)
+        checkpoint.put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
+    return work
+
+
 def test_a_rerun_after_a_crash_skips_mailboxes_already_checked(graph_emulator, day):
     """A mailbox checked before the crash is in the checkpoint; only the others are read."""
     mailbox, _rows = busiest(day)
-    work = verify_work_dir(day.data_dir, DAY)
-    with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
-        mine = [r for r in ledger.copies(DAY) if r.mailbox == mailbox]
-        checker = MailboxChecker(client, folder_name="ICE Chat", day=DAY, chat_times={})
-        checkpoint = Checkpoint(work, datetime(2026, 12, 7, 5, 0, tzinfo=UTC))
-        checkpoint.put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
+    work = checkpointed(graph_emulator, day, mailbox, datetime(2026, 12, 7, 5, 0, tzinfo=UTC))
     with (work / "checkpoint.jsonl").open("a") as fh:
         fh.write('{"mailbox": "torn')  # the crash cut the next line short
     upn = next(u for u, i in day.mailboxes.items() if i == mailbox)
@@ -343,12 +350,7 @@ def test_a_rerun_after_a_crash_skips_mailboxes_already_checked(graph_emulator, d
 
 def test_a_checkpoint_is_not_used_once_the_mailboxs_ledger_rows_changed(graph_emulator, day):
     mailbox, rows = busiest(day)
-    work = verify_work_dir(day.data_dir, DAY)
-    with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
-        mine = [r for r in ledger.copies(DAY) if r.mailbox == mailbox]
-        checker = MailboxChecker(client, folder_name="ICE Chat", day=DAY, chat_times={})
-        checkpoint = Checkpoint(work, datetime(2026, 12, 7, 5, 0, tzinfo=UTC))
-        checkpoint.put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
+    checkpointed(graph_emulator, day, mailbox, datetime(2026, 12, 7, 5, 0, tzinfo=UTC))
     graph_emulator.graph("POST", f"/users/{mailbox}/messages/{rows[0].graph_id}/permanentDelete")
     with day.ledger() as ledger:
         ledger.reopen(mailbox, [Mark(rows[0].item_key, DAY, reason="lost")], "r3")
@@ -423,12 +425,7 @@ def test_repair_refuses_when_the_originals_are_not_intact(graph_emulator, day):
 def test_a_checkpoint_older_than_a_day_is_not_used(graph_emulator, day):
     """A verification resumed days later reads every mailbox again."""
     mailbox, _ = busiest(day)
-    work = verify_work_dir(day.data_dir, DAY)
-    with GraphClient(emulator_settings(graph_emulator)) as client, day.ledger() as ledger:
-        mine = [r for r in ledger.copies(DAY) if r.mailbox == mailbox]
-        checker = MailboxChecker(client, folder_name="ICE Chat", day=DAY, chat_times={})
-        checkpoint = Checkpoint(work, datetime(2026, 12, 6, 5, 59, tzinfo=UTC))
-        checkpoint.put(mailbox, fingerprint("ICE Chat", mine), checker.check(mailbox, mine))
+    checkpointed(graph_emulator, day, mailbox, datetime(2026, 12, 6, 5, 59, tzinfo=UTC))
     outcome = verify(graph_emulator, day)
     assert outcome.report["checks"]["mailboxes"]["resumed_from_checkpoint"] == 0
 

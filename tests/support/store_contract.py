@@ -1,0 +1,49 @@
+"""What every object store promises its callers, checked the same way on each (moto's S3 in
+tests/test_store.py, Azurite in tests/test_azure_store.py), so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from icechat.store import DataStore, workspace
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def assert_comes_back_whole(store: DataStore, tmp_path: Path) -> None:
+    """After ``raw/2026-11-26/a.xml`` (``<FileDump/>``) and ``reports/2026-11-26.json`` (``{}``)
+    went in: they are listed, read and downloaded as written, and removing ``raw`` removes
+    only it."""
+    assert store.exists("raw/2026-11-26/a.xml")
+    assert not store.exists("raw/2026-11-26/b.xml")
+    assert store.files("raw") == ["raw/2026-11-26/a.xml"]
+    assert store.files("raw/2026-11-26/a.xml") == ["raw/2026-11-26/a.xml"]
+    assert store.files("nothing") == []
+    store.download("raw/2026-11-26/a.xml", tmp_path / "back" / "a.xml")
+    assert (tmp_path / "back" / "a.xml").read_bytes() == b"<FileDump/>"
+    assert store.read_bytes("reports/2026-11-26.json") == b"{}"
+    assert store.read_bytes("reports/absent.json") is None
+    assert store.remove("raw") == 1
+    assert store.files("raw") == []
+
+
+def assert_create_writes_only_where_nothing_is(store: DataStore, tmp_path: Path) -> None:
+    assert store.create(write(tmp_path / "a", b"first"), "raw/a") is True
+    assert store.create(write(tmp_path / "b", b"second"), "raw/a") is False
+    assert store.read_bytes("raw/a") == b"first"
+
+
+def assert_a_failed_task_stores_nothing(store: DataStore, scratch: Path) -> None:
+    """A task that raises in its workspace leaves no folder in ``scratch`` (empty before) and
+    nothing under its outputs."""
+    with pytest.raises(RuntimeError), workspace(store, outputs=["work"], scratch=scratch) as w:
+        write(w / "work/half.jsonl", b"{")
+        raise RuntimeError("parse failed")
+    assert list(scratch.iterdir()) == []
+    assert store.files("work") == []
