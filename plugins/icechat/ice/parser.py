@@ -406,12 +406,11 @@ class ExportParser:
                         conv = _Conversation()
                     if tag in item_tags:
                         item = self._item(elem, conv)
-                        if item is None:
-                            pass
-                        elif keep_items:
-                            conv.items.append(item)
-                        else:
-                            yield item
+                        if item is not None:
+                            if keep_items:
+                                conv.items.append(item)
+                            else:
+                                yield item
                     else:
                         self._header(elem, tag, conv, participant_tags)
                     self._drop(elem, parent)
