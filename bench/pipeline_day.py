@@ -156,10 +156,14 @@ def run_task(
             env=env,
         )
         while True:
+            wait = SAMPLE_SECONDS
+            if stop_after is not None:
+                wait = max(0.1, min(wait, stop_after - (time.monotonic() - began)))
             try:
-                stdout, _ = proc.communicate(timeout=SAMPLE_SECONDS)
+                stdout, _ = proc.communicate(timeout=wait)
                 break
             except subprocess.TimeoutExpired:
+                # sampled last just before a stop, so a stopped task's peak is not stale
                 samples.append((time.monotonic() - began, _hwm_mb(proc.pid)))
                 if stop_after is not None and time.monotonic() - began >= stop_after:
                     proc.terminate()
@@ -366,6 +370,8 @@ def _option(argv: list[str], name: str) -> str | None:
     if name not in argv:
         return None
     at = argv.index(name)
+    if at + 1 == len(argv):
+        raise SystemExit(f"{name} needs a value, e.g. {name} 360")
     value = argv[at + 1]
     del argv[at : at + 2]
     return value
