@@ -161,6 +161,63 @@ def test_a_copy_found_missing_is_reopened_so_the_import_creates_it_again(ledger:
     assert rows["k2"].reason == "HTTP 400", "only done copies are reopened"
 
 
+def test_times_written_in_bulk_are_stored_like_the_times_written_one_row_at_a_time(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An auditor comparing or ordering the ledger's times in SQL meets one format."""
+    at = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    monkeypatch.setattr(ledger_module, "_now", lambda: at)
+    ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="A")], "run-1")  # many rows at once
+    ledger.reopen("a@x.test", [Mark("k1", DAY, reason="lost")], "verify-1")  # one row
+    ledger.start_run("run-1", DAY, [])
+    c, r = ledger._copies, ledger._runs
+    with ledger.engine.connect() as conn:
+        created, updated = conn.execute(
+            sa.select(sa.cast(c.c.created_at, sa.Text), sa.cast(c.c.updated_at, sa.Text))
+        ).one()
+        started = conn.execute(sa.select(sa.cast(r.c.started_at, sa.Text))).scalar_one()
+        since = conn.execute(sa.select(c.c.item_key).where(c.c.created_at >= at)).scalars()
+        assert list(since) == ["k1"]
+    assert created == updated == started
+
+
+def test_a_bulk_insert_refuses_rows_whose_keys_differ_from_the_statement(
+    ledger: Ledger,
+) -> None:
+    m = ledger._messages
+    row = {"message_id": "M-1", "item_key": "k1", "day": DAY}
+    stmt = ledger._insert(m).on_conflict_do_nothing(index_elements=["message_id", "item_key"])
+    wrong = (
+        [row, {**row, "message_id": "M-2", "extra": 1}],
+        [row, {"message_id": "M-2", "item_key": "k1"}],
+        [{**row, "extra": 1}],
+    )
+    for rows in wrong:
+        with ledger.engine.begin() as conn, pytest.raises(ValueError, match="keys"):
+            ledger_module._execute_many(conn, stmt, rows)
+    with ledger.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(m)).scalar() == 0
+
+
+def test_a_bulk_insert_fills_the_columns_defaulted_in_python(ledger: Ledger) -> None:
+    table = sa.Table(
+        "icechat_test_defaults",
+        sa.MetaData(schema=ledger._metadata.schema),
+        sa.Column("key", sa.String(16), primary_key=True),
+        sa.Column("kind", sa.String(16), default="plain"),
+        sa.Column(
+            "at", sa.DateTime(timezone=True), default=lambda: datetime(2026, 1, 2, tzinfo=UTC)
+        ),
+    )
+    with ledger.engine.begin() as conn:
+        table.create(conn)
+        ledger_module._execute_many(conn, ledger._insert(table), [{"key": "a"}, {"key": "b"}])
+        found = conn.execute(sa.select(table.c.kind, table.c.at).order_by(table.c.key)).all()
+    assert [(kind, at.replace(tzinfo=at.tzinfo or UTC)) for kind, at in found] == [
+        ("plain", datetime(2026, 1, 2, tzinfo=UTC))
+    ] * 2
+
+
 def test_each_copy_names_the_run_attempt_that_created_it(ledger: Ledger) -> None:
     ledger.mark_sent("a@x.test", [Mark("k1", DAY), Mark("k2", DAY)], "run-1", attempt=0)
     ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="A")], "run-1", attempt=0)
