@@ -46,9 +46,12 @@ def test_done_is_never_downgraded(ledger: Ledger) -> None:
     ledger.mark_done("a@x.test", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
     ledger.mark_sent("a@x.test", [Mark("k1", DAY)], "run-2")
     ledger.mark_failed("a@x.test", [Mark("k1", DAY, reason="late")], "run-2")
-    ledger.mark_not_mapped("a@x.test", [Mark("k1", DAY, reason="gone")], "run-2")
+    gone = [Mark("k1", DAY, reason="gone")]
+    ledger.mark_not_mapped_in({"a@x.test": gone, "b@x.test": gone}, "run-2")
     row = ledger.lookup("a@x.test", ["k1"])["k1"]
     assert (row.state, row.graph_id, row.run_id) == (CopyState.DONE, "AAMk1", "run-1")
+    other = ledger.lookup("b@x.test", ["k1"])["k1"]
+    assert (other.state, other.reason, other.run_id) == (CopyState.NOT_MAPPED, "gone", "run-2")
 
 
 def test_same_key_in_two_mailboxes_are_two_copies(ledger: Ledger) -> None:
@@ -332,7 +335,9 @@ def test_search_finds_each_copy_by_message_id_im_id_or_mailbox(
             ],
         )
         ledger.mark_done("uid-a", [Mark("k1", DAY, graph_id="AAMk1")], "run-1")
-        ledger.mark_not_mapped("unmapped:ext9", [Mark("k1", DAY, reason="not_in_tenant")], "run-1")
+        ledger.mark_not_mapped_in(
+            {"unmapped:ext9": [Mark("k1", DAY, reason="not_in_tenant")]}, "run-1"
+        )
         ledger.record_routes(DAY, [Route("k1", "jdoe1", "uid-a", "john.doe@acme.example")])
     reader = LedgerReader(url, schema=schema)
     try:

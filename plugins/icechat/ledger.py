@@ -448,12 +448,6 @@ class Ledger:
         """Record copies that could not be imported, with the reason."""
         self._write({mailbox: marks}, CopyState.FAILED, run_id, attempt)
 
-    def mark_not_mapped(
-        self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
-    ) -> None:
-        """Record copies with no Microsoft 365 mailbox to go to, with the reason."""
-        self._write({mailbox: marks}, CopyState.NOT_MAPPED, run_id, attempt)
-
     def mark_not_mapped_in(
         self,
         by_mailbox: Mapping[str, Sequence[Mark]],
@@ -461,8 +455,8 @@ class Ledger:
         *,
         attempt: int | None = None,
     ) -> None:
-        """:meth:`mark_not_mapped` for many mailboxes in one transaction (the map step's
-        batches span hundreds of participants)."""
+        """Record copies with no Microsoft 365 mailbox to go to, with the reason, for many
+        mailboxes in one transaction (the map step's batches span hundreds of participants)."""
         self._write(by_mailbox, CopyState.NOT_MAPPED, run_id, attempt)
 
     def _write(
