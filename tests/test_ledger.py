@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -419,7 +420,7 @@ def test_routes_are_recorded_a_batch_a_transaction_and_a_rerun_after_a_crash_com
 
 
 def test_a_ledger_with_the_wide_routes_by_mailbox_index_gets_the_narrow_one_and_still_finds(
-    ledger_target: tuple[str, str | None],
+    ledger_target: tuple[str, str | None], caplog: pytest.LogCaptureFixture
 ) -> None:
     url, schema = ledger_target
     with Ledger(url, schema=schema) as ledger:
@@ -429,8 +430,15 @@ def test_a_ledger_with_the_wide_routes_by_mailbox_index_gets_the_narrow_one_and_
         with ledger.engine.begin() as conn:  # as an icechat before this one created it
             index.drop(conn)
             sa.Index("ix_icechat_routes_mailbox", routes.c.mailbox, routes.c.item_key).create(conn)
-    with Ledger(url, schema=schema) as upgraded, upgraded.engine.connect() as conn:
+    with (
+        caplog.at_level(logging.WARNING, logger="icechat.ledger"),
+        Ledger(url, schema=schema) as upgraded,
+        upgraded.engine.connect() as conn,
+    ):
         found = sa.inspect(conn).get_indexes("icechat_routes", schema=schema)
+    # The rebuild holds the schema transaction: the log says why other tasks wait.
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "rebuilding the routes index of 1 rows; other tasks wait" in warning
     assert {i["name"]: i["column_names"] for i in found}["ix_icechat_routes_mailbox"] == ["mailbox"]
     reader = LedgerReader(url, schema=schema)
     try:

@@ -409,6 +409,14 @@ class Ledger:
         by_mailbox = next(i for i in routes.indexes if i.name == _ROUTES_BY_MAILBOX)
         for index in inspector.get_indexes(routes.name, schema=routes.schema):
             if index["name"] == _ROUTES_BY_MAILBOX and index["column_names"] != ["mailbox"]:
+                # Inside the schema transaction: every task opening the ledger waits for it.
+                count = conn.execute(sa.select(sa.func.count()).select_from(routes)).scalar()
+                log.warning(
+                    "ledger at %s: rebuilding the routes index of %s rows; other tasks wait "
+                    "until it ends (see the README's upgrade notes)",
+                    self.where,
+                    count,
+                )
                 by_mailbox.drop(conn)
                 by_mailbox.create(conn)
                 log.info(
