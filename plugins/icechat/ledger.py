@@ -238,24 +238,43 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _execute_many(conn: sa.Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
-    """Execute an insert ``stmt`` once per row (every row with the same keys).
+def _execute_many(conn: sa.Connection, stmt: sa.Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Execute an insert ``stmt`` once per row; every row must have the same keys, all columns
+    of the table (SQLAlchemy would silently drop an unknown one).
 
     On SQLite the rows go straight to the driver's ``executemany``: SQLAlchemy's per-row
     parameter handling cost as much as SQLite's own work on a day of millions of rows.
-    Elsewhere (Postgres) SQLAlchemy batches the rows into multi-row statements itself.
+    Elsewhere (Postgres), or when a column left out has a default computed in Python,
+    SQLAlchemy executes the rows itself (on Postgres batched into multi-row statements).
     """
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
+    keys = rows[0].keys()
+    if unknown := keys - stmt.table.c.keys():
+        raise ValueError(
+            f"rows to insert into {stmt.table} have keys {sorted(unknown)}: no columns"
+        )
+    if (odd := next((row for row in rows if row.keys() != keys), None)) is not None:
+        raise ValueError(
+            f"rows to insert into {stmt.table} differ in keys: {sorted(odd)}, {sorted(keys)}"
+        )
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
+    if conn.dialect.name != "sqlite" or compiled.insert_prefetch:
         conn.execute(stmt, rows)
         return
-    keys = rows[0].keys()
-    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
     # Each placeholder in order: from the row or fixed in the statement (a WHERE's value),
-    # and how the dialect stores it (dates as text on SQLite).
+    # and how the dialect stores it (dates as SQLAlchemy's text on SQLite, not the driver's).
+    dialect = conn.dialect
     binds = [compiled.binds[name] for name in compiled.positiontup or ()]
-    order = [(b.key in keys, b.key, b.value, b.type.bind_processor(conn.dialect)) for b in binds]
+    order = [
+        (
+            b.key in keys,
+            b.key,
+            b.effective_value,
+            b.type.dialect_impl(dialect).bind_processor(dialect),
+        )
+        for b in binds
+    ]
     params = []
     for row in rows:
         values = []
@@ -390,6 +409,14 @@ class Ledger:
         by_mailbox = next(i for i in routes.indexes if i.name == _ROUTES_BY_MAILBOX)
         for index in inspector.get_indexes(routes.name, schema=routes.schema):
             if index["name"] == _ROUTES_BY_MAILBOX and index["column_names"] != ["mailbox"]:
+                # Inside the schema transaction: every task opening the ledger waits for it.
+                count = conn.execute(sa.select(sa.func.count()).select_from(routes)).scalar()
+                log.warning(
+                    "ledger at %s: rebuilding the routes index of %s rows; other tasks wait "
+                    "until it ends (see the README's upgrade notes)",
+                    self.where,
+                    count,
+                )
                 by_mailbox.drop(conn)
                 by_mailbox.create(conn)
                 log.info(
@@ -429,12 +456,6 @@ class Ledger:
         """Record copies that could not be imported, with the reason."""
         self._write({mailbox: marks}, CopyState.FAILED, run_id, attempt)
 
-    def mark_not_mapped(
-        self, mailbox: str, marks: Sequence[Mark], run_id: str, *, attempt: int | None = None
-    ) -> None:
-        """Record copies with no Microsoft 365 mailbox to go to, with the reason."""
-        self._write({mailbox: marks}, CopyState.NOT_MAPPED, run_id, attempt)
-
     def mark_not_mapped_in(
         self,
         by_mailbox: Mapping[str, Sequence[Mark]],
@@ -442,8 +463,8 @@ class Ledger:
         *,
         attempt: int | None = None,
     ) -> None:
-        """:meth:`mark_not_mapped` for many mailboxes in one transaction (the map step's
-        batches span hundreds of participants)."""
+        """Record copies with no Microsoft 365 mailbox to go to, with the reason, for many
+        mailboxes in one transaction (the map step's batches span hundreds of participants)."""
         self._write(by_mailbox, CopyState.NOT_MAPPED, run_id, attempt)
 
     def _write(
