@@ -190,7 +190,7 @@ def test_an_unlocked_blob_that_cannot_be_removed_again_is_a_store_error_saying_w
     message = str(err.value)
     assert "raw/a was stored without the Locked immutability policy asked for" in message
     assert "removing it failed (412 LeaseIdMissing)" in message
-    assert "Delete version current of icechat/raw/a in container" in message
+    assert f"Delete blob icechat/raw/a in container {azure_container.name}" in message
 
 
 def test_a_file_without_a_policy_has_no_lock(azure_container, tmp_path):

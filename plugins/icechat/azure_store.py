@@ -115,12 +115,13 @@ class AzureStore(ObjectStore):
         try:
             self._run(self._discard, container, blob, uploaded)
         except AzureError as exc:
+            version = uploaded.get("version_id")
+            what = f"version {version} of blob {blob}" if version else f"blob {blob}"
             raise StoreError(
                 f"{self.url}: {key} was stored without the {POLICY_MODE[lock.mode]} "
                 f"immutability policy asked for, and removing it failed ({_answer(exc)}). "
-                f"Delete version {uploaded.get('version_id') or 'current'} of {blob} in "
-                f"container {container} (the connection may lack delete permission, or "
-                "another policy holds it), then clear the task"
+                f"Delete {what} in container {container} (a lease, another policy or a "
+                "missing delete permission stopped it), then clear the task"
             ) from exc
         finally:
             self.fs.invalidate_cache(self._path(key))
