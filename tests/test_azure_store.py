@@ -9,12 +9,14 @@ a policy holds.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime
 
 import pytest
 
-from icechat.azure_store import AzureStore
+from icechat.azure_store import HTTP_LOG, AzureStore
+from icechat.dev.azurite import ACCOUNT_KEY
 from icechat.exceptions import StoreError
 from icechat.glue.connections import mapping_table
 from icechat.retention import parse_retention
@@ -161,7 +163,7 @@ def test_a_policy_the_service_did_not_keep_is_an_error_not_a_silent_unlocked_ori
 ):
     """Azurite takes the upload and drops the policy headers: the store reads the policy
     back and says so, rather than letting the manifest record a lock nobody holds, and
-    removes the unlocked blob (a retry's create would otherwise find it and skip it)."""
+    removes the unlocked blob it wrote (a retry's create would otherwise find it)."""
     store = azure_container.store()
     until = datetime(2099, 12, 31, tzinfo=UTC)
     with pytest.raises(StoreError, match="holds no Locked immutability policy on it"):
@@ -169,10 +171,72 @@ def test_a_policy_the_service_did_not_keep_is_an_error_not_a_silent_unlocked_ori
     assert names(azure_container) == [], "no unlocked original is left for a retry to skip"
 
 
+def test_an_unlocked_blob_that_cannot_be_removed_again_is_a_store_error_saying_what_to_do(
+    azure_container, tmp_path, monkeypatch
+):
+    """Azure refuses the removal (here a lease taken meanwhile; in production a policy or a
+    missing permission): the task fails with what to delete, not a raw HTTP error."""
+    store = azure_container.store()
+    read_lock = store.lock_of
+
+    def leased_meanwhile(key: str) -> Lock | None:
+        azure_container.container().get_blob_client(f"icechat/{key}").acquire_lease()
+        return read_lock(key)
+
+    monkeypatch.setattr(store, "lock_of", leased_meanwhile)
+    until = datetime(2099, 12, 31, tzinfo=UTC)
+    with pytest.raises(StoreError) as err:
+        store.create(write(tmp_path / "a", b"original"), "raw/a", lock=Lock(COMPLIANCE, until))
+    message = str(err.value)
+    assert "raw/a was stored without the Locked immutability policy asked for" in message
+    assert "removing it failed (412 LeaseIdMissing)" in message
+    assert f"Delete blob icechat/raw/a in container {azure_container.name}" in message
+
+
 def test_a_file_without_a_policy_has_no_lock(azure_container, tmp_path):
     store = azure_container.store()
     store.upload(write(tmp_path / "a", b"x"), "raw/a")
     assert store.lock_of("raw/a") is None
+
+
+def test_a_missing_file_has_no_lock_to_read(azure_container):
+    with pytest.raises(FileNotFoundError, match="raw/a is not stored"):
+        azure_container.store().lock_of("raw/a")
+
+
+def test_writing_over_a_leased_blob_says_what_azure_answered(azure_container, tmp_path):
+    """A 412 from a lease (or a 409 from a policy) is not "already exists": upload overwrites
+    whatever is there, so the message says what stopped it."""
+    store = azure_container.store()
+    store.upload(write(tmp_path / "a", b"first"), "raw/a")
+    azure_container.container().get_blob_client("icechat/raw/a").acquire_lease()
+    with pytest.raises(StoreError) as err:
+        store.upload(write(tmp_path / "b", b"second"), "raw/a")
+    assert "Azure refused to write raw/a (412 LeaseIdMissing)" in str(err.value)
+    assert "Release the lease" in str(err.value)
+    assert store.create(write(tmp_path / "c", b"third"), "raw/a") is False
+    assert store.read_bytes("raw/a") == b"first"
+
+
+def test_the_stores_requests_stay_out_of_the_log_and_no_secret_reaches_it(
+    azure_container, tmp_path, caplog
+):
+    """The SDK logs each request at INFO: the store's own (a block, a range each) would fill
+    a task's log, so they log below WARNING only on the store's logger, and the SDK's own
+    logger (Airflow's Azure hooks log there) keeps its level."""
+    store = azure_container.store()
+    data = b"x" * (PART + 1)
+    caplog.set_level(logging.INFO)
+    store.upload(write(tmp_path / "a", data), "raw/a")
+    store.download("raw/a", tmp_path / "back")
+    assert store.lock_of("raw/a") is None
+    sdk = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    assert sdk.level == logging.NOTSET
+    assert [r for r in caplog.records if r.name.startswith("azure")] == []
+    caplog.set_level(logging.INFO, logger=HTTP_LOG.name)
+    store.upload(write(tmp_path / "b", data), "raw/b")
+    assert "Request URL" in caplog.text and "'Authorization': 'REDACTED'" in caplog.text
+    assert ACCOUNT_KEY not in caplog.text and ACCOUNT_KEY[:20] not in caplog.text
 
 
 @pytest.mark.parametrize("scheme", ["abfs", "wasb"])

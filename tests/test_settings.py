@@ -50,6 +50,18 @@ def test_bad_values_name_the_variable(name, value, message):
         settings(**{name: value})
 
 
+@pytest.mark.parametrize("scheme", ["wasbs", "wasb", "abfs", "abfss"])
+def test_hadoops_azure_url_form_is_refused_showing_airflows(scheme):
+    """``container@account.blob.core.windows.net`` would be read as connection ``container``
+    and container ``account.blob...``: the message shows the form to give instead."""
+    with pytest.raises(SettingsError) as err:
+        settings(data_dir=f"{scheme}://archive@bankstore.blob.core.windows.net/icechat")
+    message = str(err.value)
+    assert "icechat_data_dir" in message and "Hadoop's container@account-host form" in message
+    assert f"Give {scheme}://conn_id@archive/icechat" in message
+    assert "connection (type wasb) to the storage account bankstore" in message
+
+
 def test_shipped_default_profile_file_is_the_default_profile():
     got = settings(profile=str(REPO / "include" / "profile.default.json"))
     assert got.profile == DEFAULT_PROFILE
@@ -84,7 +96,13 @@ def test_data_dir_as_a_file_url():
 
 
 @pytest.mark.parametrize(
-    "url", ["s3://bank-archive/icechat", "s3://archive_aws@bank-archive/icechat/", "abfs://c/p"]
+    "url",
+    [
+        "s3://bank-archive/icechat",
+        "s3://archive_aws@bank-archive/icechat/",
+        "abfs://c/p",
+        "wasbs://icechat_azure@archive/icechat",
+    ],
 )
 def test_data_dir_in_object_storage(url):
     assert settings(data_dir=url).data_url == url.rstrip("/")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from icechat.exceptions import StoreError
+from icechat.ice.rawstore import RawStore, keep_originals, raw_day_dir
 from icechat.store import PART, LocalStore, Lock, workspace
 from tests.support.store_contract import (
     assert_a_failed_task_stores_nothing,
@@ -125,6 +126,42 @@ def test_a_locked_original_cannot_be_deleted_or_overwritten_before_its_date(s3_b
     kept = client.get_object(Bucket=s3_bucket.name, Key=key, VersionId=version["VersionId"])
     assert kept["Body"].read() == b"original"
     assert store.create(write(tmp_path / "b", b"again"), "raw/a") is False
+
+
+def fetched_original(root, day, name: str, data: bytes):
+    """``name`` fetched into ``root``'s raw folder for ``day`` and recorded in its manifest."""
+    raw = RawStore(raw_day_dir(root, day))
+    with raw.receive(name) as (out, digest):
+        out.write(data)
+        digest.update(data)
+    return raw.commit(name, len(data), digest.hexdigest(), remote_mtime=0)
+
+
+def test_an_original_already_stored_unlocked_is_refused_when_retention_is_asked(
+    s3_bucket, tmp_path
+):
+    """Stored before retention was set (or by a worker whose lock was not kept): keeping it
+    silently would record an original as retained that nothing retains."""
+    store, day = s3_bucket.store(), date(2026, 11, 26)
+    fetched_original(tmp_path, day, "A.xml", b"original")
+    store.upload(write(tmp_path / "earlier", b"original"), "raw/2026-11-26/A.xml")
+    with pytest.raises(StoreError) as err:
+        keep_originals(store, tmp_path, day, Lock("GOVERNANCE", LOCKED_UNTIL))
+    message = str(err.value)
+    assert "raw/2026-11-26/A.xml is already stored without a retention lock" in message
+    assert "Lock it by hand" in message and "icechat_raw_retention" in message
+    assert store.read_bytes("raw/2026-11-26/manifest.json") is None, "no manifest claims a lock"
+
+
+def test_an_original_already_stored_locked_is_recorded_with_the_lock_it_holds(s3_bucket, tmp_path):
+    store, day = s3_bucket.store(), date(2026, 11, 26)
+    fetched_original(tmp_path, day, "A.xml", b"original")
+    held = Lock("COMPLIANCE", LOCKED_UNTIL)
+    assert store.create(write(tmp_path / "first", b"original"), "raw/2026-11-26/A.xml", lock=held)
+    raw = keep_originals(store, tmp_path, day, Lock("GOVERNANCE", datetime(2098, 1, 1, tzinfo=UTC)))
+    assert [(r.lock_mode, r.retain_until) for r in raw.records] == [
+        ("compliance", LOCKED_UNTIL.isoformat())
+    ]
 
 
 def test_a_bucket_without_object_lock_is_refused_saying_what_to_do(s3_plain_bucket):

@@ -64,6 +64,7 @@ OBJECT_STORES = ("s3", "abfs", "abfss", "wasb", "wasbs")  # through ObjectStorag
 # Airflow's Azure provider registers adlfs for abfs:// and abfss:// only; adlfs reaches the
 # Blob endpoint for both, so wasb:// and wasbs:// are the same stores under Hadoop's names.
 _AIRFLOW_SCHEME = {"wasb": "abfs", "wasbs": "abfss"}
+_AZURE_SCHEMES = ("abfs", "abfss", "wasb", "wasbs")
 
 
 def storage_path_url(url: str) -> str:
@@ -80,6 +81,8 @@ def _data_location(value: str) -> tuple[Path, str | None]:
     if scheme == "file":
         return Path(unquote(urlsplit(value).path)), None
     bucket = rest.rpartition("@")[2].strip("/")
+    if scheme in _AZURE_SCHEMES:
+        _refuse_hadoop_form(value, scheme, rest)
     if scheme in OBJECT_STORES and bucket:
         return Path(), value.rstrip("/")
     raise SettingsError(
@@ -87,6 +90,21 @@ def _data_location(value: str) -> tuple[Path, str | None]:
         f"store ({', '.join(f'{s}://' for s in OBJECT_STORES)}), e.g. "
         "s3://aws_conn_id@bucket/prefix"
     )
+
+
+def _refuse_hadoop_form(value: str, scheme: str, rest: str) -> None:
+    """Refuse Hadoop's ``container@account.blob.core.windows.net/path``: read as Airflow reads
+    it, the container would be taken for a connection id and the host for a container
+    (container names have no dots)."""
+    netloc, _, prefix = rest.partition("/")
+    container, at, host = netloc.rpartition("@")
+    if at and "." in host:
+        account = host.partition(".")[0]
+        raise SettingsError(
+            f"variable {DATA_DIR} is {value!r}: that is Hadoop's container@account-host form. "
+            f"Give {scheme}://conn_id@{container}/{prefix}, conn_id being an Airflow "
+            f"connection (type wasb) to the storage account {account}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,7 +213,9 @@ class ObjectStore(DataStore):
     ``fs`` comes from ``ObjectStoragePath(url).fs`` (the connection's credentials and
     endpoint), ``root`` is ``bucket/prefix`` without a scheme. S3 gets parts of
     :data:`PART` bytes, :data:`PARTS_AT_ONCE` at a time, write-if-absent and Object Lock;
-    other stores stream through ``fs.open`` with the same block size.
+    Azure Blob gets the same from its subclass,
+    :class:`~icechat.azure_store.AzureStore` (:func:`object_store` picks it); any other
+    store streams through ``fs.open`` with the same block size and cannot lock.
     """
 
     def __init__(self, fs: Any, root: str, url: str) -> None:

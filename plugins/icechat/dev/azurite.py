@@ -70,14 +70,16 @@ class LocalAzurite(LoopbackServer):
         ]
 
     def service(self) -> Any:
-        """A (synchronous) ``BlobServiceClient`` for this account, for tests to look behind."""
+        """A (synchronous) ``BlobServiceClient`` for this account, for tests to look behind.
+        It holds an HTTP session: use it as a context manager (``with ... as svc:``)."""
         from azure.storage.blob import BlobServiceClient
 
         return BlobServiceClient.from_connection_string(self.connection_string)
 
     def make_container(self, name: str) -> str:
         """Create the container ``name``."""
-        self.service().create_container(name)
+        with self.service() as service:
+            service.create_container(name)
         return name
 
     def connection(self) -> dict[str, Any]:

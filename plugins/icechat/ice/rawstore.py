@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from icechat.exceptions import OriginalChangedError, UnsafePathError
+from icechat.exceptions import OriginalChangedError, StoreError, UnsafePathError
 from icechat.files import partial_path, write_atomic
 from icechat.store import DataStore, Lock, key_of
 
@@ -176,8 +176,10 @@ def keep_originals(store: DataStore, root: Path, day: date, lock: Lock | None) -
     """Put the day's originals (fetched under ``root``) in ``store``, each only if absent,
     locked with ``lock``; note each one's lock in the manifest, then store the manifest.
 
-    An original already in the store is never written again: its lock is read back. With a
-    local store ``root`` is the store, and without a lock there is nothing to do.
+    An original already in the store is never written again: its lock is read back, and one
+    that holds none when ``lock`` asks for one is an error (retention was asked for, none
+    applies). With a local store ``root`` is the store, and without a lock there is nothing
+    to do.
     """
     raw = RawStore(raw_day_dir(root, day))
     for record in raw.records:
@@ -188,10 +190,24 @@ def keep_originals(store: DataStore, root: Path, day: date, lock: Lock | None) -
             if lock is not None:
                 raw.remember_lock(record, lock)
                 log.info("%s locked (%s) until %s", key, lock.mode.lower(), lock.until)
-        elif lock is not None and (held := store.lock_of(key)) is not None:
-            raw.remember_lock(record, held)
+        elif lock is not None:
+            raw.remember_lock(record, _held_lock(store, key))
     store.upload(raw.dir / MANIFEST, key_of(raw.dir / MANIFEST, root))
     return raw
+
+
+def _held_lock(store: DataStore, key: str) -> Lock:
+    """The lock an original already stored holds: it must hold one, as retention is asked."""
+    held = store.lock_of(key)
+    if held is None:
+        raise StoreError(
+            f"{store.url}: {key} is already stored without a retention lock, though variable "
+            "icechat_raw_retention asks for one (it was stored before retention was set, or "
+            "by another worker whose lock the store did not keep). Lock it by hand (S3: "
+            "put-object-retention on its version; Azure: an immutability policy on its "
+            "version), then clear the task; or delete the variable icechat_raw_retention"
+        )
+    return held
 
 
 def check_unchanged(path: Path, sha256: str) -> None:
