@@ -134,24 +134,22 @@ class StagedFolder:
         self._batch.append((name, data))
         self._batch_bytes += len(data)
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
-            self._hand_over()
+            self._hand_over(self._writer)
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, writer: ProcessPoolExecutor) -> None:
         """Give the batch to the writer process, first waiting for the oldest when enough
         batches are in flight."""
-        assert self._writer is not None
         while len(self._in_flight) >= BATCHES_IN_FLIGHT:
             self._in_flight.popleft().result()
         if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            sent = self._writer.submit(_write_plain, self._prefix, self.mode, batch)
-            self._in_flight.append(sent)
+            self._in_flight.append(writer.submit(_write_plain, self._prefix, self.mode, batch))
 
     def flush(self) -> None:
         """Wait until every file handed over is written (the first failure raises)."""
         if self._writer is None:
             return
-        self._hand_over()
+        self._hand_over(self._writer)
         while self._in_flight:
             self._in_flight.popleft().result()
 
