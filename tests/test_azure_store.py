@@ -27,6 +27,7 @@ from tests.support.store_contract import (
     assert_a_failed_task_stores_nothing,
     assert_comes_back_whole,
     assert_create_writes_only_where_nothing_is,
+    assert_pieces_are_read_where_they_are,
     write,
 )
 from tests.support.store_peak import assert_a_large_file_never_sits_in_memory
@@ -48,6 +49,12 @@ def test_files_go_up_and_come_back_whole(azure_container, tmp_path, scheme):
     ]
     assert_comes_back_whole(store, tmp_path)
     assert names(azure_container) == ["icechat/reports/2026-11-26.json"]
+
+
+def test_pieces_of_files_are_read_where_they_are_and_a_missing_file_is_named(
+    azure_container, tmp_path
+):
+    assert_pieces_are_read_where_they_are(azure_container.store(), tmp_path)
 
 
 def test_a_large_file_goes_up_in_blocks_of_8_mib_and_comes_back_whole(azure_container, tmp_path):

@@ -11,14 +11,19 @@ import os
 from datetime import UTC, date, datetime
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
+from icechat.dev.s3server import LocalS3Server
 from icechat.exceptions import StoreError
 from icechat.ice.rawstore import RawStore, keep_originals, raw_day_dir
 from icechat.store import PART, LocalStore, Lock, workspace
+from tests.support.fixtures.s3_server import S3Bucket
+from tests.support.loopback import serving
 from tests.support.store_contract import (
     assert_a_failed_task_stores_nothing,
     assert_comes_back_whole,
     assert_create_writes_only_where_nothing_is,
+    assert_pieces_are_read_where_they_are,
     write,
 )
 from tests.support.store_peak import assert_a_large_file_never_sits_in_memory
@@ -191,16 +196,31 @@ def test_pieces_of_files_are_read_where_they_are_and_a_missing_file_is_named(
     where, s3_bucket, tmp_path
 ):
     store = s3_bucket.store() if where == "s3" else LocalStore(tmp_path / "data")
-    store.upload(write(tmp_path / "p", b"first\nsecond\nthird\n"), "work/d/items/001/p.jsonl")
-    store.upload(write(tmp_path / "q", b"other\n"), "work/d/items/002/p.jsonl")
-    wanted = [
-        ("work/d/items/001/p.jsonl", 13, 6),
-        ("work/d/items/002/p.jsonl", 0, 6),
-        ("work/d/items/001/p.jsonl", 6, 7),
-    ]
-    assert store.read_ranges(wanted) == [b"third\n", b"other\n", b"second\n"]
-    assert store.read_ranges([]) == []
-    with pytest.raises(StoreError) as err:
-        store.read_ranges([("work/d/items/003/p.jsonl", 0, 6)])
-    assert str(err.value).startswith(f"{store.url}/work/d/items/003/p.jsonl cannot be read")
-    assert "clear the day's parse_render task" in str(err.value)
+    assert_pieces_are_read_where_they_are(store, tmp_path)
+
+
+def test_a_payload_that_cannot_be_read_now_is_retried_not_failed_for_good(tmp_path):
+    """A directory where the payloads should be (a stale mount, a half-restored backup)
+    gives an OS error; the import task must be retried, not failed with advice to render
+    the day again."""
+    from icechat.glue.tasks import actionable
+
+    store = LocalStore(tmp_path / "data")
+    (tmp_path / "data/work/d/items/001/p.jsonl").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError), actionable("import"):
+        store.read_ranges([("work/d/items/001/p.jsonl", 0, 6)])
+
+
+def test_an_s3_server_gone_mid_task_is_retried_not_failed_for_good(tmp_path):
+    """The connection fails (the server stopped: as a timeout or a reset would): the import
+    task raises it as it is, so Airflow retries it."""
+    from icechat.glue.tasks import actionable
+
+    server = LocalS3Server(tmp_path / "moto.log")
+    with serving(server):
+        bucket = S3Bucket(server, server.make_bucket("icechat-gone"))
+        store = bucket.store()
+        store.write_bytes("work/d/items/001/p.jsonl", b"first\n")
+        assert store.read_ranges([("work/d/items/001/p.jsonl", 0, 6)]) == [b"first\n"]
+    with pytest.raises(EndpointConnectionError), actionable("import"):
+        store.read_ranges([("work/d/items/001/p.jsonl", 0, 6)])

@@ -133,6 +133,10 @@ class ItemsFileError(RenderError):
     or written by an earlier version."""
 
 
+class ShardFileError(IceChatError):
+    """A shard of a day's plan cannot be read back: damaged, or written by an earlier version."""
+
+
 class MappingFileError(IceChatError):
     """The custom user-mapping CSV has problems (each named with its line)."""
 

@@ -704,13 +704,13 @@ def _with_payloads(
     window: Sequence[PlannedCopy], payloads: StoredPayloads, day: date
 ) -> Iterator[Copy]:
     """The copies of ``window`` with their payloads, each distinct payload read once."""
-    places = list(dict.fromkeys((c.part, c.offset, c.length) for c in window))
+    places = list(dict.fromkeys((c.part, c.offset, c.length, c.key) for c in window))
     read = dict(zip(places, payloads.read(places), strict=True))
     for c in window:
         yield Copy(
             mailbox=c.user_id,
             key=c.key,
-            payload=read[(c.part, c.offset, c.length)],
+            payload=read[(c.part, c.offset, c.length, c.key)],
             day=day,
             attachment_sources=payloads.sources(c.part).get(c.key, {}),
         )

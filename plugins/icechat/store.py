@@ -12,6 +12,7 @@ removed with every earlier version of it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import tempfile
@@ -106,10 +107,14 @@ class DataStore(ABC):
 
     @abstractmethod
     def read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
-        """The bytes at each ``(key, offset, length)``, in order; fewer at a file's end.
+        """The bytes at each ``(key, offset, length)``, in order; fewer (none) where a range
+        runs past (starts after) the file's end.
 
         For a task that needs a few pieces of large files (an import task's payloads): a
-        local store reads them in place, an object store by ranged reads, many at once.
+        local store reads them in place, an object store by ranged reads, many at once. A
+        missing file is :class:`StoreError` (the task cannot succeed until it is made again);
+        any other failure (a timeout, throttling, a stale handle) is raised as it is, so the
+        task is retried.
         """
 
     @abstractmethod
@@ -192,8 +197,8 @@ class LocalStore(DataStore):
                 if key not in opened:
                     try:
                         opened[key] = stack.enter_context((self.root / key).open("rb"))
-                    except OSError as exc:
-                        raise _unreadable(self, key, exc) from exc
+                    except FileNotFoundError as exc:
+                        raise _missing(self, key) from exc
                 fh = opened[key]
                 fh.seek(offset)
                 out.append(fh.read(length))
@@ -337,10 +342,31 @@ class ObjectStore(DataStore):
             [offset + length for _, offset, length in ranges],
             on_error="return",
         )
-        for (key, _, _), result in zip(ranges, got, strict=True):
+        out: list[bytes] = []
+        for (key, offset, _), result in zip(ranges, got, strict=True):
+            if isinstance(result, FileNotFoundError):
+                raise _missing(self, key) from result
             if isinstance(result, BaseException):
-                raise _unreadable(self, key, result) from result
-        return [bytes(result) for result in got if not isinstance(result, BaseException)]
+                if not self._past_end(key, offset, result):
+                    raise result
+                result = b""
+            out.append(bytes(result))
+        return out
+
+    def _past_end(self, key: str, offset: int, exc: BaseException) -> bool:
+        """Whether ``exc`` is the 416 InvalidRange for a range that starts after the end of
+        ``key`` (s3fs gives it as ``EINVAL``, adlfs as the SDK's error with its status): no
+        bytes there, as a local file gives none."""
+        einval = isinstance(exc, OSError) and exc.errno == errno.EINVAL
+        if not einval and getattr(exc, "status_code", None) != 416:
+            return False
+        path = self._path(key)
+        self.fs.invalidate_cache(path)
+        try:
+            size: int = self.fs.size(path)
+        except FileNotFoundError as gone:
+            raise _missing(self, key) from gone
+        return offset >= size
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(self._path(key), data)
@@ -423,11 +449,10 @@ def workspace(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _unreadable(store: DataStore, key: str, exc: BaseException) -> StoreError:
+def _missing(store: DataStore, key: str) -> StoreError:
     return StoreError(
-        f"{store.url}/{key} cannot be read ({type(exc).__name__}: {exc}); if the day's "
-        "plaintext was removed or changed since it was mapped, clear the day's parse_render "
-        "task and the tasks after it"
+        f"{store.url}/{key} is missing: the day's plaintext was removed since it was mapped; "
+        "clear the day's parse_render task and the tasks after it"
     )
 
 

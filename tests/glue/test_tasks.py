@@ -259,11 +259,9 @@ def test_an_import_task_reads_from_s3_only_the_payloads_its_shard_names(
     for shard in planned["shards"]:
         downloads.clear(), ranges.clear()
         result = tasks.import_shard(day, shard, run)
-        lines = (store.read_bytes(shard) or b"").decode().splitlines(keepends=True)
-        named = {
-            (f"work/{day}/items/{c.part}/payloads.jsonl", c.offset, c.length)
-            for c in map(PlannedCopy.from_line, lines)
-        }
+        lines = (store.read_bytes(shard) or b"").splitlines(keepends=True)
+        copies = [PlannedCopy.from_line(line, shard) for line in lines]
+        named = {(f"work/{day}/items/{c.part}/payloads.jsonl", c.offset, c.length) for c in copies}
         assert downloads == [shard], "the task's workspace holds its shard and nothing else"
         assert sorted(ranges) == sorted(named), "each payload the shard names, read once"
         assert len(ranges) < rendered["mail_items"], "not every item of the day"

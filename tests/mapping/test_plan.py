@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 from collections import Counter
 from collections.abc import Iterable
@@ -10,12 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from icechat.exceptions import SettingsError
+from icechat.exceptions import SettingsError, ShardFileError
 from icechat.graph.client import GraphClient
 from icechat.ledger import CopyState, Ledger, LedgerReader, Route
 from icechat.mapping import plan
 from icechat.mapping.graph_directory import GraphDirectory
-from icechat.mapping.plan import PlannedCopy, fallback_mailbox, index_shard, plan_day, record_plan
+from icechat.mapping.plan import (
+    PlannedCopy,
+    fallback_mailbox,
+    index_shard,
+    plan_day,
+    read_shard,
+    record_plan,
+)
 from icechat.mapping.rules import Resolver
 from icechat.render.itemsfile import ItemsWriter
 from tests.support.fixtures.graph_emulator import ALICE, BOB, DAVE
@@ -90,6 +98,32 @@ def test_a_shards_index_keeps_a_few_bytes_per_copy_and_reads_every_copy_back(
     with shard.open("rb") as fh:
         back = {m: [index.copy_at(fh, o) for o in own] for m, own in index.offsets.items()}
     assert back == {m: [c for c in copies if c.user_id == m] for m in index.offsets}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b'["user-1", "u1@x", "item-1", "001", 0]\n', b'["user-1", "u1@x", "it\xff'],
+    ids=["five-values", "cut-and-damaged"],
+)
+def test_a_damaged_shard_line_is_refused_naming_the_shard_and_what_to_clear(
+    tmp_path: Path, bad: bytes
+) -> None:
+    good = PlannedCopy("user-0", "u0@x", "item-0", "001", 0, 300).to_line().encode()
+    shard = tmp_path / "shard-000.jsonl"
+    shard.write_bytes(good + bad)
+    for read in (index_shard, read_shard):
+        with pytest.raises(ShardFileError) as err:
+            read(shard)
+        assert str(err.value).startswith(f"{shard}:2: a shard line is not [user id, UPN,")
+        assert "clear the day's map_participants task and the tasks after it" in str(err.value)
+    shard.write_bytes(good)
+    index = index_shard(shard)
+    shard.write_bytes(bad)  # changed after the import task indexed it
+    with (
+        shard.open("rb") as fh,
+        pytest.raises(ShardFileError, match=f"^{re.escape(str(shard))} at byte 0: "),
+    ):
+        index.copy_at(fh, 0)
 
 
 class _CrashingLedger(Ledger):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from icechat.exceptions import StoreError
 from icechat.store import DataStore, workspace
 
 
@@ -47,3 +48,23 @@ def assert_a_failed_task_stores_nothing(store: DataStore, scratch: Path) -> None
         raise RuntimeError("parse failed")
     assert list(scratch.iterdir()) == []
     assert store.files("work") == []
+
+
+def assert_pieces_are_read_where_they_are(store: DataStore, tmp_path: Path) -> None:
+    """Ranges come back in the order asked, fewer bytes (none) where one runs past (starts
+    after) a file's end; a missing file is the error that says to render the day again."""
+    store.upload(write(tmp_path / "p", b"first\nsecond\nthird\n"), "work/d/items/001/p.jsonl")
+    store.upload(write(tmp_path / "q", b"other\n"), "work/d/items/002/p.jsonl")
+    wanted = [
+        ("work/d/items/001/p.jsonl", 13, 6),
+        ("work/d/items/002/p.jsonl", 0, 6),
+        ("work/d/items/001/p.jsonl", 6, 7),
+    ]
+    assert store.read_ranges(wanted) == [b"third\n", b"other\n", b"second\n"]
+    assert store.read_ranges([]) == []
+    past_the_end = [("work/d/items/002/p.jsonl", 4, 6), ("work/d/items/002/p.jsonl", 9, 6)]
+    assert store.read_ranges(past_the_end) == [b"r\n", b""]
+    with pytest.raises(StoreError) as err:
+        store.read_ranges([("work/d/items/003/p.jsonl", 0, 6)])
+    assert str(err.value).startswith(f"{store.url}/work/d/items/003/p.jsonl is missing")
+    assert "clear the day's parse_render task" in str(err.value)

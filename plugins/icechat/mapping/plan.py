@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from icechat.chunks import batches
-from icechat.exceptions import ItemsFileError, SettingsError
+from icechat.exceptions import SettingsError, ShardFileError
 from icechat.ledger import Ledger, Mark, Route
 from icechat.mapping.directory import Directory, DirectoryEntry, Verdict
 from icechat.mapping.rules import Reason, Resolver
@@ -72,14 +72,15 @@ class PlannedCopy:
         return json.dumps(line) + "\n"
 
     @classmethod
-    def from_line(cls, line: str) -> PlannedCopy:
+    def from_line(cls, line: str | bytes, where: str) -> PlannedCopy:
+        """The copy on one line of a shard; ``where`` names the line for the error."""
         try:
             user_id, upn, key, part, offset, length = json.loads(line)
-        except ValueError as exc:
-            raise ItemsFileError(
-                f"a shard line is not [user id, UPN, key, part, offset, length] ({exc}): the "
-                "day was mapped by an earlier version; clear the day's map_participants task "
-                "and the tasks after it"
+        except (ValueError, TypeError) as exc:  # not JSON, not UTF-8, not six values
+            raise ShardFileError(
+                f"{where}: a shard line is not [user id, UPN, key, part, offset, length] "
+                f"({exc}): the shard is damaged or was written by an earlier version; clear "
+                "the day's map_participants task and the tasks after it"
             ) from exc
         return cls(user_id, upn, key, part, offset, length)
 
@@ -261,8 +262,8 @@ def read_routes(out_dir: Path) -> Iterator[CopyRoute]:
 def read_shard(path: Path) -> list[PlannedCopy]:
     """The copies of one shard, all at once (for a look at a shard; an import task, whose
     shard may hold 100,000 copies and more, uses :func:`index_shard`)."""
-    with path.open(encoding="utf-8") as fh:
-        return [PlannedCopy.from_line(line) for line in fh]
+    with path.open("rb") as fh:
+        return [PlannedCopy.from_line(line, f"{path}:{n}") for n, line in enumerate(fh, 1)]
 
 
 @dataclass
@@ -284,11 +285,10 @@ class ShardIndex:
         """Copies per mailbox (by user id)."""
         return {mailbox: len(own) for mailbox, own in self.offsets.items()}
 
-    @staticmethod
-    def copy_at(fh: BinaryIO, offset: int) -> PlannedCopy:
+    def copy_at(self, fh: BinaryIO, offset: int) -> PlannedCopy:
         """The copy whose line starts at ``offset`` of the shard file open in ``fh``."""
         fh.seek(offset)
-        return PlannedCopy.from_line(fh.readline().decode("utf-8"))
+        return PlannedCopy.from_line(fh.readline(), f"{self.path} at byte {offset}")
 
 
 def index_shard(path: Path) -> ShardIndex:
@@ -296,8 +296,8 @@ def index_shard(path: Path) -> ShardIndex:
     index = ShardIndex(path)
     offset = 0
     with path.open("rb") as fh:
-        for line in fh:
-            user_id = json.loads(line)[0]
+        for n, line in enumerate(fh, 1):
+            user_id = PlannedCopy.from_line(line, f"{path}:{n}").user_id
             own = index.offsets.get(user_id)
             if own is None:
                 own = index.offsets[user_id] = array("q")

@@ -120,30 +120,51 @@ class StoredPayloads:
         self.items = items.rstrip("/")
         self._sources: dict[str, dict[str, dict[str, str]]] = {}
 
-    def read(self, places: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
-        """The payload at each ``(part, offset, length)``, in order."""
-        keys = [f"{self.items}/{part}/{PAYLOADS}" for part, _, _ in places]
+    def read(self, places: Sequence[tuple[str, int, int, str]]) -> list[dict[str, Any]]:
+        """The payload at each ``(part, offset, length, item key)``, in order."""
+        keys = [f"{self.items}/{part}/{PAYLOADS}" for part, _, _, _ in places]
         got = self.store.read_ranges(
-            [(key, offset, length) for key, (_, offset, length) in zip(keys, places, strict=True)]
+            [
+                (key, offset, length)
+                for key, (_, offset, length, _) in zip(keys, places, strict=True)
+            ]
         )
         payloads: list[dict[str, Any]] = []
-        for key, (_, offset, length), data in zip(keys, places, got, strict=True):
+        for key, (_, offset, length, item), data in zip(keys, places, got, strict=True):
+            where = f"{self.store.url}/{key}: the payload of item {item} at byte {offset}"
             if len(data) != length or not data.endswith(b"\n"):
-                raise ItemsFileError(
-                    f"{self.store.url}/{key}: the payload at byte {offset} is not the "
-                    f"{length} bytes the plan recorded: the items changed since they were "
-                    "mapped; clear the day's parse_render task and the tasks after it"
-                )
-            payloads.append(json.loads(data))
+                raise _changed(f"{where} is not the {length} bytes the plan recorded")
+            payloads.append(_json_object(data, where))
         return payloads
 
     def sources(self, part: str) -> dict[str, dict[str, str]]:
         """Item key -> {attachment name: place in the raw store}, for one part (kept)."""
         known = self._sources.get(part)
         if known is None:
-            data = self.store.read_bytes(f"{self.items}/{part}/{SOURCES}")
-            known = self._sources[part] = json.loads(data) if data else {}
+            key = f"{self.items}/{part}/{SOURCES}"
+            data = self.store.read_bytes(key)
+            known = _json_object(data, f"{self.store.url}/{key}") if data else {}
+            self._sources[part] = known
         return known
+
+
+def _json_object(data: bytes, where: str) -> Any:
+    """``data`` as the JSON object it was written as; damaged or replaced bytes (same length,
+    other content) are :class:`ItemsFileError` saying what to do, not a decoding error."""
+    try:
+        value = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise _changed(f"{where} is not JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise _changed(f"{where} is JSON but not an object")
+    return value
+
+
+def _changed(what: str) -> ItemsFileError:
+    return ItemsFileError(
+        f"{what}: the items changed or were damaged since they were mapped; clear the day's "
+        "parse_render task and the tasks after it"
+    )
 
 
 class PayloadReader:
