@@ -62,6 +62,14 @@ def test_hadoops_azure_url_form_is_refused_showing_airflows(scheme):
     assert "connection (type wasb) to the storage account bankstore" in message
 
 
+def test_hadoops_azure_url_form_is_refused_for_the_mapping_file_too():
+    with pytest.raises(SettingsError) as err:
+        settings(mapping_csv="wasbs://maps@bankstore.blob.core.windows.net/imids.csv")
+    message = str(err.value)
+    assert "icechat_mapping_csv" in message and "Hadoop's container@account-host form" in message
+    assert "Give wasbs://conn_id@maps/imids.csv" in message
+
+
 def test_shipped_default_profile_file_is_the_default_profile():
     got = settings(profile=str(REPO / "include" / "profile.default.json"))
     assert got.profile == DEFAULT_PROFILE

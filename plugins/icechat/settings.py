@@ -81,8 +81,7 @@ def _data_location(value: str) -> tuple[Path, str | None]:
     if scheme == "file":
         return Path(unquote(urlsplit(value).path)), None
     bucket = rest.rpartition("@")[2].strip("/")
-    if scheme in _AZURE_SCHEMES:
-        _refuse_hadoop_form(value, scheme, rest)
+    _refuse_hadoop_form(DATA_DIR, value)
     if scheme in OBJECT_STORES and bucket:
         return Path(), value.rstrip("/")
     raise SettingsError(
@@ -92,16 +91,19 @@ def _data_location(value: str) -> tuple[Path, str | None]:
     )
 
 
-def _refuse_hadoop_form(value: str, scheme: str, rest: str) -> None:
-    """Refuse Hadoop's ``container@account.blob.core.windows.net/path``: read as Airflow reads
-    it, the container would be taken for a connection id and the host for a container
-    (container names have no dots)."""
+def _refuse_hadoop_form(variable: str, value: str) -> None:
+    """Refuse Hadoop's ``container@account.blob.core.windows.net/path`` in an Azure URL: read
+    as Airflow reads it, the container would be taken for a connection id and the host for a
+    container (container names have no dots)."""
+    scheme, _, rest = value.partition("://")
+    if scheme not in _AZURE_SCHEMES:
+        return
     netloc, _, prefix = rest.partition("/")
     container, at, host = netloc.rpartition("@")
     if at and "." in host:
         account = host.partition(".")[0]
         raise SettingsError(
-            f"variable {DATA_DIR} is {value!r}: that is Hadoop's container@account-host form. "
+            f"variable {variable} is {value!r}: that is Hadoop's container@account-host form. "
             f"Give {scheme}://conn_id@{container}/{prefix}, conn_id being an Airflow "
             f"connection (type wasb) to the storage account {account}"
         )
@@ -167,6 +169,9 @@ class Settings:
                     "give a JSON file of element-name overrides (see include/profile.default.json)"
                 ) from exc
         data_dir, data_url = _data_location(text(DATA_DIR) or os.path.join(airflow_home, "icechat"))
+        mapping_csv = text(MAPPING_CSV)
+        if mapping_csv is not None:
+            _refuse_hadoop_form(MAPPING_CSV, mapping_csv)
         return cls(
             data_dir=data_dir,
             data_url=data_url,
@@ -174,7 +179,7 @@ class Settings:
             go_live=_day(text(GO_LIVE), GO_LIVE),
             poke_interval=_seconds(text(POKE_INTERVAL), POKE_INTERVAL, DEFAULT_POKE_INTERVAL),
             remote_dir=text(REMOTE_DIR) or "/",
-            mapping_csv=text(MAPPING_CSV),
+            mapping_csv=mapping_csv,
             auto_mapping=auto in _TRUE,
             folder_name=folder,
             item_mode=mode,
