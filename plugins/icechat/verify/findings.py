@@ -23,6 +23,7 @@ class Kind(StrEnum):
     RAW_MISSING = "raw_missing"
     RAW_CHANGED = "raw_changed"
     RAW_UNRECORDED = "raw_unrecorded"
+    RAW_LOCK_WEAKENED = "raw_lock_weakened"
     RECORD_MISMATCH = "record_mismatch"
     UNREADABLE = "unreadable"
     # The copies in the mailboxes
@@ -58,6 +59,12 @@ KIND_HELP: Mapping[Kind, tuple[str, str]] = {
     Kind.RAW_UNRECORDED: (
         "a file in raw/{day}/ that the raw store's manifest does not record",
         "find out who put it there; the connector never writes files outside its manifest",
+    ),
+    Kind.RAW_LOCK_WEAKENED: (
+        "an original's retention lock is weaker than the one recorded at fetch: removed, "
+        "shortened, or compliance turned into governance",
+        "find out who changed it (a governance lock yields to s3:BypassGovernanceRetention or "
+        "an Azure policy delete); lock the original again until the recorded date",
     ),
     Kind.RECORD_MISMATCH: (
         "the report, the ledger's run row and the raw store's manifest name different files "

@@ -4,7 +4,9 @@ Each file the day's report and the ledger's run row name must be in the raw stor
 manifest with the same size and SHA-256, and must still hash to it; every stored version
 is re-hashed, and a file the manifest does not know is reported. Each file's protection is
 recorded: in a local folder (which has no retention lock) whether it is still read-only; in
-an object store its retention lock as the store reports it (:func:`store_protection`).
+an object store its retention lock as the store reports it (:func:`store_protection`),
+compared with the lock the manifest recorded at fetch: a lock removed, shortened or turned
+from compliance into governance is reported.
 """
 
 from __future__ import annotations
@@ -16,20 +18,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from icechat.ice.rawstore import MANIFEST, StoredFile
 from icechat.ledger import FileRecord
 from icechat.report import report_file
-from icechat.store import DataStore, key_of
+from icechat.store import COMPLIANCE, DataStore, Lock, key_of
 from icechat.verify.findings import Finding, Kind
 
 NO_LOCK = "none: the local file system has no retention lock"
 NO_OBJECT_LOCK = "none: the stored object has no retention lock"
 GONE = "none: the file is gone"
 
-#: An original's retention (as the report shows it) and whether it cannot be changed now.
-Protection = Callable[[Path], tuple[str, bool]]
+
+class Held(NamedTuple):
+    """What protects an original now: its retention as the report shows it, whether it
+    cannot be changed now, and the store's lock on it (``None``: none, or a local file)."""
+
+    retention: str
+    read_only: bool
+    lock: Lock | None = None
+
+
+Protection = Callable[[Path], Held]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +86,9 @@ def _manifest(raw_dir: Path) -> list[StoredFile]:
     return [StoredFile(**row) for row in json.loads(path.read_text(encoding="utf-8"))["files"]]
 
 
-def local_protection(path: Path) -> tuple[str, bool]:
+def local_protection(path: Path) -> Held:
     """No lock; read-only when nobody may write the file (the raw store stores it 0400)."""
-    return NO_LOCK, not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    return Held(NO_LOCK, not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def store_protection(store: DataStore, root: Path, now: datetime) -> Protection:
@@ -85,13 +96,31 @@ def store_protection(store: DataStore, root: Path, now: datetime) -> Protection:
     store reports it, protecting the object while its date is after ``now`` (the scratch
     copy's file mode says nothing)."""
 
-    def protection(path: Path) -> tuple[str, bool]:
+    def protection(path: Path) -> Held:
         lock = store.lock_of(key_of(path, root))
         if lock is None:
-            return NO_OBJECT_LOCK, False
-        return f"{lock.mode.lower()} until {lock.until.isoformat()}", lock.until > now
+            return Held(NO_OBJECT_LOCK, False)
+        return Held(f"{lock.mode.lower()} until {lock.until.isoformat()}", lock.until > now, lock)
 
     return protection
+
+
+def weakened(entry: StoredFile, lock: Lock | None) -> str | None:
+    """How ``lock`` (the store's now) is weaker than the lock recorded at fetch, if it is.
+
+    Compared to the second: a store may keep the date less finely than it was asked for.
+    """
+    if not entry.lock_mode or not entry.retain_until:
+        return None
+    recorded = f"{entry.lock_mode} until {entry.retain_until}"
+    if lock is None:
+        return f"recorded at fetch: {recorded}; now: no retention lock"
+    until = datetime.fromisoformat(entry.retain_until).replace(microsecond=0)
+    shorter = lock.until.replace(microsecond=0) < until
+    softer = entry.lock_mode.lower() == COMPLIANCE.lower() != lock.mode.lower()
+    if not (shorter or softer):
+        return None
+    return f"recorded at fetch: {recorded}; now: {lock.mode.lower()} until {lock.until.isoformat()}"
 
 
 def check_originals(
@@ -160,7 +189,10 @@ def check_originals(
                     f"({path.stat().st_size} bytes)",
                 )
             )
-        retention, read_only = protection(path) if now is not None else (GONE, False)
+        held = protection(path) if now is not None else Held(GONE, False)
+        weaker = weakened(entry, held.lock) if now is not None else None
+        if weaker is not None:
+            findings.append(Finding(Kind.RAW_LOCK_WEAKENED, f"{where}/{entry.stored}", weaker))
         originals.append(
             Original(
                 name=entry.name,
@@ -169,8 +201,8 @@ def check_originals(
                 sha256=entry.sha256,
                 sha256_now=now,
                 used_by_run=entry.stored in used,
-                retention=retention,
-                read_only=read_only,
+                retention=held.retention,
+                read_only=held.read_only,
             )
         )
     known = {entry.stored for entry in manifest} | {MANIFEST}
