@@ -27,7 +27,16 @@ INSTALLED = Path(__file__).resolve().parents[3] / ".ci/azurite/node_modules/.bin
 
 def azurite_command() -> str:
     """The ``azurite-blob`` program to start, or :class:`DevServerError` saying how to get it."""
-    found = os.environ.get("ICECHAT_AZURITE") or shutil.which("azurite-blob")
+    named = os.environ.get("ICECHAT_AZURITE")
+    if named:
+        if not os.access(named, os.X_OK) or not Path(named).is_file():
+            raise DevServerError(
+                f"ICECHAT_AZURITE is {named!r}, which is not a program: give the path of "
+                "azurite-blob (make azurite installs it in .ci/azurite/node_modules/.bin/), or "
+                "unset it"
+            )
+        return named
+    found = shutil.which("azurite-blob")
     if found:
         return found
     if INSTALLED.is_file():
