@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -19,6 +19,7 @@ from icechat.azure_store import HTTP_LOG, AzureStore
 from icechat.dev.azurite import ACCOUNT_KEY
 from icechat.exceptions import StoreError
 from icechat.glue.connections import mapping_table
+from icechat.ice.rawstore import keep_originals
 from icechat.retention import parse_retention
 from icechat.settings import Settings
 from icechat.store import COMPLIANCE, PART, Lock, workspace
@@ -28,6 +29,7 @@ from tests.support.store_contract import (
     assert_comes_back_whole,
     assert_create_writes_only_where_nothing_is,
     assert_pieces_are_read_where_they_are,
+    fetched_original,
     write,
 )
 from tests.support.store_peak import assert_a_large_file_never_sits_in_memory
@@ -198,6 +200,22 @@ def test_an_unlocked_blob_that_cannot_be_removed_again_is_a_store_error_saying_w
     assert "raw/a was stored without the Locked immutability policy asked for" in message
     assert "removing it failed (412 LeaseIdMissing)" in message
     assert f"Delete blob icechat/raw/a in container {azure_container.name}" in message
+
+
+def test_an_original_stored_unlocked_that_azure_will_not_lock_is_refused(azure_container, tmp_path):
+    """Retention set after the day was stored: the re-fetch sets the policy now; Azure's
+    refusal (Azurite's: not implemented; in production a missing right) fails the task with
+    its answer, and no manifest records a lock."""
+    store, day = azure_container.store(), date(2026, 11, 26)
+    fetched_original(tmp_path, day, "A.xml", b"original")
+    store.upload(write(tmp_path / "earlier", b"original"), "raw/2026-11-26/A.xml")
+    until = datetime(2099, 12, 31, tzinfo=UTC)
+    with pytest.raises(StoreError) as err:
+        keep_originals(store, tmp_path, day, Lock(COMPLIANCE, until))
+    message = str(err.value)
+    assert "raw/2026-11-26/A.xml could not be locked (501 " in message
+    assert "set the policy by hand, then clear the task" in message
+    assert store.read_bytes("raw/2026-11-26/manifest.json") is None
 
 
 def test_a_file_without_a_policy_has_no_lock(azure_container, tmp_path):

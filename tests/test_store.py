@@ -15,7 +15,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from icechat.dev.s3server import LocalS3Server
 from icechat.exceptions import StoreError
-from icechat.ice.rawstore import RawStore, keep_originals, raw_day_dir
+from icechat.ice.rawstore import keep_originals
 from icechat.store import PART, LocalStore, Lock, workspace
 from tests.support.fixtures.s3_server import S3Bucket
 from tests.support.loopback import serving
@@ -24,6 +24,7 @@ from tests.support.store_contract import (
     assert_comes_back_whole,
     assert_create_writes_only_where_nothing_is,
     assert_pieces_are_read_where_they_are,
+    fetched_original,
     write,
 )
 from tests.support.store_peak import assert_a_large_file_never_sits_in_memory
@@ -133,28 +134,35 @@ def test_a_locked_original_cannot_be_deleted_or_overwritten_before_its_date(s3_b
     assert store.create(write(tmp_path / "b", b"again"), "raw/a") is False
 
 
-def fetched_original(root, day, name: str, data: bytes):
-    """``name`` fetched into ``root``'s raw folder for ``day`` and recorded in its manifest."""
-    raw = RawStore(raw_day_dir(root, day))
-    with raw.receive(name) as (out, digest):
-        out.write(data)
-        digest.update(data)
-    return raw.commit(name, len(data), digest.hexdigest(), remote_mtime=0)
-
-
-def test_an_original_already_stored_unlocked_is_refused_when_retention_is_asked(
-    s3_bucket, tmp_path
+def test_an_original_already_stored_unlocked_is_locked_when_retention_is_asked(
+    s3_bucket, tmp_path, caplog
 ):
-    """Stored before retention was set (or by a worker whose lock was not kept): keeping it
-    silently would record an original as retained that nothing retains."""
+    """Stored before retention was set (or by a worker whose lock was not kept): a re-fetch
+    locks it now and records the lock the bucket then holds, saying so in the log."""
     store, day = s3_bucket.store(), date(2026, 11, 26)
+    fetched_original(tmp_path, day, "A.xml", b"original")
+    store.upload(write(tmp_path / "earlier", b"original"), "raw/2026-11-26/A.xml")
+    raw = keep_originals(store, tmp_path, day, Lock("GOVERNANCE", LOCKED_UNTIL))
+    held = store.lock_of("raw/2026-11-26/A.xml")
+    assert held is not None and (held.mode, held.until) == ("GOVERNANCE", LOCKED_UNTIL)
+    assert [(r.lock_mode, r.retain_until) for r in raw.records] == [
+        ("governance", LOCKED_UNTIL.isoformat())
+    ]
+    assert "raw/2026-11-26/A.xml was stored without a retention lock" in caplog.text
+    assert "locking it now (governance until 2099-" in caplog.text
+
+
+def test_an_original_the_task_may_not_lock_is_refused_saying_what_to_do(s3_plain_bucket, tmp_path):
+    """A bucket that refuses the lock (here: no Object Lock; in production also a missing
+    s3:PutObjectRetention): no manifest claims a lock nobody holds."""
+    store, day = s3_plain_bucket.store(), date(2026, 11, 26)
     fetched_original(tmp_path, day, "A.xml", b"original")
     store.upload(write(tmp_path / "earlier", b"original"), "raw/2026-11-26/A.xml")
     with pytest.raises(StoreError) as err:
         keep_originals(store, tmp_path, day, Lock("GOVERNANCE", LOCKED_UNTIL))
     message = str(err.value)
-    assert "raw/2026-11-26/A.xml is already stored without a retention lock" in message
-    assert "Lock it by hand" in message and "icechat_raw_retention" in message
+    assert "raw/2026-11-26/A.xml could not be locked" in message
+    assert "s3:PutObjectRetention" in message and "lock the object by hand" in message
     assert store.read_bytes("raw/2026-11-26/manifest.json") is None, "no manifest claims a lock"
 
 

@@ -219,6 +219,20 @@ class AzureStore(ObjectStore):
             with suppress(ResourceNotFoundError):
                 await client.delete_blob(blob, version_id=version, logger=HTTP_LOG)
 
+    def lock(self, key: str, lock: Lock) -> Lock | None:
+        container, blob = self._bucket_key(key)
+        client = self.fs.service_client.get_blob_client(container, blob)
+        policy = ImmutabilityPolicy(expiry_time=lock.until, policy_mode=POLICY_MODE[lock.mode])
+        try:
+            self._run(client.set_immutability_policy, policy, logger=HTTP_LOG)
+        except AzureError as exc:
+            raise StoreError(
+                f"{self.url}: {key} could not be locked ({_answer(exc)}); the task's identity "
+                "needs the right to set immutability policies on the container: grant it, or "
+                "set the policy by hand, then clear the task"
+            ) from exc
+        return self.lock_of(key)
+
     def lock_of(self, key: str) -> Lock | None:
         container, blob = self._bucket_key(key)
         client = self.fs.service_client.get_blob_client(container, blob)

@@ -125,6 +125,12 @@ class DataStore(ABC):
         """The retention lock on ``key`` as the store reports it (none for a folder)."""
         return None
 
+    def lock(self, key: str, lock: Lock) -> Lock | None:
+        """Lock ``key`` (its latest version) with ``lock``, stored before retention was asked
+        for; the lock it holds afterwards, as the store reports it."""
+        self.check_locking()
+        return None
+
     def check_locking(self) -> None:
         """Raise :class:`StoreError` unless this store can lock objects."""
         raise StoreError(
@@ -378,6 +384,21 @@ class ObjectStore(DataStore):
         head = self.fs.call_s3("head_object", Bucket=bucket, Key=name)
         mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
         return Lock(str(mode), until) if mode and until else None
+
+    def lock(self, key: str, lock: Lock) -> Lock | None:
+        if not self.s3:
+            return super().lock(key, lock)
+        bucket, name = self._bucket_key(key)
+        retention = {"Mode": lock.mode, "RetainUntilDate": lock.until}
+        try:
+            self.fs.call_s3("put_object_retention", Bucket=bucket, Key=name, Retention=retention)
+        except (OSError, ValueError) as exc:
+            raise StoreError(
+                f"{self.url}: {key} could not be locked ({exc}); the task needs "
+                "s3:PutObjectRetention on the bucket: grant it, or lock the object by hand, "
+                "then clear the task"
+            ) from exc
+        return self.lock_of(key)
 
     def check_locking(self) -> None:
         bucket, _ = self._bucket_key("")

@@ -3,11 +3,13 @@ tests/test_store.py, Azurite in tests/test_azure_store.py), so the two cannot dr
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from icechat.exceptions import StoreError
+from icechat.ice.rawstore import RawStore, StoredFile, raw_day_dir
 from icechat.store import DataStore, workspace
 
 
@@ -68,3 +70,12 @@ def assert_pieces_are_read_where_they_are(store: DataStore, tmp_path: Path) -> N
         store.read_ranges([("work/d/items/003/p.jsonl", 0, 6)])
     assert str(err.value).startswith(f"{store.url}/work/d/items/003/p.jsonl is missing")
     assert "clear the day's parse_render task" in str(err.value)
+
+
+def fetched_original(root: Path, day: date, name: str, data: bytes) -> StoredFile:
+    """``name`` fetched into ``root``'s raw folder for ``day`` and recorded in its manifest."""
+    raw = RawStore(raw_day_dir(root, day))
+    with raw.receive(name) as (out, digest):
+        out.write(data)
+        digest.update(data)
+    return raw.commit(name, len(data), digest.hexdigest(), remote_mtime=0)

@@ -176,10 +176,10 @@ def keep_originals(store: DataStore, root: Path, day: date, lock: Lock | None) -
     """Put the day's originals (fetched under ``root``) in ``store``, each only if absent,
     locked with ``lock``; note each one's lock in the manifest, then store the manifest.
 
-    An original already in the store is never written again: its lock is read back, and one
-    that holds none when ``lock`` asks for one is an error (retention was asked for, none
-    applies). With a local store ``root`` is the store, and without a lock there is nothing
-    to do.
+    An original already in the store is never written again: its lock is read back; one that
+    holds none when ``lock`` asks for one (stored before retention was set) is locked now,
+    and an error if the store does not keep that lock. With a local store ``root`` is the
+    store, and without a lock there is nothing to do.
     """
     raw = RawStore(raw_day_dir(root, day))
     for record in raw.records:
@@ -191,21 +191,30 @@ def keep_originals(store: DataStore, root: Path, day: date, lock: Lock | None) -
                 raw.remember_lock(record, lock)
                 log.info("%s locked (%s) until %s", key, lock.mode.lower(), lock.until)
         elif lock is not None:
-            raw.remember_lock(record, _held_lock(store, key))
+            raw.remember_lock(record, _held_lock(store, key, lock))
     store.upload(raw.dir / MANIFEST, key_of(raw.dir / MANIFEST, root))
     return raw
 
 
-def _held_lock(store: DataStore, key: str) -> Lock:
-    """The lock an original already stored holds: it must hold one, as retention is asked."""
+def _held_lock(store: DataStore, key: str, lock: Lock) -> Lock:
+    """The lock an original already stored holds; one stored unlocked is locked now."""
     held = store.lock_of(key)
+    if held is not None:
+        return held
+    log.warning(
+        "%s was stored without a retention lock (before icechat_raw_retention was set, or by "
+        "a worker whose lock the store did not keep): locking it now (%s until %s)",
+        key,
+        lock.mode.lower(),
+        lock.until,
+    )
+    held = store.lock(key, lock)
     if held is None:
         raise StoreError(
-            f"{store.url}: {key} is already stored without a retention lock, though variable "
-            "icechat_raw_retention asks for one (it was stored before retention was set, or "
-            "by another worker whose lock the store did not keep). Lock it by hand (S3: "
-            "put-object-retention on its version; Azure: an immutability policy on its "
-            "version), then clear the task; or delete the variable icechat_raw_retention"
+            f"{store.url}: {key} is stored without a retention lock, though variable "
+            "icechat_raw_retention asks for one, and the store did not keep the lock just set. "
+            "Lock it by hand (S3: put-object-retention on its version; Azure: an immutability "
+            "policy on its version), then clear the task; or delete the variable"
         )
     return held
 
