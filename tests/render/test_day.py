@@ -11,7 +11,8 @@ import pytest
 from icechat.dev.sample import write_day
 from icechat.exceptions import MarkerMismatchError
 from icechat.render.day import render_day
-from icechat.render.itemsfile import PayloadReader, read_index, read_sources
+from icechat.render.itemsfile import StoredPayloads, read_index
+from icechat.store import LocalStore
 from icechat.workdir import unpack_part
 from tests.support.paths import SPEC
 
@@ -27,9 +28,8 @@ def test_spec_example_renders_one_payload_per_item(tmp_path):
         ("jdoe1", "john.doe@acme.example"),
         ("asmith7", "ann.smith@broker.example"),
     )
-    reader = PayloadReader(Path(part))
-    payloads = [reader.at(e.offset) for e in index]
-    reader.close()
+    stored = StoredPayloads(LocalStore(tmp_path), "items")
+    payloads = stored.read([(Path(part).name, e.offset, e.length, e.key) for e in index])
     assert len({p["internetMessageId"] for p in payloads}) == 4
     assert payloads[0]["subject"].startswith("ICE Chat")
     assert all(p["singleValueExtendedProperties"] for p in payloads)
@@ -80,8 +80,9 @@ def test_a_sample_day_in_zip_parts_renders_with_attachments(tmp_path, mode):
                 attached += sum(1 for line in fh if json.loads(line).get("attachments"))
         assert attached > 0
         places = {}
+        stored = StoredPayloads(LocalStore(tmp_path), "items")
         for d in summary["part_dirs"]:
-            for files in read_sources(Path(d)).values():
+            for files in stored.sources(Path(d).name).values():
                 places.update(files)
         assert places
         assert all(

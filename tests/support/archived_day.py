@@ -25,8 +25,9 @@ from icechat.mapping.graph_directory import GraphDirectory
 from icechat.mapping.plan import plan_day, read_shard, record_plan
 from icechat.mapping.rules import Resolver
 from icechat.render.day import render_day
-from icechat.render.itemsfile import PayloadReader
+from icechat.render.itemsfile import StoredPayloads
 from icechat.report import ImportCounts, build_report, reports_dir, write_report
+from icechat.store import LocalStore
 from tests.support.graph_import_helpers import emulator_settings
 
 DAY = date(2026, 11, 26)
@@ -109,11 +110,10 @@ def archive(
         plan = plan_day(part_dirs, resolver, work / "plan")
         record_plan(ledger, day, work / "plan", part_dirs, RUN)
         planned = [c for shard in plan.shards for c in read_shard(Path(shard))]
-        readers = {p.name: PayloadReader(p) for p in part_dirs}
-        copies = [Copy(c.user_id, c.key, readers[c.part].at(c.offset), day) for c in planned]
+        stored = StoredPayloads(LocalStore(work), "items")
+        payloads = stored.read([(c.part, c.offset, c.length, c.key) for c in planned])
+        copies = [Copy(c.user_id, c.key, p, day) for c, p in zip(planned, payloads, strict=True)]
         result = Importer(client, ledger, run_id=RUN).run(copies)
-        for reader in readers.values():
-            reader.close()
         imports = ImportCounts()
         imports.add({k: result.counts[k] for k in ("imported", "already_present", "failed")})
         report = build_report(

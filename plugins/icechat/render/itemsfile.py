@@ -1,4 +1,4 @@
-"""The rendered items of a day, as written by parse+render and read by map and import.
+"""The rendered items of a day, as written by parse+render and read by map, import and verify.
 
 Per part two line-delimited files: ``payloads.jsonl`` (one Graph JSON payload per line) and
 ``index.jsonl`` (per item: dedupe key, byte offset of its payload, participants, the ICE
@@ -99,15 +99,6 @@ def read_index(directory: Path) -> Iterator[IndexEntry]:
             yield IndexEntry(key, offset, people, tuple(message_ids), length)
 
 
-def read_sources(directory: Path) -> dict[str, dict[str, str]]:
-    """Item key -> {attachment name: place in the raw store}, for one part."""
-    path = directory / SOURCES
-    if not path.exists():
-        return {}
-    sources: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
-    return sources
-
-
 class StoredPayloads:
     """The payloads of a day's items folder (key ``items`` of ``store``), read by byte range.
 
@@ -165,18 +156,3 @@ def _changed(what: str) -> ItemsFileError:
         f"{what}: the items changed or were damaged since they were mapped; clear the day's "
         "parse_render task and the tasks after it"
     )
-
-
-class PayloadReader:
-    """Random access to one part's payloads by offset."""
-
-    def __init__(self, directory: Path) -> None:
-        self._fh = (directory / PAYLOADS).open("rb")
-
-    def at(self, offset: int) -> dict[str, Any]:
-        self._fh.seek(offset)
-        payload: dict[str, Any] = json.loads(self._fh.readline())
-        return payload
-
-    def close(self) -> None:
-        self._fh.close()

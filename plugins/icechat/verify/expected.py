@@ -3,14 +3,15 @@
 The raw files the run read are decrypted and rendered with the archive's own stages into
 ``work/verify/{day}/plain/`` (owner-only, removed when the verification ends). From that:
 every mail item's dedupe key, chat time and participants, and where its payload is (what
-``--repair`` imports again).
+``--repair`` imports again). Payloads are read back as the import reads them
+(:class:`~icechat.render.itemsfile.StoredPayloads`, a window at a time, damaged ones refused).
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,14 @@ from icechat.ice.profile import DEFAULT_PROFILE, Profile
 from icechat.ice.timestamps import iso_z
 from icechat.render import MESSAGE
 from icechat.render.day import render_day
-from icechat.render.itemsfile import PayloadReader, read_index, read_sources
+from icechat.render.itemsfile import StoredPayloads, read_index
 from icechat.render.mail import item_key, transcript_key
+from icechat.store import LocalStore
 from icechat.workdir import plain_parts
+
+ITEMS = "items"  # the rendered items' folder under ``plain``
+WINDOW = 256  # payloads read at once ...
+WINDOW_BYTES = 8 * 2**20  # ... and at most this many bytes of them: memory stays flat
 
 
 def second(value: str) -> str:
@@ -37,13 +43,20 @@ def second(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ExpectedItem:
-    """One mail item of the day: its chat time, its participants' ImIds and emails."""
+    """One mail item of the day: its chat time, its participants' ImIds and emails, and
+    where its payload is (part folder, byte offset and length)."""
 
     key: str
     chat_time: str
     participants: tuple[tuple[str, str | None], ...]
-    part_dir: Path
+    part: str
     offset: int
+    length: int
+
+    @property
+    def place(self) -> tuple[str, int, int, str]:
+        """As :meth:`StoredPayloads.read` takes it."""
+        return (self.part, self.offset, self.length, self.key)
 
 
 @dataclass
@@ -55,6 +68,7 @@ class Expected:
     xml_files: tuple[Path, ...]
     mode: str
     profile: Profile
+    rendered: StoredPayloads
 
     @property
     def copies(self) -> int:
@@ -62,20 +76,14 @@ class Expected:
         return sum(len(item.participants) for item in self.items.values())
 
     def payloads(self, keys: Sequence[str]) -> Iterator[tuple[str, dict[str, Any], dict[str, str]]]:
-        """(key, Graph payload, attachment sources) of the given items, for a re-import."""
-        readers: dict[Path, PayloadReader] = {}
-        sources: dict[Path, dict[str, dict[str, str]]] = {}
-        try:
-            for key in keys:
-                item = self.items[key]
-                if item.part_dir not in readers:
-                    readers[item.part_dir] = PayloadReader(item.part_dir)
-                    sources[item.part_dir] = read_sources(item.part_dir)
-                payload = readers[item.part_dir].at(item.offset)
-                yield key, payload, sources[item.part_dir].get(key, {})
-        finally:
-            for reader in readers.values():
-                reader.close()
+        """(key, Graph payload, attachment sources) of the given items, for a re-import.
+
+        Raises :class:`icechat.exceptions.ItemsFileError` when a payload or sources file
+        changed or was damaged since :func:`derive` rendered it.
+        """
+        wanted = (self.items[key] for key in keys)
+        for item, payload in _with_payloads(self.rendered, wanted):
+            yield item.key, payload, self.rendered.sources(item.part).get(item.key, {})
 
     def chat_ids(self) -> dict[str, str]:
         """Dedupe key -> the chat's MessageID (message mode) or ``room {RoomID}`` (transcript)."""
@@ -113,19 +121,35 @@ def derive(
         {"name": raw.name, "raw": str(raw), "xml": str(xml)}
         for raw, xml in zip(raw_files, xmls, strict=True)
     ]
-    rendered = render_day(parts, plain / "items", mode=mode, profile=profile)
+    rendered = render_day(parts, plain / ITEMS, mode=mode, profile=profile)
+    stored = StoredPayloads(LocalStore(plain), ITEMS)
     items: dict[str, ExpectedItem] = {}
     for part_dir in (Path(p) for p in rendered["part_dirs"]):
-        reader = PayloadReader(part_dir)
-        try:
-            for entry in read_index(part_dir):
-                payload = reader.at(entry.offset)
-                items[entry.key] = ExpectedItem(
-                    entry.key, _chat_time(payload), entry.participants, part_dir, entry.offset
-                )
-        finally:
-            reader.close()
-    return Expected(items, rendered["items"], tuple(Path(p["xml"]) for p in parts), mode, profile)
+        unread = (
+            ExpectedItem(e.key, "", e.participants, part_dir.name, e.offset, e.length)
+            for e in read_index(part_dir)
+        )
+        for item, payload in _with_payloads(stored, unread):
+            items[item.key] = replace(item, chat_time=_chat_time(payload))
+    xml_files = tuple(Path(p["xml"]) for p in parts)
+    return Expected(items, rendered["items"], xml_files, mode, profile, stored)
+
+
+def _with_payloads(
+    stored: StoredPayloads, items: Iterable[ExpectedItem]
+) -> Iterator[tuple[ExpectedItem, dict[str, Any]]]:
+    """Each item with its payload, read :data:`WINDOW` (at most :data:`WINDOW_BYTES`) at a
+    time: never a whole part in memory."""
+    window: list[ExpectedItem] = []
+    size = 0
+    for item in items:
+        if window and (len(window) == WINDOW or size + item.length > WINDOW_BYTES):
+            yield from zip(window, stored.read([i.place for i in window]), strict=True)
+            window, size = [], 0
+        window.append(item)
+        size += item.length
+    if window:
+        yield from zip(window, stored.read([i.place for i in window]), strict=True)
 
 
 def _chat_time(payload: Mapping[str, Any]) -> str:
