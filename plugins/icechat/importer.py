@@ -75,7 +75,7 @@ from icechat.leases import MailboxLeases
 from icechat.ledger import CopyRecord, CopyState, Ledger, Mark
 from icechat.mapping.plan import PlannedCopy, ShardIndex, index_shard
 from icechat.progress import EVERY, Progress
-from icechat.render.itemsfile import StoredPayloads
+from icechat.render.itemsfile import StoredPayloads, payload_windows
 from icechat.settings import DEFAULT_FOLDER
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,6 @@ LEASE_RETRY = 2.0  # seconds before a lane whose mailbox is leased elsewhere tri
 WAIT_LOGGED_EVERY = 60.0  # seconds between log lines about one mailbox still being waited for
 RETRY_ACTION = "see the reason; clear this import task to try the copy again"
 TICK = 5.0  # real seconds between looks at the progress clock while lanes run
-WINDOW = 256  # copies whose payloads are read at once (ranged reads side by side in a store)
-WINDOW_BYTES = 8 * 2**20  # ... and at most this many bytes of payloads: memory stays flat
 
 
 @dataclass(frozen=True)
@@ -684,20 +682,19 @@ def _planned_copies(
     index: ShardIndex, payloads: StoredPayloads, day: date, upn_of: dict[str, str]
 ) -> Generator[Copy, None, None]:
     """The shard's copies heaviest first (:func:`by_weight`), each line read from the shard
-    file as its turn comes and the payloads of up to :data:`WINDOW` copies (at most
-    :data:`WINDOW_BYTES`) read together; fills ``upn_of`` (user id -> UPN) on the way."""
+    file as its turn comes and the payloads of a window of copies read together
+    (:func:`~icechat.render.itemsfile.payload_windows`); fills ``upn_of`` (user id -> UPN) on
+    the way."""
     with index.path.open("rb") as shard:
-        window: list[PlannedCopy] = []
-        size = 0
-        for _, offset in by_weight(index.offsets):
-            c = index.copy_at(shard, offset)
-            upn_of.setdefault(c.user_id, c.upn)
-            if window and (len(window) == WINDOW or size + c.length > WINDOW_BYTES):
-                yield from _with_payloads(window, payloads, day)
-                window, size = [], 0
-            window.append(c)
-            size += c.length
-        yield from _with_payloads(window, payloads, day)
+
+        def planned() -> Iterator[PlannedCopy]:
+            for _, offset in by_weight(index.offsets):
+                c = index.copy_at(shard, offset)
+                upn_of.setdefault(c.user_id, c.upn)
+                yield c
+
+        for window in payload_windows(planned(), lambda c: c.length):
+            yield from _with_payloads(window, payloads, day)
 
 
 def _with_payloads(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from icechat.exceptions import ItemsFileError
-from icechat.render.itemsfile import read_index
-from icechat.verify.expected import WINDOW, derive
+from icechat.render.itemsfile import WINDOW, read_index
+from icechat.verify.expected import derive
 from tests.support.archived_day import sample_parts
 
 
@@ -37,4 +37,6 @@ def test_a_payload_changed_under_a_verification_is_refused_naming_its_file(
     file.write_bytes(b"[" + data[1:])  # changed in place: same length, no longer JSON
     with pytest.raises(ItemsFileError) as err:
         list(expected.payloads([first]))
-    assert str(err.value).startswith(f"{file}: the payload of item {first} at byte 0 is not JSON")
+    message = str(err.value)
+    assert message.startswith(f"{file}: the payload of item {first} at byte 0 is not JSON")
+    assert message.endswith("verify the day again: it renders the originals afresh")

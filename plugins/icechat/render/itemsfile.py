@@ -12,11 +12,11 @@ import stage reads only the byte ranges of the payloads its shard needs
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from icechat.exceptions import ItemsFileError
 from icechat.store import DataStore
@@ -93,22 +93,45 @@ def read_index(directory: Path) -> Iterator[IndexEntry]:
                 raise ItemsFileError(
                     f"{directory.name}/{INDEX}: a line is not [key, offset, participants, message "
                     f"ids, length] ({exc}); the items were rendered by an earlier version or "
-                    "damaged: clear the day's parse_render task and the tasks after it"
+                    f"damaged: {REDO_PARSE}"
                 ) from exc
             people = tuple((p[0], p[1]) for p in participants)
             yield IndexEntry(key, offset, people, tuple(message_ids), length)
+
+
+WINDOW = 256  # payloads read at once (ranged reads side by side in a store)
+WINDOW_BYTES = 8 * 2**20  # ... and at most this many bytes of them: memory stays flat
+REDO_PARSE = "clear the day's parse_render task and the tasks after it"
+_T = TypeVar("_T")
+
+
+def payload_windows(items: Iterable[_T], length: Callable[[_T], int]) -> Iterator[list[_T]]:
+    """``items`` in runs of at most :data:`WINDOW` whose payloads (``length`` bytes each)
+    total at most :data:`WINDOW_BYTES` (a single larger payload is a run of its own)."""
+    window: list[_T] = []
+    size = 0
+    for item in items:
+        if window and (len(window) == WINDOW or size + length(item) > WINDOW_BYTES):
+            yield window
+            window, size = [], 0
+        window.append(item)
+        size += length(item)
+    if window:
+        yield window
 
 
 class StoredPayloads:
     """The payloads of a day's items folder (key ``items`` of ``store``), read by byte range.
 
     An import task reads only the payloads its shard names, where they are: in place in a
-    local folder, by ranged reads from an object store; never a whole part.
+    local folder, by ranged reads from an object store; never a whole part. ``redo`` is
+    what a reader of damaged items should do (the import's: render the day again).
     """
 
-    def __init__(self, store: DataStore, items: str) -> None:
+    def __init__(self, store: DataStore, items: str, *, redo: str = REDO_PARSE) -> None:
         self.store = store
         self.items = items.rstrip("/")
+        self.redo = redo
         self._sources: dict[str, dict[str, dict[str, str]]] = {}
 
     def read(self, places: Sequence[tuple[str, int, int, str]]) -> list[dict[str, Any]]:
@@ -124,8 +147,8 @@ class StoredPayloads:
         for key, (_, offset, length, item), data in zip(keys, places, got, strict=True):
             where = f"{self.store.url}/{key}: the payload of item {item} at byte {offset}"
             if len(data) != length or not data.endswith(b"\n"):
-                raise _changed(f"{where} is not the {length} bytes the plan recorded")
-            payloads.append(_json_object(data, where))
+                raise self._changed(f"{where} is not the {length} bytes the plan recorded")
+            payloads.append(self._json_object(data, where))
         return payloads
 
     def sources(self, part: str) -> dict[str, dict[str, str]]:
@@ -134,25 +157,23 @@ class StoredPayloads:
         if known is None:
             key = f"{self.items}/{part}/{SOURCES}"
             data = self.store.read_bytes(key)
-            known = _json_object(data, f"{self.store.url}/{key}") if data else {}
+            known = self._json_object(data, f"{self.store.url}/{key}") if data else {}
             self._sources[part] = known
         return known
 
+    def _json_object(self, data: bytes, where: str) -> Any:
+        """``data`` as the JSON object it was written as; damaged or replaced bytes (same
+        length, other content) are :class:`ItemsFileError` saying what to do, not a decoding
+        error."""
+        try:
+            value = json.loads(data)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise self._changed(f"{where} is not JSON ({exc})") from exc
+        if not isinstance(value, dict):
+            raise self._changed(f"{where} is JSON but not an object")
+        return value
 
-def _json_object(data: bytes, where: str) -> Any:
-    """``data`` as the JSON object it was written as; damaged or replaced bytes (same length,
-    other content) are :class:`ItemsFileError` saying what to do, not a decoding error."""
-    try:
-        value = json.loads(data)
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise _changed(f"{where} is not JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise _changed(f"{where} is JSON but not an object")
-    return value
-
-
-def _changed(what: str) -> ItemsFileError:
-    return ItemsFileError(
-        f"{what}: the items changed or were damaged since they were mapped; clear the day's "
-        "parse_render task and the tasks after it"
-    )
+    def _changed(self, what: str) -> ItemsFileError:
+        return ItemsFileError(
+            f"{what}: the items changed or were damaged since they were mapped; {self.redo}"
+        )

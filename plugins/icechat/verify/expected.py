@@ -23,14 +23,13 @@ from icechat.ice.profile import DEFAULT_PROFILE, Profile
 from icechat.ice.timestamps import iso_z
 from icechat.render import MESSAGE
 from icechat.render.day import render_day
-from icechat.render.itemsfile import StoredPayloads, read_index
+from icechat.render.itemsfile import StoredPayloads, payload_windows, read_index
 from icechat.render.mail import item_key, transcript_key
 from icechat.store import LocalStore
 from icechat.workdir import plain_parts
 
 ITEMS = "items"  # the rendered items' folder under ``plain``
-WINDOW = 256  # payloads read at once ...
-WINDOW_BYTES = 8 * 2**20  # ... and at most this many bytes of them: memory stays flat
+REDO_VERIFY = "verify the day again: it renders the originals afresh"
 
 
 def second(value: str) -> str:
@@ -122,7 +121,7 @@ def derive(
         for raw, xml in zip(raw_files, xmls, strict=True)
     ]
     rendered = render_day(parts, plain / ITEMS, mode=mode, profile=profile)
-    stored = StoredPayloads(LocalStore(plain), ITEMS)
+    stored = StoredPayloads(LocalStore(plain), ITEMS, redo=REDO_VERIFY)
     items: dict[str, ExpectedItem] = {}
     for part_dir in (Path(p) for p in rendered["part_dirs"]):
         unread = (
@@ -138,17 +137,8 @@ def derive(
 def _with_payloads(
     stored: StoredPayloads, items: Iterable[ExpectedItem]
 ) -> Iterator[tuple[ExpectedItem, dict[str, Any]]]:
-    """Each item with its payload, read :data:`WINDOW` (at most :data:`WINDOW_BYTES`) at a
-    time: never a whole part in memory."""
-    window: list[ExpectedItem] = []
-    size = 0
-    for item in items:
-        if window and (len(window) == WINDOW or size + item.length > WINDOW_BYTES):
-            yield from zip(window, stored.read([i.place for i in window]), strict=True)
-            window, size = [], 0
-        window.append(item)
-        size += item.length
-    if window:
+    """Each item with its payload, a window at a time: never a whole part in memory."""
+    for window in payload_windows(items, lambda item: item.length):
         yield from zip(window, stored.read([i.place for i in window]), strict=True)
 
 
