@@ -111,11 +111,12 @@ def payload_windows(items: Iterable[_T], length: Callable[[_T], int]) -> Iterato
     window: list[_T] = []
     size = 0
     for item in items:
-        if window and (len(window) == WINDOW or size + length(item) > WINDOW_BYTES):
+        bytes_ = length(item)
+        if window and (len(window) == WINDOW or size + bytes_ > WINDOW_BYTES):
             yield window
             window, size = [], 0
         window.append(item)
-        size += length(item)
+        size += bytes_
     if window:
         yield window
 
