@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,12 +124,14 @@ def derive(
     stored = StoredPayloads(LocalStore(plain), ITEMS, redo=REDO_VERIFY)
     items: dict[str, ExpectedItem] = {}
     for part_dir in (Path(p) for p in rendered["part_dirs"]):
-        unread = (
-            ExpectedItem(e.key, "", e.participants, part_dir.name, e.offset, e.length)
-            for e in read_index(part_dir)
-        )
-        for item, payload in _with_payloads(stored, unread):
-            items[item.key] = replace(item, chat_time=_chat_time(payload))
+        part = part_dir.name
+        for window in payload_windows(read_index(part_dir), lambda e: e.length):
+            places = [(part, e.offset, e.length, e.key) for e in window]
+            for e, payload in zip(window, stored.read(places), strict=True):
+                chat_time = _chat_time(payload)
+                items[e.key] = ExpectedItem(
+                    e.key, chat_time, e.participants, part, e.offset, e.length
+                )
     xml_files = tuple(Path(p["xml"]) for p in parts)
     return Expected(items, rendered["items"], xml_files, mode, profile, stored)
 
