@@ -20,7 +20,9 @@ millions of them are written :data:`ROWS_PER_COMMIT` at a time.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -51,6 +53,8 @@ _LOCK_ID = 0x1CEC4A7  # Postgres advisory lock taken while creating the schema
 # key and, keys being hashes, written at random places, it made recording a large day's
 # routes slow; an upgrade replaces the old one.
 _ROUTES_BY_MAILBOX = "ix_icechat_routes_mailbox"
+# How long an SQLite connection waits for another one's lock (its busy timeout, seconds).
+_SQLITE_WAIT = 60
 
 
 class CopyState(StrEnum):
@@ -285,23 +289,42 @@ def _execute_many(conn: sa.Connection, stmt: sa.Insert, rows: Sequence[Mapping[s
     conn.exec_driver_sql(str(compiled), params)
 
 
+def _enter_wal(dbapi_connection: sqlite3.Connection, wait: float = _SQLITE_WAIT) -> None:
+    """Put a new SQLite connection in WAL mode, waiting out a peer that holds the file.
+
+    While the last connection to a WAL database cleans up on close, or the first one after
+    a crash recovers it, SQLite answers a newcomer "database is locked" at once, without
+    its busy handler (sqlite.org/wal.html, "Sometimes Queries Return SQLITE_BUSY In WAL
+    Mode"): tasks opening one ledger side by side would fail. Retry for the busy timeout.
+    """
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    cursor = dbapi_connection.cursor()
+    try:
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
 def make_engine(url: str) -> Engine:
     """An engine for the ledger URL; SQLite files get WAL and a long busy timeout."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
-            connect_args={"timeout": 60, "check_same_thread": False},
+            connect_args={"timeout": _SQLITE_WAIT, "check_same_thread": False},
             pool_size=8,
             max_overflow=-1,
         )
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
+        sa.event.listen(engine, "connect", lambda conn, _record: _enter_wal(conn))
         return engine
     return sa.create_engine(url, pool_size=8, max_overflow=8, pool_timeout=600, pool_pre_ping=True)
 
