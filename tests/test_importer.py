@@ -279,14 +279,12 @@ def test_no_secret_or_token_in_logs_of_an_import(
     assert token not in text and token.split(".")[-1] not in text
 
 
-def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
-    graph_emulator: Any, client: GraphClient, ledger: Ledger, tmp_path: Path
-) -> None:
-    """The plan names mailboxes by user id; the task's result names them by UPN."""
+def _planned_shard(graph_emulator: Any, tmp_path: Path, items: int) -> tuple[Path, StoredPayloads]:
+    """A rendered day of ``items`` items for ALICE and DAVE (no mailbox) and its one shard."""
     ids = {u: graph_emulator.graph("GET", f"/users/{u}").json()["id"] for u in (ALICE, DAVE)}
-    items = tmp_path / "items"
-    with ItemsWriter(items / "001") as writer:
-        for n in range(3):
+    folder = tmp_path / "items"
+    with ItemsWriter(folder / "001") as writer:
+        for n in range(items):
             writer.add(
                 f"item-{n}",
                 [("a", ALICE), ("d", DAVE)],
@@ -296,11 +294,18 @@ def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
     shard.write_text(
         "".join(
             PlannedCopy(ids[upn], upn, entry.key, "001", entry.offset, entry.length).to_line()
-            for entry in read_index(items / "001")
+            for entry in read_index(folder / "001")
             for upn in (ALICE, DAVE)
         )
     )
-    payloads = StoredPayloads(LocalStore(tmp_path), "items")
+    return shard, StoredPayloads(LocalStore(tmp_path), "items")
+
+
+def test_a_planned_shard_imports_from_the_items_files_counted_by_upn(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger, tmp_path: Path
+) -> None:
+    """The plan names mailboxes by user id; the task's result names them by UPN."""
+    shard, payloads = _planned_shard(graph_emulator, tmp_path, 3)
     summary = import_shard(client, ledger, shard, payloads, DAY, run_id="r1").to_json()
     assert (summary["imported"], summary["already_present"], summary["failed"]) == (3, 0, 3)
     assert summary["per_mailbox"] == {ALICE: {"imported": 3}, DAVE: {"failed": 3}}
@@ -392,3 +397,21 @@ def test_the_pool_is_sized_from_the_shards_weights() -> None:
     assert workers_for({f"m{k}": 50 for k in range(300)}) == 64  # equal mailboxes: the most
     assert workers_for({"a": 10, "b": 1}) == 2  # never more than the mailboxes
     assert workers_for({}) == 1
+
+
+def test_a_shard_lists_its_first_failures_and_counts_every_one(
+    graph_emulator: Any, client: GraphClient, ledger: Ledger, tmp_path: Path
+) -> None:
+    """A mailbox that refuses everything must not grow the task's result by each copy."""
+    shard, payloads = _planned_shard(graph_emulator, tmp_path, 7)
+    summary = import_shard(
+        client, ledger, shard, payloads, DAY, run_id="r1", failures_kept=2
+    ).to_json()
+    assert (summary["imported"], summary["failed"]) == (7, 7)
+    assert summary["per_mailbox"][DAVE] == {"failed": 7}
+    assert len(summary["failures"]) == 2
+    assert all(f["mailbox"] == DAVE and f["reason"] for f in summary["failures"])
+    dave = graph_emulator.graph("GET", f"/users/{DAVE}").json()["id"]  # the plan's name
+    recorded = ledger.lookup(dave, [f"item-{n}" for n in range(7)])
+    assert {r.state for r in recorded.values()} == {CopyState.FAILED}
+    assert len(recorded) == 7 and all(r.reason for r in recorded.values())

@@ -437,3 +437,24 @@ def test_a_mailbox_row_counts_copies_imported_with_a_notice_as_imported():
     report = report_with(shard)
     assert report["per_mailbox"]["a@acme.example"]["imported"] == 4
     assert report["imported_with_notice"] == 1
+
+
+def test_a_day_of_many_failures_names_the_first_and_counts_the_rest():
+    def shard(n: int) -> dict:
+        failures = [
+            {"mailbox": "a@acme.example", "key": f"k{n}-{i}", "reason": "gone", "action": "x"}
+            for i in range(800)
+        ]
+        return {"failed": 800, "failures": failures}
+
+    report = report_with(shard(1), shard(2))
+    assert report["failed"] == 1600
+    assert len(report["failures"]) == 1000
+    assert report["failures_not_listed"] == 600
+    page = render_html(report)
+    assert page.count("<code>k") == 1000
+    note = page.split('id="failures-not-listed">', 1)[1].split("</p>", 1)[0]
+    assert note.startswith("600 more failed copies are not listed here")
+    assert "icechat verify 2026-11-26" in note
+    older = {k: v for k, v in report.items() if k != "failures_not_listed"}  # an older report
+    assert 'id="failures-not-listed"' not in render_html(older)

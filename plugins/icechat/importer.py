@@ -83,7 +83,11 @@ log = logging.getLogger(__name__)
 LANE_SIZE = 100  # copies a mailbox lane takes at a time (bounds memory per mailbox)
 MAX_WORKERS = 64  # threads of one import task: mailboxes worked on at once, at most
 MIN_WORKERS = 8
-FAILURES_LOGGED = 20  # failed copies named in the task log (the report lists them all)
+FAILURES_LOGGED = 20  # failed copies named in the task log
+# Failed copies an import task keeps and returns with their reasons: a day where a mailbox,
+# or Graph, refuses everything must not grow the task, its XCom and the report by each
+# copy. The rest are counted (per mailbox too), and the ledger holds each with its reason.
+FAILURES_KEPT = 1000
 LEASE_RETRY = 2.0  # seconds before a lane whose mailbox is leased elsewhere tries again
 WAIT_LOGGED_EVERY = 60.0  # seconds between log lines about one mailbox still being waited for
 RETRY_ACTION = "see the reason; clear this import task to try the copy again"
@@ -136,6 +140,7 @@ class ImportResult:
 
     ``counts`` has ``imported`` (including those with a notice), ``imported_with_notice``,
     ``already_present`` and ``failed``; the first, third and fourth add up to the copies.
+    ``failures`` holds the first failed copies, :data:`FAILURES_KEPT` at most by default.
     ``by_mailbox`` counts each mailbox's outcomes by status (an item imported with a notice
     only as ``imported_with_notice``). ``outcomes`` holds every copy's outcome only when the
     importer was asked to keep them (a repair of a few copies; a day's shard does not).
@@ -172,6 +177,7 @@ class Importer:
     """Imports copies for many mailboxes; one instance per shard run.
 
     ``workers`` mailboxes are worked on at once; ``batch`` sends groups as ``$batch``.
+    ``failures_kept`` bounds the failed copies the result lists (all are counted).
     ``attempt`` is the run's attempt (Airflow's clear number); ``leases`` the mailbox
     leases it works under (by default its own set in the ledger's database), and
     ``lease_retry`` how long a lane whose mailbox is leased elsewhere waits to try again.
@@ -189,6 +195,7 @@ class Importer:
         workers: int = 16,
         batch: bool = True,
         keep_outcomes: bool = False,
+        failures_kept: int = FAILURES_KEPT,
         leases: MailboxLeases | None = None,
         lease_retry: float = LEASE_RETRY,
         clock: Callable[[], float] = time.monotonic,
@@ -202,6 +209,7 @@ class Importer:
         self.workers = workers
         self.batch = batch
         self.keep_outcomes = keep_outcomes
+        self.failures_kept = failures_kept
         self.leases = leases or MailboxLeases(ledger, f"import {run_id} attempt {attempt}")
         self.lease_retry = lease_retry
         self._clock = clock
@@ -284,7 +292,7 @@ class Importer:
             self._result.counts[outcome.status] += 1
             if outcome.status is Status.IMPORTED_WITH_NOTICE:
                 self._result.counts[Status.IMPORTED] += 1
-            if outcome.status is Status.FAILED:
+            if outcome.status is Status.FAILED and len(self._result.failures) < self.failures_kept:
                 self._result.failures.append(outcome)
             self._result.by_mailbox[outcome.mailbox][outcome.status] += 1
             if outcome.status is Status.ALREADY_PRESENT and outcome.credit is not None:
@@ -598,6 +606,7 @@ def import_shard(
     run_id: str,
     attempt: int | None = None,
     folder_name: str = DEFAULT_FOLDER,
+    failures_kept: int = FAILURES_KEPT,
 ) -> ShardSummary:
     """Import one planned shard, each copy's line and payload read as its turn comes.
 
@@ -605,7 +614,7 @@ def import_shard(
     stays in memory, so the task's memory does not grow with its shard; of the day's items
     only the byte ranges of the shard's payloads are read (``payloads``, wherever the data
     directory is). ``attempt`` is the run's attempt (Airflow's clear number), credited with
-    what it creates.
+    what it creates. The summary lists the first ``failures_kept`` failed copies.
     """
     index = index_shard(shard)
     upn_of: dict[str, str] = {}
@@ -616,6 +625,7 @@ def import_shard(
         attempt=attempt,
         folder_name=folder_name,
         workers=workers_for(index.weights()),
+        failures_kept=failures_kept,
     )
     with closing(_planned_copies(index, payloads, day, upn_of)) as stream:
         result = importer.run(stream, total=len(index))

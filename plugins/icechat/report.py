@@ -37,7 +37,10 @@ log = logging.getLogger(__name__)
 RUN_COUNTS = ("items", "copies", "imported", "already_present", "not_mapped", "failed")
 FILE_FIELDS = ("name", "size", "sha256", "flags")
 LOCK_FIELDS = ("lock_mode", "retain_until")  # present when the original is under retention
-FAILURES_LOGGED = 20  # failures named in the task log (the HTML report lists them all)
+FAILURES_LOGGED = 20  # failures named in the task log
+# Failed copies the report names one by one; the rest are counted (per mailbox too) and
+# each is in the ledger with its reason: a day where everything failed stays readable.
+FAILURES_LISTED = 1000
 
 # The report pages (this one and verification's): every value escaped, none missing.
 TEMPLATES = jinja2.Environment(
@@ -55,7 +58,8 @@ BAR_STEP = 14.0
 
 @dataclass
 class ImportCounts:
-    """What the import tasks did with the planned copies (summed over shards)."""
+    """What the import tasks did with the planned copies (summed over shards); ``failures``
+    names the first :data:`FAILURES_LISTED` failed copies of all shards."""
 
     imported: int = 0
     already_present: int = 0
@@ -79,7 +83,7 @@ class ImportCounts:
         self.imported_with_notice += shard.get("imported_with_notice", 0)
         for mailbox, counts in shard.get("per_mailbox", {}).items():
             self.per_mailbox.setdefault(mailbox, Counter()).update(counts)
-        self.failures.extend(shard.get("failures", []))
+        self.failures.extend(shard.get("failures", [])[: FAILURES_LISTED - len(self.failures)])
         self.seconds += shard.get("seconds", 0.0)
 
 
@@ -122,6 +126,7 @@ def build_report(
     failed = imports.failed + max(unaccounted, 0)
     total = imports.imported + already_present + not_mapped + failed
     failures = list(imports.failures)
+    not_listed = imports.failed - len(failures)
     if unaccounted > 0:
         failures.append(
             {
@@ -165,6 +170,7 @@ def build_report(
         "unmapped_participants": plan.get("unmapped_participants", {}),
         "per_mailbox": mailboxes,
         "failures": failures,
+        "failures_not_listed": not_listed,
         "unknown_elements": render.get("unknown_elements", {}),
         "unknown_attributes": render.get("unknown_attributes", {}),
         "absent_files": render.get("absent_files", 0),
