@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ TASKS = ("fetch", "decrypt", "parse_render", "map_participants")
 
 def run_task(task: str, state: Path) -> dict[str, Any]:
     """One task's glue function in this process; its result goes to ``state/{task}.json``."""
+    from icechat.dev.memory import own_peak_bytes
     from icechat.glue import tasks
 
     results = {t: json.loads((state / f"{t}.json").read_text()) for t in TASKS[: TASKS.index(task)]}
@@ -51,7 +51,7 @@ def run_task(task: str, state: Path) -> dict[str, Any]:
         result = tasks.plan(DAY, results["parse_render"], {"run_id": f"bench__{os.getpid()}"})
     seconds = time.perf_counter() - began
     (state / f"{task}.json").write_text(json.dumps(result))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = own_peak_bytes() / 2**20
     return {"seconds": seconds, "peak_mb": peak}
 
 

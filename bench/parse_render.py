@@ -17,7 +17,6 @@ Targets (issue 2): json >= 25% of raw, eml >= 10% of raw, peak RSS < 300 MB at 1
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ def run_case(case: str, path: str) -> dict[str, float]:
     """One measurement in this process."""
     from lxml import etree
 
+    from icechat.dev.memory import own_peak_bytes
     from icechat.ice.packages import NoAttachments
     from icechat.ice.parser import read_part
     from icechat.render import MESSAGE, graph_json_line, to_eml
@@ -56,7 +56,7 @@ def run_case(case: str, path: str) -> dict[str, float]:
                 count += 1
                 write(rendered.mail)
     seconds = time.process_time() - began
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = own_peak_bytes() / 2**20
     return {"items": count, "seconds": seconds, "peak_mb": peak}
 
 

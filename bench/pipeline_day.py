@@ -3,7 +3,8 @@
 Run: ``python bench/pipeline_day.py [MESSAGES ...]`` (default 100000; the memory target is
 for 1000000: every task under 300 MB, and within 1.5x of its value at 100000). Add
 ``--rows`` for the JSON rows ``bench/run.py`` prints as one table, ``--shards K`` to import
-only the K smallest shards and ``--import-seconds S`` to stop each import after S seconds
+only the K smallest shards (``--largest``: the K largest, those with the most copies, the
+import's worst case for memory) and ``--import-seconds S`` to stop each import after S seconds
 (when the whole import would not finish in the time there is; the row says how many shards
 and copies were imported; reconcile then reports the rest missing, and is measured all the
 same), ``--keep`` to leave the run's work directory (the rendered day, the plan, the ledger)
@@ -13,8 +14,9 @@ stopped import still shows whether its memory had levelled off; each reading car
 
 Each task is the DAG's own task function (``icechat.glue.tasks``: fetch, decrypt,
 parse_render, map_participants, one import_shard per shard, reconcile) run in a fresh
-process, so its peak RSS is its own (``ru_maxrss`` of the process and of what it waited
-for, such as gpg). Around them, as in production: the real sshd serving the encrypted day
+process, so its peak RSS is its own: its ``VmHWM`` (:mod:`icechat.dev.memory`; its
+``ru_maxrss`` would include this bench's own peak), not counting what it starts (gpg).
+Around them, as in production: the real sshd serving the encrypted day
 (``icechat.dev.sftpd``), real gpg, the Graph emulator with no latency, a SQLite ledger.
 
 The day (a sample day: zip parts with attachments, PGP-encrypted, with its marker) is
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -52,7 +53,7 @@ CLIENT_ID = "0d3e6a1c-5a11-4c0e-9d3e-00000000be0c"
 RUN_ID = "bench__pipeline"
 RSS_LIMIT_MB = 300
 GROWTH_LIMIT = 1.5
-MB = 1024  # ru_maxrss and VmHWM are in KiB on Linux
+MB = 1024  # VmHWM is in KiB
 SAMPLE_SECONDS = 15.0
 
 
@@ -124,9 +125,9 @@ def task_main(name: str, args_file: str) -> None:
         result = _task(name, json.loads(Path(args_file).read_text()))
     except AirflowFailException as exc:  # reconcile after a partial import: measured anyway
         result = {"task_failed": str(exc)}  # not "failed": reconcile's outcome counts those
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    waited = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"result": result, "peak_mb": own / MB, "children_peak_mb": waited / MB}))
+    from icechat.dev.memory import own_peak_bytes
+
+    print(json.dumps({"result": result, "peak_mb": own_peak_bytes() / 2**20}))
 
 
 def run_task(
@@ -168,7 +169,7 @@ def run_task(
                 if stop_after is not None and time.monotonic() - began >= stop_after:
                     proc.terminate()
                     proc.communicate()
-                    stop = {"result": None, "peak_mb": samples[-1][1], "children_peak_mb": 0.0}
+                    stop = {"result": None, "peak_mb": samples[-1][1]}
                     return {
                         **stop,
                         "seconds": samples[-1][0],
@@ -241,10 +242,12 @@ def servers(home: Path, work: Path) -> Iterator[dict[str, str]]:
 
 @dataclass(frozen=True)
 class Options:
-    """How much of the day to run: ``shards`` smallest shards (all when None), each import
-    stopped after ``import_seconds`` (never when None); ``keep`` leaves the work directory."""
+    """How much of the day to run: ``shards`` smallest shards (all when None; the largest
+    with ``largest``), each import stopped after ``import_seconds`` (never when None);
+    ``keep`` leaves the work directory."""
 
     shards: int | None = None
+    largest: bool = False
     import_seconds: float | None = None
     keep: bool = False
 
@@ -277,6 +280,8 @@ def run_day(messages: int, options: Options) -> list[dict[str, Any]]:
             planned = step("map_participants", {"rendered": rendered})
             shards = smallest(planned["shards"])
             chosen = shards if options.shards is None else shards[: options.shards]
+            if options.largest and options.shards is not None:
+                chosen = shards[len(shards) - options.shards :]
             copies = sum(_lines(Path(s)) for s in chosen)
             results = [step("import_shard", {"shard": s}, options.import_seconds) for s in chosen]
             imported = _done_copies(work)
@@ -332,7 +337,6 @@ def _imports(measured: list[dict[str, Any]], total: int, copies: int, imported: 
             "task": f"import_shard ({what})",
             "seconds": sum(m["seconds"] for m in runs),
             "peak_mb": max(m["peak_mb"] for m in runs),
-            "children_peak_mb": max(m["children_peak_mb"] for m in runs),
             "load": max(m["load"] for m in runs),
             "samples": max(runs, key=lambda m: m["peak_mb"])["samples"],
         }
@@ -392,6 +396,7 @@ def main(argv: list[str]) -> None:
         shards=None if shards is None else int(shards),
         import_seconds=None if seconds is None else float(seconds),
         keep="--keep" in argv,
+        largest="--largest" in argv,
     )
     sizes = [int(a) for a in argv if not a.startswith("--")] or [100_000]
     results = {n: run_day(n, options) for n in sizes}

@@ -8,7 +8,6 @@ a fresh process so its peak resident memory is its own.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ sys.path.insert(0, str(PLUGINS))
 
 from rows import Row, emit_rows  # noqa: E402
 
+from icechat.dev.memory import own_peak_bytes  # noqa: E402
 from icechat.ice.delivery import PACKAGINGS  # noqa: E402
 
 
@@ -33,8 +33,7 @@ def one(messages: int, packaging: str) -> dict[str, float]:
         day = write_day(Path(out), "BENCH01", date(2026, 11, 26), messages, 1, packaging=packaging)
         seconds = time.perf_counter() - began
         size = sum(p.path.stat().st_size for p in day.parts)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"seconds": seconds, "mb": size / 1e6, "peak_mb": peak_kb / 1024}
+    return {"seconds": seconds, "mb": size / 1e6, "peak_mb": own_peak_bytes() / 2**20}
 
 
 def main(argv: list[str]) -> None:

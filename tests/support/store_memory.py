@@ -8,19 +8,15 @@ ENDPOINT BUCKET MIB`` (S3) or ``... azure CONNECTION_STRING CONTAINER MIB`` (Azu
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import tempfile
 from pathlib import Path
 
 import s3fs
 
+from icechat.dev.memory import own_peak_bytes
 from icechat.dev.s3server import ACCESS_KEY, REGION, SECRET_KEY
 from icechat.store import ObjectStore, object_store
-
-
-def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def s3_store(endpoint: str, bucket: str) -> ObjectStore:
@@ -50,11 +46,11 @@ def main(store: ObjectStore, mib: int) -> None:
             block = bytes(range(256)) * 4096  # 1 MiB, not all zeros
             for _ in range(mib):
                 out.write(block)
-        baseline = peak_rss()
+        baseline = own_peak_bytes()
         store.upload(big, "big")
         store.download("big", back)
         assert back.stat().st_size == big.stat().st_size
-    print(json.dumps({"baseline": baseline, "peak": peak_rss()}))
+    print(json.dumps({"baseline": baseline, "peak": own_peak_bytes()}))
 
 
 if __name__ == "__main__":
