@@ -53,7 +53,6 @@ CLIENT_ID = "0d3e6a1c-5a11-4c0e-9d3e-00000000be0c"
 RUN_ID = "bench__pipeline"
 RSS_LIMIT_MB = 300
 GROWTH_LIMIT = 1.5
-MB = 1024  # VmHWM is in KiB
 SAMPLE_SECONDS = 15.0
 
 
@@ -187,12 +186,12 @@ def run_task(
 
 def _hwm_mb(pid: int) -> float:
     """The process's peak resident set so far (``VmHWM``), 0 once it has gone."""
+    from icechat.dev.memory import own_peak_bytes
+
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        return own_peak_bytes(pid) / 2**20
     except OSError:
         return 0.0
-    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
-    return int(line.split()[1]) / MB
 
 
 # -- the servers and the run ----------------------------------------------------------------
@@ -279,9 +278,12 @@ def run_day(messages: int, options: Options) -> list[dict[str, Any]]:
             rendered = step("parse_render", {"parts": parts})
             planned = step("map_participants", {"rendered": rendered})
             shards = smallest(planned["shards"])
-            chosen = shards if options.shards is None else shards[: options.shards]
-            if options.largest and options.shards is not None:
+            if options.shards is None:
+                chosen = shards
+            elif options.largest:
                 chosen = shards[len(shards) - options.shards :]
+            else:
+                chosen = shards[: options.shards]
             copies = sum(_lines(Path(s)) for s in chosen)
             results = [step("import_shard", {"shard": s}, options.import_seconds) for s in chosen]
             imported = _done_copies(work)

@@ -12,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def own_peak_bytes() -> int:
-    """The peak resident set of this process's own memory so far (``VmHWM``), in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def own_peak_bytes(pid: int | str = "self") -> int:
+    """The peak resident set of a process's own memory so far (``VmHWM``), in bytes; this
+    process's by default. OSError once the process is gone."""
+    status = Path(f"/proc/{pid}/status")
+    for line in status.read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
-    raise OSError("/proc/self/status has no VmHWM line: measure on Linux")
+    raise OSError(f"{status} has no VmHWM line: measure on Linux")
