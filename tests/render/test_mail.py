@@ -19,6 +19,7 @@ from icechat.ice.model import (
     Update,
 )
 from icechat.render import build_message, build_transcript, item_key, transcript_key
+from icechat.render.people import cast_of
 from tests.support.fixtures.chat_items import (
     ANN,
     EXTERNAL,
@@ -49,6 +50,21 @@ def test_one_to_one_subject_names_both_parties_whoever_writes(make_item):
     there = build_message(make_item(room=ONE_TO_ONE), NO_FILES)
     back = build_message(make_item(room=ONE_TO_ONE, sender=ANN, recipients=(JOHN,)), NO_FILES)
     assert there.subject == back.subject == "ICE Chat: Ann Smith / John Doe"
+
+
+def test_people_are_never_shown_under_the_names_of_people_gone_before():
+    """Casts are cached on the participant objects' ids: a day that names more people than
+    any cache holds frees them, and new ones take their memory (and ids). Each must still be
+    shown as itself. 80,000 is past what ``address_of`` keeps alive and short of ``cast_of``
+    clearing its cache, where a stale entry would show."""
+    count = 80_000
+    old = [f"Old {n}" for n in range(count)]
+    new = [f"New {n}" for n in range(count)]
+    people = [Participant("desk", name) for name in old]
+    assert [cast_of(p, ()).sender.name for p in people] == old
+    del people
+    people = [Participant("desk", name) for name in new]
+    assert [cast_of(p, ()).sender.name for p in people] == new
 
 
 def test_keys_are_deterministic_and_distinct(make_item):

@@ -14,7 +14,7 @@ from html import escape
 from typing import NamedTuple
 
 from icechat.ice.model import ChatItem, ConversationSlice, ItemKind, Participant, Room, Update
-from icechat.render.people import shown
+from icechat.render.people import Cast, shown
 from icechat.render.text import body_text, room_label, shown_time
 
 HTML_HEAD = (
@@ -24,7 +24,6 @@ HTML_HEAD = (
     ".t td,.t th{border:1px solid #ccc;padding:3px}</style></head><body>\n"
 )
 HTML_TAIL = "</body></html>\n"
-NOBODY = "(nobody else)"
 _EVENT = "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ROW = "<tr><th>{}</th><td>{}</td></tr>\n"
@@ -65,32 +64,30 @@ def _notes(item: ChatItem) -> tuple[str, ...]:
     return markers(item) if item.kind is not ItemKind.CHAT or item.update else ()
 
 
-def message_text(item: ChatItem, file_note: str | None, when: str) -> str:
-    """The plain-text body of one chat item (only ``.eml`` carries it); ``when`` is its
-    :func:`shown_time`, made once for both bodies."""
-    recipients = "; ".join([shown(p).label for p in item.recipients]) or NOBODY
+def message_text(item: ChatItem, cast: Cast, file_note: str | None, when: str) -> str:
+    """The plain-text body of one chat item (only ``.eml`` carries it); ``cast`` and ``when``
+    (its :func:`shown_time`) are made once for both bodies."""
     notes = "".join(f"{n}\n" for n in _notes(item))
     file_text = f"\n{file_note}\n" if file_note is not None else ""
     return (
         f"Room:    {_room(item.room)}\n"
-        f"From:    {shown(item.sender).label}\n"
-        f"To:      {recipients}\n"
+        f"From:    {cast.sender.label}\n"
+        f"To:      {cast.text_to}\n"
         f"Time:    {when}\n"
         f"Message: {body_text(item.message_id)}\n"
         f"{notes}\n{body_text(item.text)}\n{file_text}"
     )
 
 
-def message_html(item: ChatItem, file_note: str | None, when: str) -> str:
+def message_html(item: ChatItem, cast: Cast, file_note: str | None, when: str) -> str:
     """The HTML body of one chat item: what Graph stores (the hot path of the import)."""
-    recipients = "; ".join([shown(p).html_label for p in item.recipients]) or NOBODY
     notes = "".join(f"<p><strong>{escape(n)}</strong></p>\n" for n in _notes(item))
     file_html = f"<p><em>{escape(file_note)}</em></p>\n" if file_note is not None else ""
     return (
         f"{HTML_HEAD}<table>\n"
         f"<tr><th>Room</th><td>{_html_room(item.room)}</td></tr>\n"
-        f"<tr><th>From</th><td>{shown(item.sender).html_label}</td></tr>\n"
-        f"<tr><th>To</th><td>{recipients}</td></tr>\n"
+        f"<tr><th>From</th><td>{cast.sender.html_label}</td></tr>\n"
+        f"<tr><th>To</th><td>{cast.html_to}</td></tr>\n"
         f"<tr><th>Time</th><td>{when}</td></tr>\n"
         f"<tr><th>Message</th><td>{escape(body_text(item.message_id))}</td></tr>\n"
         f"</table>\n{notes}<div>{_html_text(body_text(item.text))}</div>\n{file_html}{HTML_TAIL}"

@@ -19,7 +19,6 @@ from binascii import b2a_qp
 
 from icechat.render.headers import file_parameter, rfc5322_date, unstructured
 from icechat.render.mail import MailAttachment, MailItem
-from icechat.render.people import shown
 
 CRLF = "\r\n"
 MAX_LINE = 998  # octets, CRLF excluded (RFC 5322 section 2.1.1)
@@ -69,12 +68,13 @@ def _multipart(boundary: str, parts: list[bytes]) -> bytes:
 def to_eml(mail: MailItem) -> bytes:
     """The item as an RFC 5322 message: multipart/alternative, in multipart/mixed with files."""
     alt = f"{BOUNDARY}alt_{mail.key[:32]}"
+    cast = mail.cast
     headers = [
         f"Date: {rfc5322_date(mail.time)}",
-        f"From: {shown(mail.sender).mailbox}",
+        f"From: {cast.sender.mailbox}",
     ]
-    if mail.recipients:
-        headers.append("To: " + ",\r\n ".join(shown(p).mailbox for p in mail.recipients))
+    if cast.mail_to:
+        headers.append(f"To: {cast.mail_to}")
     headers += [
         f"Subject: {unstructured(mail.subject)}",
         f"Message-ID: {mail.internet_message_id}",

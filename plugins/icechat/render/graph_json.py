@@ -72,15 +72,15 @@ def graph_json_line(mail: MailItem) -> str:
     hold it equal to :func:`to_graph_json`.
     """
     when = _string(iso_z(mail.time))
-    sender = shown(mail.sender).graph_json
+    cast = mail.cast
+    sender = cast.sender.graph_json
     attachments = ""
     if mail.attachments:
         attachments = ', "attachments": ' + json.dumps(to_graph_json(mail)["attachments"])
-    to = ", ".join([shown(p).graph_json for p in mail.recipients])
     return (
         f'{{"subject": {_string(mail.subject)}, '
         f'"body": {{"contentType": "html", "content": {_string(mail.html_body)}}}, '
-        f'"from": {sender}, "sender": {sender}, "toRecipients": [{to}], '
+        f'"from": {sender}, "sender": {sender}, "toRecipients": [{cast.graph_to}], '
         f'"internetMessageId": {_string(mail.internet_message_id)}, '
         f'"isRead": true, '
         f'"singleValueExtendedProperties": [{{"id": {_FLAGS_ID}, "value": {_FLAGS_VALUE}}}, '

@@ -29,7 +29,7 @@ from icechat.ice.model import (
 )
 from icechat.ice.packages import AttachmentSource
 from icechat.render.bodies import message_html, message_text, transcript_bodies
-from icechat.render.people import shown
+from icechat.render.people import Cast, cast_of
 from icechat.render.text import header_text, shown_time, utc
 
 MESSAGE = "message"
@@ -83,6 +83,11 @@ class MailItem:
     def text_body(self) -> str:
         """The plain-text body, built on demand: only ``.eml`` carries it, Graph does not."""
         return self.plain()
+
+    @property
+    def cast(self) -> Cast:
+        """Sender and recipients as the renderers show them (cached per distinct cast)."""
+        return cast_of(self.sender, self.recipients)
 
     @property
     def day(self) -> date:
@@ -147,16 +152,13 @@ def _subject(room_name: str | None, room_id: str, names: tuple[str, ...]) -> str
     return f"ICE Chat: {listed} (+{more} more)" if more > 0 else f"ICE Chat: {listed}"
 
 
-def subject_for(room: Room, parties: tuple[Participant, ...]) -> str:
+def subject_for(room: Room, cast: Cast) -> str:
     """``ICE Chat: {room name}``; a room without a name (1:1) is named by its participants.
 
     Participants are listed by ImId, so both directions of a 1:1 chat share one subject
     and mail clients thread them together.
     """
-    if room.room_name:
-        return _subject(room.room_name, room.room_id, ())
-    unique = {p.im_id: p for p in parties}
-    return _subject(None, room.room_id, tuple(shown(unique[k]).name for k in sorted(unique)))
+    return _subject(room.room_name, room.room_id, () if room.room_name else cast.names)
 
 
 def _content_type(name: str) -> str:
@@ -227,17 +229,18 @@ def build_message(item: ChatItem, attachments: AttachmentSource) -> MailItem:
     mail_file, absent, note = _files(item, attachments)
     key = item_key(item)
     when = shown_time(item.time)
+    cast = cast_of(item.sender, item.recipients)
     return MailItem(
         key=key,
         internet_message_id=message_id_for(key),
         mode=MESSAGE,
         room=item.room,
-        subject=subject_for(item.room, (item.sender, *item.recipients)),
+        subject=subject_for(item.room, cast),
         sender=item.sender,
         recipients=item.recipients,
         time=item.time,
-        plain=partial(message_text, item, note, when),
-        html_body=message_html(item, note, when),
+        plain=partial(message_text, item, cast, note, when),
+        html_body=message_html(item, cast, note, when),
         attachments=(mail_file,) if mail_file is not None else (),
         absent_files=(absent,) if absent is not None else (),
     )
@@ -290,7 +293,8 @@ def build_transcript(slice_: ConversationSlice, attachments: AttachmentSource) -
     day = time.date()
     text, html = transcript_bodies(slice_, day, participants, notes)
     key = transcript_key(slice_)
-    room_subject = subject_for(slice_.room, participants).removeprefix("ICE Chat: ")
+    cast = cast_of(participants[0], participants[1:])
+    room_subject = subject_for(slice_.room, cast).removeprefix("ICE Chat: ")
     return MailItem(
         key=key,
         internet_message_id=message_id_for(key),
