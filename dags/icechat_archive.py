@@ -61,7 +61,7 @@ def icechat_archive() -> None:
     def resolve_day(**context: object) -> str:
         from icechat.glue import tasks
 
-        return tasks.day_of(context).isoformat()
+        return tasks.start_day(context).isoformat()
 
     @task
     def fetch(day: str) -> dict:

@@ -269,3 +269,45 @@ def test_an_import_task_reads_from_s3_only_the_payloads_its_shard_names(
         imported += result["imported"]
     assert imported == planned["planned"]
     assert_exactly_once(graph_emulator, planned["per_mailbox"])
+
+
+def test_a_day_begun_by_a_run_of_any_kind_is_not_caught_up_again(monkeypatch, tmp_path):
+    """A run triggered for a day by its ``day`` param has no logical date on that day: the
+    marker it leaves when it begins keeps catch-up from starting the day again, whether
+    that run failed or is still running."""
+
+    class Run:
+        run_type = "manual"
+        dag_id = "icechat_archive"
+
+    class NoRunAtThoseMidnights:
+        """The Task SDK's answer for days that no run has as its logical date."""
+
+        def get_dr_count(self, dag_id: str, logical_dates: list) -> int:
+            return 0
+
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_VAR_ICECHAT_GO_LIVE", "2026-11-20")
+    manual_id = "manual__2026-11-30T09:15:00+00:00"
+    manual = {
+        "dag_run": Run(),
+        "run_id": manual_id,
+        "params": {"day": "2026-11-22"},
+        "logical_date": pendulum.datetime(2026, 11, 30, 9, 15, tz="UTC"),
+    }
+    assert tasks.start_day(manual) == date(2026, 11, 22)
+    [marker] = (tmp_path / "runs" / "2026-11-22").iterdir()
+    assert json.loads(marker.read_text())["run_id"] == manual_id
+
+    class Scheduled(Run):
+        run_type = "scheduled"
+
+    scheduled = {
+        "dag_run": Scheduled(),
+        "run_id": "scheduled__2026-11-25T00:00:00+00:00",
+        "params": {},
+        "logical_date": pendulum.datetime(2026, 11, 25, tz="UTC"),
+        "ti": NoRunAtThoseMidnights(),
+    }
+    started = [m["trigger_run_id"] for m in tasks.missed_days(scheduled)]
+    assert started == [f"catchup__2026-11-{d}" for d in (20, 21, 23, 24)]

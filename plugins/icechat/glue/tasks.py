@@ -77,11 +77,29 @@ def actionable(step: str) -> Iterator[None]:
         raise AirflowFailException(f"{step}: {exc}") from exc
 
 
+def start_day(context: Mapping[str, Any]) -> date:
+    """The run's day (:func:`day_of`), once the run is marked in the data store as begun for
+    it: whatever its kind, catch-up then never starts that day again."""
+    import json
+
+    from icechat.catchup import started_marker
+    from icechat.store import layout_key
+
+    day, run_id = day_of(context), str(context["run_id"])
+    marker = {"run_id": run_id, "run_type": str(context["dag_run"].run_type), "day": str(day)}
+    with actionable("start"):
+        store = data_store(load_settings())
+        key = layout_key(started_marker(Path(), day, run_id))
+        store.write_bytes(key, json.dumps(marker).encode())
+    return day
+
+
 def missed_days(context: Mapping[str, Any]) -> list[dict[str, str]]:
     """For a scheduled run: each day since ``icechat_go_live`` before the run's own that has
     no report and no run, as the arguments of the catch-up run that archives it."""
     from icechat import report
     from icechat.catchup import missed_days as find_missed
+    from icechat.catchup import started_dir
     from icechat.store import layout_key
 
     run = context["dag_run"]
@@ -100,8 +118,10 @@ def missed_days(context: Mapping[str, Any]) -> list[dict[str, str]]:
     def handled(day: date) -> bool:
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         reported = report.report_file(report.reports_dir(Path()), day)
-        return store.exists(layout_key(reported)) or bool(
-            context["ti"].get_dr_count(dag_id=run.dag_id, logical_dates=[midnight])
+        return (
+            store.exists(layout_key(reported))
+            or bool(context["ti"].get_dr_count(dag_id=run.dag_id, logical_dates=[midnight]))
+            or bool(store.files(layout_key(started_dir(Path(), day))))
         )
 
     missed = find_missed(settings.go_live, day_of(context), handled)
