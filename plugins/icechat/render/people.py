@@ -19,7 +19,7 @@ from icechat.render.headers import mailbox
 from icechat.render.text import header_text
 
 _MAX_CACHED = 200_000
-_MAX_CASTS = 100_000
+_MAX_CASTS = 10_000  # about 1 kB each at five people
 NOBODY = "(nobody else)"
 
 
