@@ -150,6 +150,7 @@ def rows_of(messages: int, runs: list[dict[str, dict[str, Any]]]) -> list[Row]:
     """The readings and the targets as rows: medians over the rounds, each share taken within
     a round (its cases ran minutes apart at most, on the disk as it was then)."""
     files, size = runs[0]["shape"]
+    written = f", {files:,} files of {size:,} B"
     out: list[Row] = []
     for case in CASES:
         walls = [r[case]["wall"] for r in runs]
@@ -167,7 +168,6 @@ def rows_of(messages: int, runs: list[dict[str, dict[str, Any]]]) -> list[Row]:
         render_shares = [(r["raw"][clock] + r["create"][clock]) / r["render"][clock] for r in runs]
         inspect_shares = [r["raw"][clock] / r["inspect"][clock] for r in runs]
         judged = clock == "wall"
-        written = f", {files:,} files of {size:,} B"
         for label, shares, target, note in (
             ("render --eml / (raw + create)", render_shares, RENDER_TARGET, written),
             ("inspect / raw", inspect_shares, INSPECT_TARGET, ""),
