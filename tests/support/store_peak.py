@@ -35,9 +35,14 @@ def peak_growth(store_args: Sequence[str], mib: int) -> int:
 
 def assert_a_large_file_never_sits_in_memory(store_args: Sequence[str]) -> None:
     """Up and down, the peak grows by a few parts whatever the file's size: 96 MiB costs no
-    more than 16 MiB (a store holding the file would grow by 80 MiB more)."""
-    small = peak_growth(store_args, 16)
-    large = peak_growth(store_args, 96)
+    more than 16 MiB (a store holding the file would grow by 80 MiB more).
+
+    Each size counts the lower of two runs: the peak of one run varies with the timing of the
+    client's threads (Azure, 96 MiB: 40 to 59 MiB over eight runs here; with the SDK's
+    default request sizes 65 MiB every run, which the bound below is to catch).
+    """
+    small = min(peak_growth(store_args, 16) for _ in range(2))
+    large = min(peak_growth(store_args, 96) for _ in range(2))
     assert large < 56 * 2**20, f"peak RSS grew by {large / 2**20:.0f} MiB"
     assert large - small < 24 * 2**20, (
         f"a 96 MiB file costs {(large - small) / 2**20:.0f} MiB more than a 16 MiB one"
