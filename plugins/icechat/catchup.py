@@ -30,7 +30,7 @@ def missed_days(go_live: date, before: date, handled: Callable[[date], bool]) ->
 
 
 def started_dir(data_dir: Path, day: date) -> Path:
-    """``{data_dir}/runs/{YYYY-MM-DD}``: a marker for each run that began the day."""
+    """``{data_dir}/runs/{YYYY-MM-DD}``: a marker for each run begun for the day."""
     return data_dir / "runs" / day.isoformat()
 
 
