@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import operator
 import stat
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -111,6 +112,28 @@ def test_a_writer_process_writes_every_file_and_the_folder_appears_whole(tmp_pat
     assert {p.name: p.read_bytes() for p in target.iterdir()} == files
     assert {stat.S_IMODE(p.stat().st_mode) for p in target.iterdir()} == {0o600}
     assert [p.name for p in tmp_path.iterdir()] == ["eml"]
+
+
+@pytest.mark.parametrize("writer_process", [False, True])
+def test_a_file_made_from_values_holds_the_bytes_they_make(
+    tmp_path: Path, writer_process: bool
+) -> None:
+    target = tmp_path / "eml"
+    with StagedFolder(target, writer_process=writer_process) as folder:
+        for n in range(BATCH_FILES + 3):
+            folder.write_encoded(f"{n}.eml", operator.mul, (b"ab", n), size=2 * n)
+        folder.write("plain.eml", b"as it is")
+    files = {p.name: p.read_bytes() for p in target.iterdir()}
+    assert files.pop("plain.eml") == b"as it is"
+    assert files == {f"{n}.eml": b"ab" * n for n in range(BATCH_FILES + 3)}
+
+
+def test_values_the_writer_process_cannot_make_bytes_of_fail_the_folder(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    with pytest.raises(TypeError), StagedFolder(target, writer_process=True) as folder:
+        folder.write("a.eml", b"fine")
+        folder.write_encoded("b.eml", operator.mul, ("text", "text"), size=8)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_write_failing_in_the_writer_process_names_the_file(tmp_path: Path) -> None:

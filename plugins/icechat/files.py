@@ -19,12 +19,12 @@ import multiprocessing
 import os
 import shutil
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 PRIVATE = 0o600  # owner-only: plaintext, keys, secrets
 SHARED = 0o666  # what open() uses: the umask decides
@@ -67,10 +67,16 @@ def write_atomic(path: Path, data: bytes | str, mode: int = SHARED) -> None:
         out.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-def _write_plain(prefix: str, mode: int, files: list[tuple[str, bytes]]) -> None:
-    """Write each ``(name, data)`` as one plain file under ``prefix`` (OSError names it)."""
+Encoder = Callable[..., bytes]
+_Batch = list[tuple[str, Encoder | None, Any]]
+
+
+def _write_plain(prefix: str, mode: int, files: _Batch) -> None:
+    """Write each ``(name, encode, value)`` as one plain file under ``prefix``: the bytes
+    ``value``, or ``encode(*value)`` (OSError names the file)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    for name, data in files:
+    for name, encode, value in files:
+        data = value if encode is None else encode(*value)
         path = prefix + name
         fd = os.open(path, flags, mode)
         try:
@@ -105,7 +111,7 @@ class StagedFolder:
         self._opened = False
         self._writer_process = writer_process
         self._writer: ProcessPoolExecutor | None = None
-        self._batch: list[tuple[str, bytes]] = []
+        self._batch: _Batch = []
         self._batch_bytes = 0
         self._in_flight: deque[Future[None]] = deque()
 
@@ -128,11 +134,21 @@ class StagedFolder:
 
     def write(self, name: str, data: bytes) -> None:
         """Write ``data`` as the folder's file ``name`` (a plain name, no folders)."""
+        self._add(name, None, data, len(data))
+
+    def write_encoded(self, name: str, encode: Encoder, args: tuple[Any, ...], size: int) -> None:
+        """Write ``encode(*args)`` as the file ``name``, called in the writer process when
+        there is one, so that making the bytes leaves this process's path too (``encode`` a
+        module-level function; ``args`` plain values, which pickle cheaply; ``size`` about
+        the bytes they make, which bounds what is in flight)."""
+        self._add(name, encode, args, size)
+
+    def _add(self, name: str, encode: Encoder | None, value: Any, size: int) -> None:
         if self._writer is None:
-            _write_plain(self._prefix, self.mode, [(name, data)])
+            _write_plain(self._prefix, self.mode, [(name, encode, value)])
             return
-        self._batch.append((name, data))
-        self._batch_bytes += len(data)
+        self._batch.append((name, encode, value))
+        self._batch_bytes += size
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
             self._hand_over(self._writer)
 

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 from icechat.ice.parser import read_part
-from icechat.render import build_message, to_graph_json
+from icechat.render import build_message, to_eml, to_graph_json
 from icechat.render.day import render_day
 from icechat.render.itemsfile import read_index
 from tests.support.cli import icechat
@@ -28,12 +28,12 @@ def test_message_mode_writes_one_eml_per_item_with_the_graph_message_id(tmp_path
     assert summary["eml_written"] == summary["chat_items"] == 4
     assert summary["files_not_attached"] == 1  # the transfer's file is not in a plain part
     with read_part(SPEC) as part:
-        expected = {
-            m["internetMessageId"]: m
-            for m in (to_graph_json(build_message(i, part.attachments)) for i in part.items())
-        }
+        mails = [build_message(i, part.attachments) for i in part.items()]
+    expected = {m.internet_message_id: to_graph_json(m) for m in mails}
     files = sorted((tmp_path / "out").iterdir())
     assert len(files) == 4
+    # the writer process assembles each file: the same bytes as the library's to_eml
+    assert {p.name: p.read_bytes() for p in files} == {f"{m.key}.eml": to_eml(m) for m in mails}
     seen = {}
     for path in files:
         message = read_eml(path)

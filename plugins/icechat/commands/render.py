@@ -7,8 +7,8 @@ a room-day that spans two parts gives two files, as it gives two items in the ma
 
 The files are written once each, plainly, into ``DIR.partial/``, which becomes ``DIR`` when
 every part is done (:class:`icechat.files.StagedFolder`): a failed run leaves ``DIR`` as it
-was. A second process writes them while this one parses and renders, so the run takes about
-the longer of the two, not their sum.
+was. A second process assembles each file's bytes and writes them while this one parses and
+renders, so the run takes about the longer of the two, not their sum.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from pathlib import Path
 from icechat.exceptions import RenderOutputError
 from icechat.files import PRIVATE, StagedFolder
 from icechat.ice.parser import read_part
-from icechat.render import MESSAGE, MODES, to_eml
+from icechat.render import MESSAGE, MODES
 from icechat.render.day import mail_items
+from icechat.render.eml import eml_bytes, eml_fields, eml_size
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
                             mail.room.room_id,
                             mail.day,
                         )
+                    fields = eml_fields(mail)
                     with _writing(out):
-                        folder.write(f"{mail.key}.eml", to_eml(mail))
+                        folder.write_encoded(f"{mail.key}.eml", eml_bytes, fields, eml_size(fields))
                     written += 1
                     items += mail.item_count
                     absent += len(mail.absent_files)
