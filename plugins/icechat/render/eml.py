@@ -90,7 +90,8 @@ def eml_fields(mail: MailItem) -> EmlFields:
 
 def eml_size(fields: EmlFields) -> int:
     """About the bytes the fields make (the bodies' characters and the files' bytes)."""
-    return len(fields[6]) + len(fields[7]) + sum(len(a.data) for a in fields[8])
+    *_, text, html, attachments = fields
+    return len(text) + len(html) + sum(len(a.data) for a in attachments)
 
 
 def eml_bytes(
