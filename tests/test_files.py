@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import operator
 import stat
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -102,10 +101,13 @@ def test_a_staged_folder_over_a_file_is_refused(tmp_path: Path) -> None:
     assert target.read_bytes() == b"a file"
 
 
-def test_a_writer_process_writes_every_file_and_the_folder_appears_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writers", [1, 2])
+def test_writer_processes_write_every_file_and_the_folder_appears_whole(
+    tmp_path: Path, writers: int
+) -> None:
     target = tmp_path / "eml"
-    files = {f"{n:04d}.eml": bytes([n % 256]) * (n % 3000) for n in range(BATCH_FILES * 2 + 7)}
-    with StagedFolder(target, PRIVATE, writer_process=True) as folder:
+    files = {f"{n:04d}.eml": bytes([n % 256]) * (n % 3000) for n in range(BATCH_FILES * 5 + 7)}
+    with StagedFolder(target, PRIVATE, writers=writers) as folder:
         for name, data in files.items():
             folder.write(name, data)
         assert not target.exists()
@@ -114,25 +116,29 @@ def test_a_writer_process_writes_every_file_and_the_folder_appears_whole(tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["eml"]
 
 
-@pytest.mark.parametrize("writer_process", [False, True])
-def test_a_file_made_from_values_holds_the_bytes_they_make(
-    tmp_path: Path, writer_process: bool
+def _repeated(data: bytes, times: int) -> tuple[str, bytes]:
+    return f"{times}.eml", data * times
+
+
+@pytest.mark.parametrize("writers", [0, 2])
+def test_a_file_made_from_values_holds_the_name_and_bytes_they_make(
+    tmp_path: Path, writers: int
 ) -> None:
     target = tmp_path / "eml"
-    with StagedFolder(target, writer_process=writer_process) as folder:
+    with StagedFolder(target, writers=writers) as folder:
         for n in range(BATCH_FILES + 3):
-            folder.write_encoded(f"{n}.eml", operator.mul, (b"ab", n), size=2 * n)
+            folder.write_made(_repeated, (b"ab", n), size=2 * n)
         folder.write("plain.eml", b"as it is")
     files = {p.name: p.read_bytes() for p in target.iterdir()}
     assert files.pop("plain.eml") == b"as it is"
     assert files == {f"{n}.eml": b"ab" * n for n in range(BATCH_FILES + 3)}
 
 
-def test_values_the_writer_process_cannot_make_bytes_of_fail_the_folder(tmp_path: Path) -> None:
+def test_values_a_writer_process_cannot_make_a_file_of_fail_the_folder(tmp_path: Path) -> None:
     target = tmp_path / "eml"
-    with pytest.raises(TypeError), StagedFolder(target, writer_process=True) as folder:
+    with pytest.raises(TypeError), StagedFolder(target, writers=2) as folder:
         folder.write("a.eml", b"fine")
-        folder.write_encoded("b.eml", operator.mul, ("text", "text"), size=8)
+        folder.write_made(_repeated, ("text", 2), size=8)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -140,7 +146,7 @@ def test_a_write_failing_in_the_writer_process_names_the_file(tmp_path: Path) ->
     target = tmp_path / "eml"
     with (
         pytest.raises(FileNotFoundError) as failed,
-        StagedFolder(target, writer_process=True) as folder,
+        StagedFolder(target, writers=1) as folder,
     ):
         folder.write("a.eml", b"fine")
         folder.write("no-such-folder/b.eml", b"lost")
@@ -151,7 +157,7 @@ def test_a_write_failing_in_the_writer_process_names_the_file(tmp_path: Path) ->
 def test_a_writer_process_that_dies_fails_the_folder(tmp_path: Path) -> None:
     target = tmp_path / "eml"
     others = set(multiprocessing.active_children())
-    with pytest.raises(BrokenProcessPool), StagedFolder(target, writer_process=True) as folder:
+    with pytest.raises(BrokenProcessPool), StagedFolder(target, writers=1) as folder:
         for n in range(BATCH_FILES):  # a full batch: the writer process starts
             folder.write(f"{n}.eml", b"x")
         [writer] = set(multiprocessing.active_children()) - others

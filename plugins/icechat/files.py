@@ -7,9 +7,9 @@ writers of the same file (two workers sharing the data directory) off each other
 
 Many small files (a dry run's ``.eml`` files) go into a :class:`StagedFolder` instead: a
 temporary name and a rename per file costs about ten times a plain write, so the whole
-folder is written plainly under a temporary name and renamed once. Creating a file is
-mostly the kernel's work; a staged folder can hand it to a second process, so that writing
-overlaps the work of making the files instead of following it.
+folder is written plainly under a temporary name and renamed once. A staged folder can
+hand the making and writing of its files to other processes, so that they overlap the work
+that feeds them (parsing) instead of following it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ PRIVATE = 0o600  # owner-only: plaintext, keys, secrets
 SHARED = 0o666  # what open() uses: the umask decides
 BATCH_BYTES = 1 << 20  # what one hand-over to the writer process carries at most, about
 BATCH_FILES = 512
-BATCHES_IN_FLIGHT = 4  # handed over, not yet written: bounds the memory held
+BATCHES_IN_FLIGHT = 4  # per writer process, handed over, not yet written: bounds the memory held
 
 
 def partial_path(path: Path) -> Path:
@@ -67,16 +67,20 @@ def write_atomic(path: Path, data: bytes | str, mode: int = SHARED) -> None:
         out.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
-Encoder = Callable[..., bytes]
-_Batch = list[tuple[str, Encoder | None, Any]]
+Maker = Callable[..., tuple[str, bytes]]  # a file's name and bytes, from plain values
+_Batch = list[tuple[Maker, tuple[Any, ...]]]
+
+
+def _given(name: str, data: bytes) -> tuple[str, bytes]:
+    return name, data
 
 
 def _write_plain(prefix: str, mode: int, files: _Batch) -> None:
-    """Write each ``(name, encode, value)`` as one plain file under ``prefix``: the bytes
-    ``value``, or ``encode(*value)`` (OSError names the file)."""
+    """Write each ``(make, args)``'s file, ``make(*args)``, as one plain file under
+    ``prefix`` (OSError names the file)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    for name, encode, value in files:
-        data = value if encode is None else encode(*value)
+    for make, args in files:
+        name, data = make(*args)
         path = prefix + name
         fd = os.open(path, flags, mode)
         try:
@@ -98,19 +102,20 @@ class StagedFolder:
     such as a re-run's, each file is moved over its old self). When it raises, or the process
     dies, ``DIR`` is untouched; a crashed run's ``DIR.partial`` is cleared by the next one.
 
-    ``writer_process=True`` writes the files in a second process, a batch at a time, a few
-    batches ahead at most: a failed write raises its ``OSError`` (naming the file) from a
-    later :meth:`write` or from :meth:`flush`, which the block's end calls too.
+    ``writers=N`` makes and writes the files in N other processes, a batch at a time, a few
+    batches ahead at most: a failure there (a write's ``OSError`` naming the file, or what
+    making a file raised) is raised from a later :meth:`write` or from :meth:`flush`, which
+    the block's end calls too.
     """
 
-    def __init__(self, target: Path, mode: int = SHARED, *, writer_process: bool = False):
+    def __init__(self, target: Path, mode: int = SHARED, *, writers: int = 0):
         self.target = target
         self.staging = target.with_name(f"{target.name}.partial")
         self.mode = mode
         self._prefix = f"{self.staging}{os.sep}"
         self._opened = False
-        self._writer_process = writer_process
-        self._writer: ProcessPoolExecutor | None = None
+        self._writers = writers
+        self._pool: ProcessPoolExecutor | None = None
         self._batch: _Batch = []
         self._batch_bytes = 0
         self._in_flight: deque[Future[None]] = deque()
@@ -122,10 +127,10 @@ class StagedFolder:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)  # an earlier crash's, never published
         self.staging.mkdir(mode=0o700)
-        if self._writer_process:
-            # spawn, not fork: the writer needs nothing of this process (lxml, open parts)
+        if self._writers:
+            # spawn, not fork: the writers need nothing of this process (lxml, open parts)
             context = multiprocessing.get_context("spawn")
-            self._writer = ProcessPoolExecutor(max_workers=1, mp_context=context)
+            self._pool = ProcessPoolExecutor(max_workers=self._writers, mp_context=context)
         self._opened = True
         return self
 
@@ -134,48 +139,45 @@ class StagedFolder:
 
     def write(self, name: str, data: bytes) -> None:
         """Write ``data`` as the folder's file ``name`` (a plain name, no folders)."""
-        self._add(name, None, data, len(data))
+        self.write_made(_given, (name, data), len(data))
 
-    def write_encoded(self, name: str, encode: Encoder, args: tuple[Any, ...], size: int) -> None:
-        """Write ``encode(*args)`` as the file ``name``, called in the writer process when
-        there is one, so that making the bytes leaves this process's path too (``encode`` a
-        module-level function; ``args`` plain values, which pickle cheaply; ``size`` about
-        the bytes they make, which bounds what is in flight)."""
-        self._add(name, encode, args, size)
-
-    def _add(self, name: str, encode: Encoder | None, value: Any, size: int) -> None:
-        if self._writer is None:
-            _write_plain(self._prefix, self.mode, [(name, encode, value)])
+    def write_made(self, make: Maker, args: tuple[Any, ...], size: int) -> None:
+        """Write the file ``make(*args)`` returns (name, bytes), made in a writer process
+        when there are any, so that making it leaves this process's path too (``make`` a
+        module-level function, ``args`` values that pickle cheaply, ``size`` about the
+        bytes they hold, which bounds what is in flight)."""
+        if self._pool is None:
+            _write_plain(self._prefix, self.mode, [(make, args)])
             return
-        self._batch.append((name, encode, value))
+        self._batch.append((make, args))
         self._batch_bytes += size
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
-            self._hand_over(self._writer)
+            self._hand_over(self._pool)
 
-    def _hand_over(self, writer: ProcessPoolExecutor) -> None:
-        """Give the batch to the writer process, first waiting for the oldest when enough
+    def _hand_over(self, pool: ProcessPoolExecutor) -> None:
+        """Give the batch to the writer processes, first waiting for the oldest when enough
         batches are in flight."""
-        while len(self._in_flight) >= BATCHES_IN_FLIGHT:
+        while len(self._in_flight) >= BATCHES_IN_FLIGHT * self._writers:
             self._in_flight.popleft().result()
         if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            self._in_flight.append(writer.submit(_write_plain, self._prefix, self.mode, batch))
+            self._in_flight.append(pool.submit(_write_plain, self._prefix, self.mode, batch))
 
     def flush(self) -> None:
         """Wait until every file handed over is written (the first failure raises)."""
-        if self._writer is None:
+        if self._pool is None:
             return
-        self._hand_over(self._writer)
+        self._hand_over(self._pool)
         while self._in_flight:
             self._in_flight.popleft().result()
 
-    def _stop_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.shutdown(wait=True, cancel_futures=True)
-            self._writer = None
+    def _stop_writers(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _discard(self) -> None:
-        self._stop_writer()
+        self._stop_writers()
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def __exit__(
@@ -192,7 +194,7 @@ class StagedFolder:
         except BaseException:
             self._discard()
             raise
-        self._stop_writer()
+        self._stop_writers()
         try:
             self.staging.rename(self.target)  # DIR absent or empty: the whole folder at once
         except OSError as error:

@@ -32,7 +32,7 @@ def test_message_mode_writes_one_eml_per_item_with_the_graph_message_id(tmp_path
     expected = {m.internet_message_id: to_graph_json(m) for m in mails}
     files = sorted((tmp_path / "out").iterdir())
     assert len(files) == 4
-    # the writer process assembles each file: the same bytes as the library's to_eml
+    # the writer processes render each item: the same bytes as the library's to_eml
     assert {p.name: p.read_bytes() for p in files} == {f"{m.key}.eml": to_eml(m) for m in mails}
     seen = {}
     for path in files:

@@ -7,8 +7,9 @@ a room-day that spans two parts gives two files, as it gives two items in the ma
 
 The files are written once each, plainly, into ``DIR.partial/``, which becomes ``DIR`` when
 every part is done (:class:`icechat.files.StagedFolder`): a failed run leaves ``DIR`` as it
-was. A second process assembles each file's bytes and writes them while this one parses and
-renders, so the run takes about the longer of the two, not their sum.
+was. In message mode this process only parses: each chat item goes, with its file, to one of
+:data:`WRITERS` other processes, which render it and write its file meanwhile. A transcript
+needs its whole conversation, so transcripts are rendered here and only written elsewhere.
 """
 
 from __future__ import annotations
@@ -20,16 +21,22 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from icechat.exceptions import RenderOutputError
 from icechat.files import PRIVATE, StagedFolder
-from icechat.ice.parser import read_part
-from icechat.render import MESSAGE, MODES
+from icechat.ice.parser import PartReader, read_part
+from icechat.render import MESSAGE, MODES, TRANSCRIPT
 from icechat.render.day import mail_items
-from icechat.render.eml import eml_bytes, eml_fields, eml_size
+from icechat.render.eml import eml_name, message_eml, to_eml
+from icechat.render.mail import item_file
 
 log = logging.getLogger(__name__)
+# Processes rendering and writing the files. Two keep a two-core machine busy: the parsing
+# process has about half the work of a message-mode run, and more writers in one folder
+# contend for it in the kernel.
+WRITERS = 2
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,28 +59,79 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(func=run)
 
 
+def _write_failure(exc: OSError | BrokenProcessPool, out: Path) -> RenderOutputError:
+    """A failed write (of this file or one handed over earlier) as the user's error."""
+    if isinstance(exc, BrokenProcessPool):
+        return RenderOutputError(
+            f"a process writing the .eml files stopped unexpectedly (killed, or out of "
+            f"memory?); nothing was written to {out}: run the command again"
+        )
+    return RenderOutputError(
+        f"{exc.filename}: cannot write ({exc.strerror}); nothing was written to {out}: "
+        "free space or choose another folder"
+    )
+
+
 @contextmanager
 def _writing(out: Path) -> Iterator[None]:
-    """A failed write (of this file or one handed over earlier) as the user's error."""
     try:
         yield
-    except OSError as exc:
-        raise RenderOutputError(
-            f"{exc.filename}: cannot write ({exc.strerror}); nothing was written to {out}: "
-            "free space or choose another folder"
-        ) from exc
-    except BrokenProcessPool as exc:
-        raise RenderOutputError(
-            f"the process writing the .eml files stopped unexpectedly (killed, or out of "
-            f"memory?); nothing was written to {out}: run the command again"
-        ) from exc
+    except (OSError, BrokenProcessPool) as exc:
+        raise _write_failure(exc, out) from exc
+
+
+@dataclass
+class _Tally:
+    """What the run wrote, as its summary reports it."""
+
+    chat_items: int = 0
+    eml_written: int = 0
+    room_days_continued: int = 0
+    files_not_attached: int = 0
+
+
+def _messages(part: PartReader, folder: StagedFolder, tally: _Tally, out: Path) -> None:
+    """Hand each chat item, with its file read from the part, to the writers to render."""
+    source = part.attachments
+    for item in part.items():
+        file = item_file(item, source)
+        mail_file, missing, _ = file
+        size = len(item.text) + (len(mail_file.data) if mail_file is not None else 0)
+        try:  # not _writing: a context manager per item costs as much as a tenth of the run
+            folder.write_made(message_eml, (item, file), size)
+        except (OSError, BrokenProcessPool) as exc:
+            raise _write_failure(exc, out) from exc
+        tally.chat_items += 1
+        tally.eml_written += 1
+        tally.files_not_attached += missing is not None
+
+
+def _transcripts(
+    name: str, part: PartReader, folder: StagedFolder, tally: _Tally, out: Path, seen: set[str]
+) -> None:
+    """Render each conversation-day here (it needs its whole conversation), then hand it over."""
+    for rendered in mail_items(part, part.attachments, TRANSCRIPT, seen):
+        mail = rendered.mail
+        if rendered.continued:
+            tally.room_days_continued += 1
+            log.info(
+                "%s: room %s on %s began in an earlier part; this slice is its own .eml",
+                name,
+                mail.room.room_id,
+                mail.day,
+            )
+        with _writing(out):
+            folder.write(eml_name(mail.key), to_eml(mail))
+        tally.chat_items += mail.item_count
+        tally.eml_written += 1
+        tally.files_not_attached += len(mail.absent_files)
 
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.eml
     seen: set[str] = set()  # transcript keys, across the parts given
-    written = continued = absent = items = 0
-    folder = StagedFolder(out, PRIVATE, writer_process=True)
+    tally = _Tally()
+    folder = StagedFolder(out, PRIVATE, writers=WRITERS)
     try:
         folder.open()
     except OSError as exc:
@@ -83,35 +141,14 @@ def run(args: argparse.Namespace) -> int:
     with folder:
         for name in args.files:
             with read_part(name) as part:
-                for rendered in mail_items(part, part.attachments, args.mode, seen):
-                    mail = rendered.mail
-                    if rendered.continued:
-                        continued += 1
-                        log.info(
-                            "%s: room %s on %s began in an earlier part; this slice is its own"
-                            " .eml",
-                            name,
-                            mail.room.room_id,
-                            mail.day,
-                        )
-                    fields = eml_fields(mail)
-                    with _writing(out):
-                        folder.write_encoded(f"{mail.key}.eml", eml_bytes, fields, eml_size(fields))
-                    written += 1
-                    items += mail.item_count
-                    absent += len(mail.absent_files)
-            log.info("%s: rendered, %d .eml files so far", name, written)
+                if args.mode == MESSAGE:
+                    _messages(part, folder, tally, out)
+                else:
+                    _transcripts(name, part, folder, tally, out, seen)
+            log.info("%s: rendered, %d .eml files so far", name, tally.eml_written)
         with _writing(out):
             folder.flush()
-    summary = {
-        "mode": args.mode,
-        "files": len(args.files),
-        "chat_items": items,
-        "eml_written": written,
-        "room_days_continued": continued,
-        "files_not_attached": absent,
-        "dir": str(out),
-    }
+    summary = {"mode": args.mode, "files": len(args.files), **asdict(tally), "dir": str(out)}
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from base64 import encodebytes
 from binascii import b2a_qp
-from datetime import datetime
 
+from icechat.ice.model import ChatItem
 from icechat.render.headers import file_parameter, rfc5322_date, unstructured
-from icechat.render.mail import MailAttachment, MailItem
+from icechat.render.mail import ItemFile, MailAttachment, MailItem, message_with_file
 
 CRLF = "\r\n"
 MAX_LINE = 998  # octets, CRLF excluded (RFC 5322 section 2.1.1)
@@ -66,64 +66,29 @@ def _multipart(boundary: str, parts: list[bytes]) -> bytes:
     )
 
 
-# A mail item's .eml as plain values, in eml_bytes's order: what assembling the bytes needs,
-# and cheap to hand to another process (a plain tuple pickles in a fifth of a named tuple's
-# time, which would cost as much as the assembly it hands over).
-EmlFields = tuple[str, datetime, str, str, str, str, str, str, tuple[MailAttachment, ...]]
-
-
-def eml_fields(mail: MailItem) -> EmlFields:
-    """What the item's ``.eml`` holds, not yet assembled (:func:`eml_bytes` assembles it)."""
+def to_eml(mail: MailItem) -> bytes:
+    """The item as an RFC 5322 message: multipart/alternative, in multipart/mixed with files."""
+    alt = f"{BOUNDARY}alt_{mail.key[:32]}"
     cast = mail.cast
-    return (
-        mail.key,
-        mail.time,
-        cast.sender.mailbox,
-        cast.mail_to,
-        mail.subject,
-        mail.internet_message_id,
-        mail.text_body,
-        mail.html_body,
-        mail.attachments,
-    )
-
-
-def eml_size(fields: EmlFields) -> int:
-    """About the bytes the fields make (the bodies' characters and the files' bytes)."""
-    *_, text, html, attachments = fields
-    return len(text) + len(html) + sum(len(a.data) for a in attachments)
-
-
-def eml_bytes(
-    key: str,
-    time: datetime,
-    sender: str,
-    to: str,
-    subject: str,
-    message_id: str,
-    text: str,
-    html: str,
-    attachments: tuple[MailAttachment, ...],
-) -> bytes:
-    """The RFC 5322 message: multipart/alternative, in multipart/mixed with files.
-
-    ``sender`` and ``to`` are header-ready mailboxes (``to`` empty when nobody else).
-    """
-    alt = f"{BOUNDARY}alt_{key[:32]}"
-    headers = [f"Date: {rfc5322_date(time)}", f"From: {sender}"]
-    if to:
-        headers.append(f"To: {to}")
+    headers = [
+        f"Date: {rfc5322_date(mail.time)}",
+        f"From: {cast.sender.mailbox}",
+    ]
+    if cast.mail_to:
+        headers.append(f"To: {cast.mail_to}")
     headers += [
-        f"Subject: {unstructured(subject)}",
-        f"Message-ID: {message_id}",
-        f"X-IceChat-Dedupe-Key: {key}",
+        f"Subject: {unstructured(mail.subject)}",
+        f"Message-ID: {mail.internet_message_id}",
+        f"X-IceChat-Dedupe-Key: {mail.key}",
         "MIME-Version: 1.0",
     ]
-    body = _multipart(alt, [_text_part("plain", text), _text_part("html", html)])
-    if attachments:
-        mixed = f"{BOUNDARY}mixed_{key[:32]}"
+    body = _multipart(
+        alt, [_text_part("plain", mail.text_body), _text_part("html", mail.html_body)]
+    )
+    if mail.attachments:
+        mixed = f"{BOUNDARY}mixed_{mail.key[:32]}"
         inner = f'Content-Type: multipart/alternative; boundary="{alt}"\r\n\r\n'.encode("ascii")
-        files = [_attachment_part(a) for a in attachments]
+        files = [_attachment_part(a) for a in mail.attachments]
         body = _multipart(mixed, [inner + body, *files])
         headers.append(f'Content-Type: multipart/mixed; boundary="{mixed}"')
     else:
@@ -131,6 +96,16 @@ def eml_bytes(
     return (CRLF.join(headers) + CRLF + CRLF).encode("ascii") + body
 
 
-def to_eml(mail: MailItem) -> bytes:
-    """The item as RFC 5322 bytes."""
-    return eml_bytes(*eml_fields(mail))
+def eml_name(key: str) -> str:
+    """The file a mail item's ``.eml`` is written as: its dedupe key, so a re-run rewrites it."""
+    return f"{key}.eml"
+
+
+def message_eml(item: ChatItem, file: ItemFile) -> tuple[str, bytes]:
+    """A chat item's ``.eml`` file (name and bytes) from the item and its file alone.
+
+    Nothing here needs the part open, so another process can render the item: a chat item
+    and its file are what crosses to it, far cheaper to hand over than the mail item.
+    """
+    mail = message_with_file(item, file)
+    return eml_name(mail.key), to_eml(mail)

@@ -215,18 +215,29 @@ def _slice_time(slice_: ConversationSlice) -> datetime:
     )
 
 
-def _files(
-    item: ChatItem, source: AttachmentSource
-) -> tuple[MailAttachment | None, AbsentFile | None, str | None]:
+# A chat item's file as its mail item carries it: the file, or why it has none, and the
+# sentence the bodies show about it (all None for an item without a file).
+ItemFile = tuple[MailAttachment | None, AbsentFile | None, str | None]
+NO_FILE: ItemFile = (None, None, None)
+
+
+def item_file(item: ChatItem, source: AttachmentSource) -> ItemFile:
+    """The item's file, read from the part's ``source``: the one step of rendering a chat
+    item that needs the part open (:func:`message_with_file` does the rest)."""
     if item.attachment is None and item.kind is not ItemKind.FILE_TRANSFER:
-        return None, None, None
+        return NO_FILE
     return _file_of(item, source)
 
 
 def build_message(item: ChatItem, attachments: AttachmentSource) -> MailItem:
     """One chat item as one mail item (message mode)."""
+    return message_with_file(item, item_file(item, attachments))
+
+
+def message_with_file(item: ChatItem, file: ItemFile) -> MailItem:
+    """One chat item as one mail item, its file already read (:func:`item_file`)."""
     item = _utc_item(item)
-    mail_file, absent, note = _files(item, attachments)
+    mail_file, absent, note = file
     key = item_key(item)
     when = shown_time(item.time)
     cast = cast_of(item.sender, item.recipients)
@@ -283,7 +294,7 @@ def build_transcript(slice_: ConversationSlice, attachments: AttachmentSource) -
     absent: list[AbsentFile] = []
     notes: dict[int, str] = {}
     for i in ordered:
-        mail_file, missing, note = _files(i, attachments)
+        mail_file, missing, note = item_file(i, attachments)
         if note is not None:
             notes[id(i)] = note
         if mail_file is not None:
