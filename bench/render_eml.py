@@ -14,8 +14,8 @@ best reading of one case would be set beside a best of another from another time
 
 Targets (issue 12): render >= 60% of the pace of raw and create in series (one item parsed
 and one file written each); inspect >= 40% of raw. They are judged on wall time, the time a
-user waits: render hands its files to a second process, so its writing overlaps its parsing
-as the ceiling's, done in series, cannot. CPU shares (user + system, render's file writer
+user waits: render hands its items to writer processes, so its writing overlaps its parsing
+as the ceiling's, done in series, cannot. CPU shares (user + system, render's writers
 included) are shown beside them: they say how much work each does, and a wall share far
 below its CPU share says the machine was busy with something else.
 """
