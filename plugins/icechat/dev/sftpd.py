@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import pwd
+import random
 import socket
 import subprocess
 import time
@@ -29,11 +30,36 @@ SSHD = "/usr/sbin/sshd"
 HOST = "127.0.0.1"
 _START_TIMEOUT_S = 10.0
 _PORT_ATTEMPTS = 5
+_PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
+_EPHEMERAL_LOW = 32768  # Linux's default
+_FIRST_PORT = 10000  # above the well-known and most registered services' ports
+_PORT_TRIES = 50
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out for outgoing connections (Linux: from /proc)."""
+    try:
+        return int(Path(_PORT_RANGE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _EPHEMERAL_LOW
 
 
 def free_port(host: str = HOST) -> int:
-    """A TCP port nobody listens on right now (another process may still take it)."""
-    with socket.socket() as sock:
+    """A TCP port nobody listens on right now, below the ephemeral range.
+
+    The server that gets it binds later; a port the kernel picked (``bind(0)``) is one it
+    also gives to outgoing connections, and a busy machine's can take it in between (seen
+    under a benchmark's many connections). Below the range only a listener can take it.
+    """
+    low = _ephemeral_low()
+    for port in random.sample(range(_FIRST_PORT, low), max(0, min(_PORT_TRIES, low - _FIRST_PORT))):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # every port tried is taken: let the kernel choose
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
