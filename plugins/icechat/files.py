@@ -75,23 +75,30 @@ def _given(name: str, data: bytes) -> tuple[str, bytes]:
     return name, data
 
 
-def _write_plain(prefix: str, mode: int, files: _Batch) -> None:
-    """Write each ``(make, args)``'s file, ``make(*args)``, as one plain file under
-    ``prefix`` (OSError names the file)."""
+def _write_plain(folder: str, mode: int, files: _Batch) -> None:
+    """Write each ``(make, args)``'s file, ``make(*args)``, as one plain file in ``folder``
+    (OSError names the file). Files are opened relative to the folder, which is looked up
+    once a batch instead of once a file."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    for make, args in files:
-        name, data = make(*args)
-        path = prefix + name
-        fd = os.open(path, flags, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        except OSError as exc:
-            exc.filename = path  # a write's error names no file
-            raise
-        finally:
-            os.close(fd)
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for make, args in files:
+            name, data = make(*args)
+            try:
+                fd = os.open(name, flags, mode, dir_fd=folder_fd)
+                try:
+                    written = os.write(fd, data)
+                    if written < len(data):
+                        view = memoryview(data)[written:]
+                        while view:
+                            view = view[os.write(fd, view) :]
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                exc.filename = os.path.join(folder, name)  # a write's error names no file
+                raise
+    finally:
+        os.close(folder_fd)
 
 
 class StagedFolder:
@@ -112,7 +119,7 @@ class StagedFolder:
         self.target = target
         self.staging = target.with_name(f"{target.name}.partial")
         self.mode = mode
-        self._prefix = f"{self.staging}{os.sep}"
+        self._folder = str(self.staging)
         self._opened = False
         self._writers = writers
         self._pool: ProcessPoolExecutor | None = None
@@ -147,7 +154,7 @@ class StagedFolder:
         module-level function, ``args`` values that pickle cheaply, ``size`` about the
         bytes they hold, which bounds what is in flight)."""
         if self._pool is None:
-            _write_plain(self._prefix, self.mode, [(make, args)])
+            _write_plain(self._folder, self.mode, [(make, args)])
             return
         self._batch.append((make, args))
         self._batch_bytes += size
@@ -161,7 +168,7 @@ class StagedFolder:
             self._in_flight.popleft().result()
         if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            self._in_flight.append(pool.submit(_write_plain, self._prefix, self.mode, batch))
+            self._in_flight.append(pool.submit(_write_plain, self._folder, self.mode, batch))
 
     def flush(self) -> None:
         """Wait until every file handed over is written (the first failure raises)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import pickle
 import threading
 import zipfile
 from datetime import UTC, datetime
@@ -18,7 +19,15 @@ from icechat.exceptions import (
     HostileInputError,
     UnsafePathError,
 )
-from icechat.ice.model import ItemKind, Participant, TransferStatus, Update
+from icechat.ice.model import (
+    Attachment,
+    ChatItem,
+    ItemKind,
+    Participant,
+    Room,
+    TransferStatus,
+    Update,
+)
 from icechat.ice.parser import read_part
 from tests.support.paths import DATA
 
@@ -347,3 +356,23 @@ def test_a_part_is_read_once(tmp_path):
         list(part.items())
         with pytest.raises(RuntimeError, match="once"):
             part.slices()
+
+
+def test_a_chat_item_crosses_to_another_process_whole():
+    """``icechat render`` pickles each item to a writer process, by a reduce of its own."""
+    person = Participant("jdoe1", "Jane Doe", "Broker Ltd", "jane@broker.example")
+    item = ChatItem(
+        Room("ACME01", "PCHAT-1", None, "PrivateChat"),
+        "M-1",
+        ItemKind.FILE_TRANSFER,
+        datetime(2026, 11, 26, 9, 15, 2, 123000, tzinfo=UTC),
+        person,
+        (Participant("asmith2"), person),
+        "see attached",
+        Update.EDITED,
+        "M-0",
+        Attachment("deal.pdf", "attachments/1/deal.pdf", 1234, TransferStatus.FAILED),
+    )
+    copy = pickle.loads(pickle.dumps(item))
+    assert copy == item  # every field (dataclass equality compares them all)
+    assert copy.recipients[1] is copy.sender  # shared people stay shared

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from enum import StrEnum
+from operator import attrgetter
+from typing import Any
 
 
 class ItemKind(StrEnum):
@@ -91,6 +93,14 @@ class ChatItem:
     def participants(self) -> tuple[Participant, ...]:
         """Sender first, then the recipients, in export order."""
         return (self.sender, *self.recipients)
+
+    def __reduce__(self) -> tuple[type[ChatItem], tuple[Any, ...]]:
+        """Pickled as its fields in order: ``icechat render`` hands every item to a writer
+        process, and a slotted dataclass's own state methods take twice as long."""
+        return ChatItem, _chat_item_fields(self)
+
+
+_chat_item_fields = attrgetter(*(f.name for f in fields(ChatItem)))
 
 
 @dataclass(frozen=True, slots=True)
