@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 PRIVATE = 0o600  # owner-only: plaintext, keys, secrets
 SHARED = 0o666  # what open() uses: the umask decides
-BATCH_BYTES = 1 << 20  # what one hand-over to the writer process carries at most, about
+BATCH_BYTES = 1 << 20  # what one hand-over to the writer processes carries at most, about
 BATCH_FILES = 512
 BATCHES_IN_FLIGHT = 4  # per writer process, handed over, not yet written: bounds the memory held
 
