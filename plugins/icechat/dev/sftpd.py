@@ -51,8 +51,8 @@ def free_port(host: str = HOST) -> int:
     also gives to outgoing connections, and a busy machine's can take it in between (seen
     under a benchmark's many connections). Below the range only a listener can take it.
     """
-    low = _ephemeral_low()
-    for port in random.sample(range(_FIRST_PORT, low), max(0, min(_PORT_TRIES, low - _FIRST_PORT))):
+    below = range(_FIRST_PORT, _ephemeral_low())
+    for port in random.sample(below, min(_PORT_TRIES, len(below))):
         with socket.socket() as sock:
             try:
                 sock.bind((host, port))
