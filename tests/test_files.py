@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import stat
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
+from icechat import files
 from icechat.files import (
     BATCH_FILES,
     BATCHES_IN_FLIGHT,
@@ -165,4 +168,30 @@ def test_a_writer_process_that_dies_fails_the_folder(tmp_path: Path) -> None:
         writer.join()
         for n in range(BATCH_FILES * BATCHES_IN_FLIGHT * 2):
             folder.write(f"more-{n}.eml", b"x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _die_holding_the_lock(name: str) -> tuple[str, bytes]:
+    assert files._creating is not None, "made outside a writer process"
+    files._creating.acquire()
+    os._exit(1)
+
+
+def _hung(signum: int, frame: object) -> None:
+    raise TimeoutError("the folder's writers still wait for a lock a dead writer held")
+
+
+def test_a_writer_that_dies_creating_files_does_not_leave_the_others_waiting(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "eml"
+    signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(120)  # a hang fails the test instead of the whole run
+    try:
+        with pytest.raises(BrokenProcessPool), StagedFolder(target, writers=2) as folder:
+            folder.write_made(_die_holding_the_lock, ("dies.eml",), size=1)
+            for n in range(BATCH_FILES * BATCHES_IN_FLIGHT * 4):
+                folder.write(f"{n}.eml", b"x")
+    finally:
+        signal.alarm(0)
     assert list(tmp_path.iterdir()) == []

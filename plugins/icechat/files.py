@@ -9,19 +9,23 @@ Many small files (a dry run's ``.eml`` files) go into a :class:`StagedFolder` in
 temporary name and a rename per file costs about ten times a plain write, so the whole
 folder is written plainly under a temporary name and renamed once. A staged folder can
 hand the making and writing of its files to other processes, so that they overlap the work
-that feeds them (parsing) instead of following it.
+that feeds them (parsing) instead of following it. Those processes create files one at a
+time: the kernel locks a folder for each file created in it, and two processes creating
+side by side spend more system time contending for that lock than creating, so each makes a
+batch, then writes it holding a lock they share, while the other makes its next.
 """
 
 from __future__ import annotations
 
 import errno
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import shutil
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -75,15 +79,30 @@ def _given(name: str, data: bytes) -> tuple[str, bytes]:
     return name, data
 
 
+# In a writer process: the lock its writers hold while creating files (_share_lock sets it).
+_creating: multiprocessing.synchronize.Lock | None = None
+
+
+def _share_lock(lock: multiprocessing.synchronize.Lock) -> None:
+    """A writer process's start: keep the lock the folder's writers create files under."""
+    global _creating
+    _creating = lock
+
+
 def _write_plain(folder: str, mode: int, files: _Batch) -> None:
     """Write each ``(make, args)``'s file, ``make(*args)``, as one plain file in ``folder``
-    (OSError names the file). Files are opened relative to the folder, which is looked up
-    once a batch instead of once a file."""
+    (OSError names the file): all made first, then all written, holding the writers' lock
+    in a writer process. Files are opened relative to the folder, looked up once a batch."""
+    made = [make(*args) for make, args in files]
+    with _creating or nullcontext():
+        _create_all(folder, mode, made)
+
+
+def _create_all(folder: str, mode: int, made: list[tuple[str, bytes]]) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for make, args in files:
-            name, data = make(*args)
+        for name, data in made:
             try:
                 fd = os.open(name, flags, mode, dir_fd=folder_fd)
                 try:
@@ -135,9 +154,15 @@ class StagedFolder:
         shutil.rmtree(self.staging, ignore_errors=True)  # an earlier crash's, never published
         self.staging.mkdir(mode=0o700)
         if self._writers:
-            # spawn, not fork: the writers need nothing of this process (lxml, open parts)
+            # spawn, not fork: the writers need nothing of this process (lxml, open parts).
+            # A writer killed holding the lock breaks the pool, which ends the others.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self._writers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._writers,
+                mp_context=context,
+                initializer=_share_lock,
+                initargs=(context.Lock(),),
+            )
         self._opened = True
         return self
 
