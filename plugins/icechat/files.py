@@ -11,8 +11,9 @@ folder is written plainly under a temporary name and renamed once. A staged fold
 hand the making and writing of its files to other processes, so that they overlap the work
 that feeds them (parsing) instead of following it. Those processes create files one at a
 time: the kernel locks a folder for each file created in it, and two processes creating
-side by side spend more system time contending for that lock than creating, so each makes a
-batch, then writes it holding a lock they share, while the other makes its next.
+files in one folder side by side contend for that lock (on ext4, a longer run and more CPU
+in all), so each makes a batch, then creates its files holding a lock they share, while the
+other makes its next batch.
 """
 
 from __future__ import annotations
