@@ -34,8 +34,8 @@ from icechat.render.mail import item_file
 
 log = logging.getLogger(__name__)
 # Processes rendering and writing the files. Two keep a two-core machine busy: the parsing
-# process has about half the work of a message-mode run, and more writers in one folder
-# contend for it in the kernel.
+# process has about half the work of a message-mode run (the writers take turns creating
+# files: icechat.files).
 WRITERS = 2
 
 
