@@ -185,7 +185,7 @@ def test_a_writer_that_dies_creating_files_does_not_leave_the_others_waiting(
     tmp_path: Path,
 ) -> None:
     target = tmp_path / "eml"
-    signal.signal(signal.SIGALRM, _hung)
+    before = signal.signal(signal.SIGALRM, _hung)
     signal.alarm(120)  # a hang fails the test instead of the whole run
     try:
         with pytest.raises(BrokenProcessPool), StagedFolder(target, writers=2) as folder:
@@ -194,4 +194,5 @@ def test_a_writer_that_dies_creating_files_does_not_leave_the_others_waiting(
                 folder.write(f"{n}.eml", b"x")
     finally:
         signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
     assert list(tmp_path.iterdir()) == []
