@@ -19,6 +19,7 @@ from icechat.files import (
     StagedFolder,
     replacing,
     write_atomic,
+    write_plain,
     written_as,
 )
 
@@ -196,3 +197,48 @@ def test_a_writer_that_dies_creating_files_does_not_leave_the_others_waiting(
         signal.alarm(0)
         signal.signal(signal.SIGALRM, before)
     assert list(tmp_path.iterdir()) == []
+
+
+def _given(name: str, data: bytes) -> tuple[str, bytes]:
+    return name, data
+
+
+def _write_own_files(folder: str, mode: int, first: int, count: int) -> int:
+    """Work for a writer process: make and write ``count`` files itself; fail on a negative."""
+    assert files._creating is not None, "run outside a writer process"
+    if count < 0:
+        raise ValueError(f"{count} files asked for")
+    write_plain(
+        folder, mode, [(_given, (f"{n}.eml", b"%d" % n)) for n in range(first, first + count)]
+    )
+    return count
+
+
+def test_work_run_in_the_writers_writes_its_own_files_into_the_folder(tmp_path: Path) -> None:
+    target = tmp_path / "eml"
+    with StagedFolder(target, PRIVATE, writers=2) as folder:
+        done = [folder.run_in_writer(_write_own_files, n * 1000, 700) for n in range(2)]
+        assert [f.result() for f in done] == [700, 700]
+        assert not target.exists()  # staged until the block ends
+    written = {p.name: p.read_bytes() for p in target.iterdir()}
+    expected = {f"{n}.eml": b"%d" % n for s in (0, 1000) for n in range(s, s + 700)}
+    assert written == expected
+    assert {stat.S_IMODE(p.stat().st_mode) for p in target.iterdir()} == {PRIVATE}
+
+
+def test_work_that_fails_in_a_writer_raises_and_the_folder_is_not_published(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "eml"
+    with (
+        pytest.raises(ValueError, match="-1 files asked for"),
+        StagedFolder(target, writers=1) as folder,
+    ):
+        folder.run_in_writer(_write_own_files, 0, 10).result()
+        folder.run_in_writer(_write_own_files, 0, -1).result()
+    assert list(tmp_path.iterdir()) == []
+    with (
+        pytest.raises(RuntimeError, match="without writer processes"),
+        StagedFolder(target) as folder,
+    ):
+        folder.run_in_writer(_write_own_files, 0, 1)

@@ -29,13 +29,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 PRIVATE = 0o600  # owner-only: plaintext, keys, secrets
 SHARED = 0o666  # what open() uses: the umask decides
 BATCH_BYTES = 1 << 20  # what one hand-over to the writer processes carries at most, about
 BATCH_FILES = 512
 BATCHES_IN_FLIGHT = 4  # per writer process, handed over, not yet written: bounds the memory held
+T = TypeVar("T")
 
 
 def partial_path(path: Path) -> Path:
@@ -90,10 +91,11 @@ def _share_lock(lock: multiprocessing.synchronize.Lock) -> None:
     _creating = lock
 
 
-def _write_plain(folder: str, mode: int, files: _Batch) -> None:
+def write_plain(folder: str, mode: int, files: _Batch) -> None:
     """Write each ``(make, args)``'s file, ``make(*args)``, as one plain file in ``folder``
     (OSError names the file): all made first, then all written, holding the writers' lock
-    in a writer process. Files are opened relative to the folder, looked up once a batch."""
+    in a writer process (work given by :meth:`StagedFolder.run_in_writer` writes with it).
+    Files are opened relative to the folder, looked up once a batch."""
     made = [make(*args) for make, args in files]
     with _creating or nullcontext():
         _create_all(folder, mode, made)
@@ -180,12 +182,21 @@ class StagedFolder:
         module-level function, ``args`` values that pickle cheaply, ``size`` about the
         bytes they hold, which bounds what is in flight)."""
         if self._pool is None:
-            _write_plain(self._folder, self.mode, [(make, args)])
+            write_plain(self._folder, self.mode, [(make, args)])
             return
         self._batch.append((make, args))
         self._batch_bytes += size
         if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
             self._hand_over(self._pool)
+
+    def run_in_writer(self, work: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``work(folder, mode, *args)`` in a writer process: work that makes files itself
+        and writes them into ``folder`` (the staging folder's path) with :func:`write_plain`.
+        What it raises, ``result()`` raises; the folder is published only if the caller's
+        block ends without error."""
+        if self._pool is None:
+            raise RuntimeError(f"{self.target}: a staged folder without writer processes")
+        return self._pool.submit(work, self._folder, self.mode, *args)
 
     def _hand_over(self, pool: ProcessPoolExecutor) -> None:
         """Give the batch to the writer processes, first waiting for the oldest when enough
@@ -194,7 +205,7 @@ class StagedFolder:
             self._in_flight.popleft().result()
         if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            self._in_flight.append(pool.submit(_write_plain, self._folder, self.mode, batch))
+            self._in_flight.append(pool.submit(write_plain, self._folder, self.mode, batch))
 
     def flush(self) -> None:
         """Wait until every file handed over is written (the first failure raises)."""

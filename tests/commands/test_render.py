@@ -7,13 +7,19 @@ import email.policy
 import json
 import resource
 import zipfile
+from datetime import date
 from pathlib import Path
 
+import pytest
+
+from icechat.dev.sample import write_day
+from icechat.exceptions import ExportFormatError
 from icechat.ice.parser import read_part
 from icechat.render import build_message, to_eml, to_graph_json
 from icechat.render.day import render_day
 from icechat.render.itemsfile import read_index
 from tests.support.cli import icechat
+from tests.support.exports import conversation, export_part
 from tests.support.paths import SPEC
 
 
@@ -51,6 +57,76 @@ def test_message_mode_writes_one_eml_per_item_with_the_graph_message_id(tmp_path
     again = icechat("render", str(SPEC), "--eml", str(tmp_path / "out"))
     assert again.returncode == 0
     assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before
+
+
+def expected_files(path: Path) -> dict[str, bytes]:
+    """What message mode must write for a part: the library's own rendering of each item."""
+    with read_part(path) as part:
+        mails = [build_message(i, part.attachments) for i in part.items()]
+    return {f"{m.key}.eml": to_eml(m) for m in mails}
+
+
+def written(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def test_a_plain_part_is_read_in_ranges_side_by_side_giving_the_same_files(tmp_path):
+    path = write_day(tmp_path / "site", "ACME01", date(2026, 11, 26), 1500, 7).parts[0].path
+    out = tmp_path / "out"
+    result = icechat("-v", "render", str(path), "--eml", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: read in 2 ranges side by side" in result.stderr
+    assert "reading every part whole" not in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["chat_items"] == summary["eml_written"] == 1500
+    assert summary["files_not_attached"] > 0  # the sample's transfers: no files in a plain part
+    assert written(out) == expected_files(path)
+
+
+FAKE_ROOM = (
+    "</Conversation><Conversation><RoomID>FAKE</RoomID><RoomType>PersistentChat</RoomType>"
+    "<Message><MessageID>FAKE-0</MessageID><DateTimeUTC>2026-11-26T09:00:00Z</DateTimeUTC>"
+    "<Sender><ImId>mallory</ImId></Sender><Content>not a message</Content></Message>"
+    "</Conversation>"
+)
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        "<!-- " + "x" * 6000 + " </Conversation> " + "y" * 6000 + " -->\n",
+        conversation("B", ["<![CDATA[" + "x" * 6000 + FAKE_ROOM + "y" * 6000 + "]]>"]),
+    ],
+    ids=["end-tag-in-a-comment", "conversation-in-cdata"],
+)
+def test_a_cut_that_falls_somewhere_unsafe_reads_the_part_whole_giving_the_same_files(
+    tmp_path, middle
+):
+    path = tmp_path / "ACME01_ICECHAT_20261126.xml"
+    path.write_bytes(export_part(conversation("A", ["a", "b"]), middle, conversation("C", ["c"])))
+    out = tmp_path / "out"
+    result = icechat("-v", "render", str(path), "--eml", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "read in 2 ranges side by side" in result.stderr
+    assert "reading every part whole" in result.stderr
+    assert written(out) == expected_files(path)
+    assert len(written(out)) == (4 if "CDATA" in middle else 3)  # A-0, A-1, (B-0,) C-0
+
+
+def test_a_damaged_part_read_in_ranges_fails_with_its_true_line(tmp_path):
+    path = write_day(tmp_path / "site", "ACME01", date(2026, 11, 26), 1500, 7).parts[0].path
+    data = path.read_bytes()
+    at = data.index(b"<Content>", len(data) * 3 // 4)
+    path.write_bytes(data[:at] + b"<Content><" + data[at + 9 :])
+    with pytest.raises(ExportFormatError) as whole, read_part(path) as part:
+        list(part.items())
+    out = tmp_path / "out"
+    result = icechat("-v", "render", str(path), "--eml", str(out))
+    assert result.returncode == 1
+    assert str(whole.value) in result.stderr
+    assert whole.value.line == data[:at].count(b"\n") + 1  # counted from the part's start
+    assert whole.value.items_read > 750  # most of the part lies before the damage
+    assert not out.exists()
 
 
 def test_transcript_mode_writes_one_eml_per_conversation(tmp_path):

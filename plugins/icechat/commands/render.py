@@ -7,9 +7,15 @@ a room-day that spans two parts gives two files, as it gives two items in the ma
 
 The files are written once each, plainly, into ``DIR.partial/``, which becomes ``DIR`` when
 every part is done (:class:`icechat.files.StagedFolder`): a failed run leaves ``DIR`` as it
-was. In message mode this process only parses: each chat item goes, with its file, to one of
-:data:`WRITERS` other processes, which render it and write its file meanwhile. A transcript
-needs its whole conversation, so transcripts are rendered here and only written elsewhere.
+was. The work is done by :data:`WRITERS` other processes. In message mode a plain part is cut
+into as many ranges (:mod:`icechat.ice.ranges`), and each process parses one, rendering and
+writing its items: no item crosses between processes. When a range cannot be read (the part
+is damaged, or a cut fell somewhere unsafe), the whole run starts again reading each part
+whole, so that the user gets the part's own error with its true line, or every item right.
+A part that cannot be cut (compressed, one conversation) is parsed here, and each chat item
+goes with its file to a writer process, which renders it and writes its file meanwhile. A
+transcript needs its whole conversation, so transcripts are rendered here and only written
+elsewhere.
 """
 
 from __future__ import annotations
@@ -17,25 +23,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from icechat.exceptions import RenderOutputError
-from icechat.files import PRIVATE, StagedFolder
+from icechat.exceptions import IceChatError, RenderOutputError
+from icechat.files import BATCH_BYTES, BATCH_FILES, PRIVATE, Maker, StagedFolder, write_plain
 from icechat.ice.parser import PartReader, read_part
+from icechat.ice.ranges import PartRange, cut_part, read_range
 from icechat.render import MESSAGE, MODES, TRANSCRIPT
 from icechat.render.day import mail_items
 from icechat.render.eml import eml_name, message_eml, to_eml
 from icechat.render.mail import item_file
 
 log = logging.getLogger(__name__)
-# Processes rendering and writing the files. Two keep a two-core machine busy: the parsing
-# process has about half the work of a message-mode run (the writers take turns creating
-# files: icechat.files).
+# Processes parsing (a range each), rendering and writing the files: two keep a two-core
+# machine busy (they take turns creating files: icechat.files).
 WRITERS = 2
 
 
@@ -106,6 +114,59 @@ def _messages(part: PartReader, folder: StagedFolder, tally: _Tally, out: Path) 
         tally.files_not_attached += missing is not None
 
 
+class _RangeUnreadable(Exception):
+    """A writer process could not read its range of a cut part (the reason as text: the
+    parser's own errors do not cross between processes)."""
+
+
+class _CutFailed(Exception):
+    """A range of a cut part could not be read: the run starts again, reading parts whole."""
+
+
+def _render_range(folder: str, mode: int, piece: PartRange) -> tuple[int, int]:
+    """In a writer process: parse one range of a plain part, render each chat item and write
+    its file; return how many items, and how many of their files were not attached."""
+    items = not_attached = size = 0
+    batch: list[tuple[Maker, tuple[Any, ...]]] = []
+    try:
+        with read_range(piece) as part:
+            for item in part.items():
+                file = item_file(item, part.attachments)
+                batch.append((message_eml, (item, file)))
+                items += 1
+                not_attached += file[1] is not None
+                size += len(item.text)
+                if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
+                    write_plain(folder, mode, batch)
+                    batch, size = [], 0
+    except IceChatError as exc:
+        raise _RangeUnreadable(str(exc)) from None
+    write_plain(folder, mode, batch)
+    return items, not_attached
+
+
+def _messages_in_ranges(
+    name: str, pieces: list[PartRange], folder: StagedFolder, tally: _Tally, out: Path
+) -> None:
+    """Give each range of a cut part to a writer process, and add up what they wrote."""
+    log.info("%s: read in %d ranges side by side", name, len(pieces))
+    done = [folder.run_in_writer(_render_range, piece) for piece in pieces]
+    for future in done:
+        try:
+            items, not_attached = future.result()
+        except BrokenProcessPool as exc:
+            raise _write_failure(exc, out) from exc
+        except OSError as exc:
+            if str(exc.filename or "").startswith(f"{folder.staging}{os.sep}"):
+                raise _write_failure(exc, out) from exc
+            raise _CutFailed(f"{name}: {exc}") from exc
+        except Exception as exc:  # the part's own error, or an unsafe cut: read it whole
+            raise _CutFailed(f"{name}: {exc}") from exc
+        tally.chat_items += items
+        tally.eml_written += items
+        tally.files_not_attached += not_attached
+
+
 def _transcripts(
     name: str, part: PartReader, folder: StagedFolder, tally: _Tally, out: Path, seen: set[str]
 ) -> None:
@@ -128,6 +189,15 @@ def _transcripts(
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mode == MESSAGE:
+        try:
+            return _run(args, cut=True)
+        except _CutFailed as failed:
+            log.info("%s; reading every part whole", failed)
+    return _run(args, cut=False)
+
+
+def _run(args: argparse.Namespace, cut: bool) -> int:
     out: Path = args.eml
     seen: set[str] = set()  # transcript keys, across the parts given
     tally = _Tally()
@@ -140,11 +210,15 @@ def run(args: argparse.Namespace) -> int:
         ) from exc
     with folder:
         for name in args.files:
-            with read_part(name) as part:
-                if args.mode == MESSAGE:
-                    _messages(part, folder, tally, out)
-                else:
-                    _transcripts(name, part, folder, tally, out, seen)
+            pieces = cut_part(Path(name), WRITERS) if cut else []
+            if len(pieces) > 1:
+                _messages_in_ranges(name, pieces, folder, tally, out)
+            else:
+                with read_part(name) as part:
+                    if args.mode == MESSAGE:
+                        _messages(part, folder, tally, out)
+                    else:
+                        _transcripts(name, part, folder, tally, out, seen)
             log.info("%s: rendered, %d .eml files so far", name, tally.eml_written)
         with _writing(out):
             folder.flush()
