@@ -123,6 +123,8 @@ def test_a_damaged_part_read_in_ranges_fails_with_its_true_line(tmp_path):
     out = tmp_path / "out"
     result = icechat("-v", "render", str(path), "--eml", str(out))
     assert result.returncode == 1
+    assert "read in 2 ranges side by side" in result.stderr
+    assert "reading every part whole" in result.stderr
     assert str(whole.value) in result.stderr
     assert whole.value.line == data[:at].count(b"\n") + 1  # counted from the part's start
     assert whole.value.items_read > 750  # most of the part lies before the damage
