@@ -19,7 +19,7 @@ from icechat.files import (
     StagedFolder,
     replacing,
     write_atomic,
-    write_plain,
+    write_each,
     written_as,
 )
 
@@ -199,18 +199,13 @@ def test_a_writer_that_dies_creating_files_does_not_leave_the_others_waiting(
     assert list(tmp_path.iterdir()) == []
 
 
-def _given(name: str, data: bytes) -> tuple[str, bytes]:
-    return name, data
-
-
 def _write_own_files(folder: str, mode: int, first: int, count: int) -> int:
     """Work for a writer process: make and write ``count`` files itself; fail on a negative."""
     assert files._creating is not None, "run outside a writer process"
     if count < 0:
         raise ValueError(f"{count} files asked for")
-    write_plain(
-        folder, mode, [(_given, (f"{n}.eml", b"%d" % n)) for n in range(first, first + count)]
-    )
+    numbered = range(first, first + count)
+    write_each(folder, mode, ((files._given, (f"{n}.eml", b"%d" % n), 1) for n in numbered))
     return count
 
 

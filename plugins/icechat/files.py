@@ -24,7 +24,7 @@ import multiprocessing.synchronize
 import os
 import shutil
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -91,14 +91,32 @@ def _share_lock(lock: multiprocessing.synchronize.Lock) -> None:
     _creating = lock
 
 
-def write_plain(folder: str, mode: int, files: _Batch) -> None:
+def _write_plain(folder: str, mode: int, files: _Batch) -> None:
     """Write each ``(make, args)``'s file, ``make(*args)``, as one plain file in ``folder``
     (OSError names the file): all made first, then all written, holding the writers' lock
-    in a writer process (work given by :meth:`StagedFolder.run_in_writer` writes with it).
-    Files are opened relative to the folder, looked up once a batch."""
+    in a writer process. Files are opened relative to the folder, looked up once a batch."""
     made = [make(*args) for make, args in files]
     with _creating or nullcontext():
         _create_all(folder, mode, made)
+
+
+def _batch_full(size: int, files: int) -> bool:
+    """Whether a batch of ``files`` files holding about ``size`` bytes is due to be written."""
+    return size >= BATCH_BYTES or files >= BATCH_FILES
+
+
+def write_each(folder: str, mode: int, files: Iterable[tuple[Maker, tuple[Any, ...], int]]) -> None:
+    """Write each ``(make, args, size)``'s file into ``folder`` with :func:`_write_plain`, a
+    batch at a time: how work given by :meth:`StagedFolder.run_in_writer` writes its files."""
+    batch: _Batch = []
+    held = 0
+    for make, args, size in files:
+        batch.append((make, args))
+        held += size
+        if _batch_full(held, len(batch)):
+            _write_plain(folder, mode, batch)
+            batch, held = [], 0
+    _write_plain(folder, mode, batch)
 
 
 def _create_all(folder: str, mode: int, made: list[tuple[str, bytes]]) -> None:
@@ -182,16 +200,16 @@ class StagedFolder:
         module-level function, ``args`` values that pickle cheaply, ``size`` about the
         bytes they hold, which bounds what is in flight)."""
         if self._pool is None:
-            write_plain(self._folder, self.mode, [(make, args)])
+            _write_plain(self._folder, self.mode, [(make, args)])
             return
         self._batch.append((make, args))
         self._batch_bytes += size
-        if self._batch_bytes >= BATCH_BYTES or len(self._batch) >= BATCH_FILES:
+        if _batch_full(self._batch_bytes, len(self._batch)):
             self._hand_over(self._pool)
 
     def run_in_writer(self, work: Callable[..., T], *args: Any) -> Future[T]:
         """Run ``work(folder, mode, *args)`` in a writer process: work that makes files itself
-        and writes them into ``folder`` (the staging folder's path) with :func:`write_plain`.
+        and writes them into ``folder`` (the staging folder's path) with :func:`write_each`.
         What it raises, ``result()`` raises; the folder is published only if the caller's
         block ends without error."""
         if self._pool is None:
@@ -205,7 +223,7 @@ class StagedFolder:
             self._in_flight.popleft().result()
         if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            self._in_flight.append(pool.submit(write_plain, self._folder, self.mode, batch))
+            self._in_flight.append(pool.submit(_write_plain, self._folder, self.mode, batch))
 
     def flush(self) -> None:
         """Wait until every file handed over is written (the first failure raises)."""

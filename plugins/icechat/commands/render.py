@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from icechat.exceptions import IceChatError, RenderOutputError
-from icechat.files import BATCH_BYTES, BATCH_FILES, PRIVATE, Maker, StagedFolder, write_plain
+from icechat.files import PRIVATE, Maker, StagedFolder, write_each
 from icechat.ice.parser import PartReader, read_part
 from icechat.ice.ranges import PartRange, cut_part, read_range
 from icechat.render import MESSAGE, MODES, TRANSCRIPT
@@ -123,26 +123,25 @@ class _CutFailed(Exception):
     """A range of a cut part could not be read: the run starts again, reading parts whole."""
 
 
-def _render_range(folder: str, mode: int, piece: PartRange) -> tuple[int, int]:
+def _render_range(folder: str, mode: int, piece: PartRange) -> _Tally:
     """In a writer process: parse one range of a plain part, render each chat item and write
-    its file; return how many items, and how many of their files were not attached."""
-    items = not_attached = size = 0
-    batch: list[tuple[Maker, tuple[Any, ...]]] = []
+    its file; return what it wrote."""
+    tally = _Tally()
+
+    def files(part: PartReader) -> Iterator[tuple[Maker, tuple[Any, ...], int]]:
+        for item in part.items():
+            file = item_file(item, part.attachments)
+            tally.chat_items += 1
+            tally.files_not_attached += file[1] is not None
+            yield message_eml, (item, file), len(item.text)
+
     try:
         with read_range(piece) as part:
-            for item in part.items():
-                file = item_file(item, part.attachments)
-                batch.append((message_eml, (item, file)))
-                items += 1
-                not_attached += file[1] is not None
-                size += len(item.text)
-                if size >= BATCH_BYTES or len(batch) >= BATCH_FILES:
-                    write_plain(folder, mode, batch)
-                    batch, size = [], 0
+            write_each(folder, mode, files(part))
     except IceChatError as exc:
         raise _RangeUnreadable(str(exc)) from None
-    write_plain(folder, mode, batch)
-    return items, not_attached
+    tally.eml_written = tally.chat_items
+    return tally
 
 
 def _messages_in_ranges(
@@ -153,18 +152,17 @@ def _messages_in_ranges(
     done = [folder.run_in_writer(_render_range, piece) for piece in pieces]
     for future in done:
         try:
-            items, not_attached = future.result()
+            wrote = future.result()
         except BrokenProcessPool as exc:
             raise _write_failure(exc, out) from exc
-        except OSError as exc:
-            if str(exc.filename or "").startswith(f"{folder.staging}{os.sep}"):
+        except Exception as exc:  # a file not written, else the part's own error or a bad cut
+            in_folder = str(getattr(exc, "filename", "")).startswith(f"{folder.staging}{os.sep}")
+            if isinstance(exc, OSError) and in_folder:
                 raise _write_failure(exc, out) from exc
             raise _CutFailed(f"{name}: {exc}") from exc
-        except Exception as exc:  # the part's own error, or an unsafe cut: read it whole
-            raise _CutFailed(f"{name}: {exc}") from exc
-        tally.chat_items += items
-        tally.eml_written += items
-        tally.files_not_attached += not_attached
+        tally.chat_items += wrote.chat_items
+        tally.eml_written += wrote.eml_written
+        tally.files_not_attached += wrote.files_not_attached
 
 
 def _transcripts(
